@@ -1,0 +1,20 @@
+//! Creates the service's table (local emulator or AWS), or prints its schema.
+//!
+//! `create-table` uses `TABLE_NAME` and the standard AWS environment
+//! (`AWS_ENDPOINT_URL_DYNAMODB` for an emulator); `create-table --print-schema` prints the
+//! key schema as JSON for the infra parity test.
+
+use shared::store::schema;
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    if std::env::args().any(|a| a == "--print-schema") {
+        println!("{}", serde_json::to_string_pretty(&schema::describe())?);
+        return Ok(());
+    }
+    let table = std::env::var("TABLE_NAME").map_err(|_| "missing required environment variable TABLE_NAME")?;
+    let client = shared::clients::dynamodb().await;
+    schema::create_table(&client, &table).await?;
+    println!("table {table} is ready");
+    Ok(())
+}

@@ -1,0 +1,24 @@
+//! The one place that builds SDK clients; each is built once per process, in `main`.
+
+use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use std::time::Duration;
+
+/// Attempts the SDK makes itself on throttling and 5xx (each with backoff).
+const SDK_MAX_ATTEMPTS: u32 = 3;
+
+/// A DynamoDB client from the standard chain; `AWS_ENDPOINT_URL_DYNAMODB` points it at an emulator.
+pub async fn dynamodb() -> aws_sdk_dynamodb::Client {
+    let shared = aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(RetryConfig::standard().with_max_attempts(SDK_MAX_ATTEMPTS))
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(2))
+                .operation_attempt_timeout(Duration::from_secs(3))
+                .build(),
+        )
+        .load()
+        .await;
+    aws_sdk_dynamodb::Client::new(&shared)
+}

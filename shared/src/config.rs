@@ -1,0 +1,128 @@
+//! Configuration, read once from the environment at start-up (§7 of the contract).
+
+use std::fmt;
+
+/// A secret value: never printed, never logged.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ConfigError {
+    #[error("missing required environment variable {0}")]
+    Missing(&'static str),
+    #[error("environment variable {name} is invalid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+/// Which optional parts of the configuration a function needs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Needs {
+    pub admin: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub table_name: String,
+    /// Signs and verifies end-user session tokens (HS256).
+    pub token_signing_key: Secret,
+    /// Bearer for `/admin`; only functions that serve admin routes load it.
+    pub admin_token: Option<Secret>,
+    /// How long API keys and entities are cached per process; bounds how late a revocation
+    /// takes effect.
+    pub auth_cache_seconds: u64,
+}
+
+/// Default bound on how long a revoked key keeps working in another warm process.
+pub const DEFAULT_AUTH_CACHE_SECONDS: u64 = 30;
+
+impl Config {
+    pub fn from_env(needs: Needs) -> Result<Self, ConfigError> {
+        Self::from_lookup(needs, |name| std::env::var(name).ok())
+    }
+
+    /// Reads from any lookup, so tests need not touch the process environment.
+    pub fn from_lookup(
+        needs: Needs,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let required = |name: &'static str| {
+            lookup(name).filter(|v| !v.trim().is_empty()).ok_or(ConfigError::Missing(name))
+        };
+        let auth_cache_seconds = match lookup("AUTH_CACHE_SECONDS") {
+            None => DEFAULT_AUTH_CACHE_SECONDS,
+            Some(raw) => parse_cache_seconds(&raw)?,
+        };
+        Ok(Self {
+            table_name: required("TABLE_NAME")?,
+            token_signing_key: Secret::new(required("TOKEN_SIGNING_KEY")?),
+            admin_token: if needs.admin { Some(Secret::new(required("ADMIN_TOKEN")?)) } else { None },
+            auth_cache_seconds,
+        })
+    }
+}
+
+fn parse_cache_seconds(raw: &str) -> Result<u64, ConfigError> {
+    match raw.parse::<u64>() {
+        Ok(seconds) if seconds <= 60 => Ok(seconds),
+        _ => Err(ConfigError::Invalid {
+            name: "AUTH_CACHE_SECONDS",
+            reason: "must be a whole number of seconds from 0 to 60".into(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |name| map.get(name).cloned()
+    }
+
+    #[test]
+    fn names_the_missing_variable() {
+        let err = Config::from_lookup(Needs::default(), lookup(&[("TABLE_NAME", "t")])).unwrap_err();
+        assert_eq!(err.to_string(), "missing required environment variable TOKEN_SIGNING_KEY");
+        let err = Config::from_lookup(
+            Needs { admin: true },
+            lookup(&[("TABLE_NAME", "t"), ("TOKEN_SIGNING_KEY", "k")]),
+        )
+        .unwrap_err();
+        assert_eq!(err, ConfigError::Missing("ADMIN_TOKEN"));
+    }
+
+    #[test]
+    fn admin_token_only_when_needed_and_never_printed() {
+        let vars = [("TABLE_NAME", "t"), ("TOKEN_SIGNING_KEY", "k"), ("ADMIN_TOKEN", "hush")];
+        let config = Config::from_lookup(Needs::default(), lookup(&vars)).unwrap();
+        assert!(config.admin_token.is_none());
+        let config = Config::from_lookup(Needs { admin: true }, lookup(&vars)).unwrap();
+        assert!(!format!("{config:?}").contains("hush"));
+        assert_eq!(config.auth_cache_seconds, DEFAULT_AUTH_CACHE_SECONDS);
+    }
+
+    #[test]
+    fn rejects_a_cache_bound_over_a_minute() {
+        let vars = [("TABLE_NAME", "t"), ("TOKEN_SIGNING_KEY", "k"), ("AUTH_CACHE_SECONDS", "61")];
+        assert!(Config::from_lookup(Needs::default(), lookup(&vars)).is_err());
+    }
+}

@@ -1,0 +1,83 @@
+//! Entities (the businesses selling credits) and their API keys.
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::as_rfc3339;
+use crate::domain::limits::{check_currency, check_text};
+use crate::error::ApiError;
+use crate::ids::validate_user_id;
+
+pub const MAX_OWNERS: usize = 100;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Entity {
+    pub entity_id: String,
+    pub name: String,
+    pub owner_user_ids: Vec<String>,
+    pub currency: String,
+    /// Active API keys (public ids only).
+    #[serde(rename = "apikeys")]
+    pub api_keys: Vec<String>,
+    #[serde(with = "as_rfc3339")]
+    pub created_at: i64,
+    #[serde(with = "as_rfc3339")]
+    pub updated_at: i64,
+}
+
+impl Entity {
+    pub fn is_owner(&self, user_id: &str) -> bool {
+        self.owner_user_ids.iter().any(|owner| owner == user_id)
+    }
+}
+
+/// An API key as stored: the secret only as a hash.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiKey {
+    pub apikey: String,
+    pub entity_id: String,
+    pub secret_hash: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct NewEntity {
+    pub name: String,
+    #[serde(default)]
+    pub owner_user_ids: Vec<String>,
+    pub currency: String,
+}
+
+impl NewEntity {
+    pub fn validate(&self) -> Result<(), ApiError> {
+        check_text("name", &self.name, 100)?;
+        check_currency("currency", &self.currency)?;
+        validate_owners(&self.owner_user_ids)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct OwnersUpdate {
+    pub owner_user_ids: Vec<String>,
+}
+
+pub fn validate_owners(owners: &[String]) -> Result<(), ApiError> {
+    if owners.len() > MAX_OWNERS {
+        return Err(ApiError::validation(format!("ownerUserIds may hold at most {MAX_OWNERS} ids")));
+    }
+    owners.iter().try_for_each(|owner| validate_user_id("ownerUserIds", owner))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validates_new_entities() {
+        let ok = NewEntity { name: "Acme".into(), owner_user_ids: vec!["u-1".into()], currency: "usd".into() };
+        assert!(ok.validate().is_ok());
+        let bad_owner = NewEntity { owner_user_ids: vec!["bad id".into()], ..ok };
+        assert!(bad_owner.validate().unwrap_err().message.starts_with("ownerUserIds"));
+    }
+}

@@ -1,0 +1,5 @@
+//! The business model and its rules. No HTTP, no SDK types: pure data and checks.
+
+pub mod entity;
+pub mod limits;
+pub mod tier;

@@ -1,0 +1,18 @@
+//! Everything the functions share: auth, the domain, HTTP plumbing, the DynamoDB store.
+
+pub mod app;
+pub mod auth;
+pub mod clients;
+pub mod clock;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod idempotency;
+pub mod ids;
+pub mod lambda;
+pub mod store;
+pub mod telemetry;
+
+pub use app::AppState;
+pub use error::{ApiError, ApiResult, ErrorCode};

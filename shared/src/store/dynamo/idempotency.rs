@@ -1,0 +1,57 @@
+//! Idempotency records: written inside the guarded transaction, read before business rules.
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+
+use super::{DynamoStore, Item, n, s};
+use crate::idempotency::{RETENTION_MILLIS, StoredResponse};
+use crate::store::keys::{self, TTL};
+use crate::store::{IdempotencyStore, StoreError, StoreResult};
+
+/// The record as a transaction action: it must be new (or expired).
+pub fn put(record: &StoredResponse, table: &str) -> StoreResult<TransactWriteItem> {
+    let key = keys::idempotency(&record.entity_id, &record.key);
+    let mut item = key.to_item();
+    item.extend([
+        ("kind".to_owned(), s("idempotency")),
+        ("entityId".to_owned(), s(&record.entity_id)),
+        ("key".to_owned(), s(&record.key)),
+        ("fingerprint".to_owned(), s(&record.fingerprint)),
+        ("status".to_owned(), n(record.status)),
+        ("body".to_owned(), s(&record.body)),
+        ("expiresAt".to_owned(), n(record.expires_at)),
+        (TTL.to_owned(), n(record.expires_at / 1000)),
+    ]);
+    let put = Put::builder()
+        .table_name(table)
+        .set_item(Some(item))
+        .condition_expression("attribute_not_exists(pk) OR expiresAt < :now")
+        .expression_attribute_values(":now", n(record.expires_at - RETENTION_MILLIS))
+        .return_values_on_condition_check_failure(
+            aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld,
+        )
+        .build()
+        .map_err(|e| StoreError::Internal(e.to_string()))?;
+    Ok(TransactWriteItem::builder().put(put).build())
+}
+
+pub fn from_item(item: Item) -> StoreResult<StoredResponse> {
+    let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+    let number = |name: &str| item.get(name).and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<i64>().ok());
+    let corrupt = || StoreError::Internal("corrupt idempotency record".into());
+    Ok(StoredResponse {
+        entity_id: text("entityId").ok_or_else(corrupt)?,
+        key: text("key").ok_or_else(corrupt)?,
+        fingerprint: text("fingerprint").ok_or_else(corrupt)?,
+        status: number("status").and_then(|v| u16::try_from(v).ok()).ok_or_else(corrupt)?,
+        body: text("body").ok_or_else(corrupt)?,
+        expires_at: number("expiresAt").ok_or_else(corrupt)?,
+    })
+}
+
+#[async_trait]
+impl IdempotencyStore for DynamoStore {
+    async fn get_response(&self, entity_id: &str, key: &str) -> StoreResult<Option<StoredResponse>> {
+        self.get(keys::idempotency(entity_id, key)).await?.map(from_item).transpose()
+    }
+}

@@ -1,0 +1,94 @@
+//! Narrow store traits the handlers depend on, and their DynamoDB implementation.
+
+pub mod dynamo;
+pub mod keys;
+pub mod schema;
+
+use async_trait::async_trait;
+
+use crate::domain::entity::{ApiKey, Entity};
+use crate::domain::tier::Tier;
+use crate::error::ApiError;
+use crate::idempotency::StoredResponse;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A condition of the write did not hold (duplicate id, stale version, missing item).
+    #[error("condition failed")]
+    ConditionFailed,
+    /// The request's idempotency key was already used; this is what it answered.
+    #[error("idempotency key already used")]
+    IdempotencyHit(Box<StoredResponse>),
+    /// Throttled, conflicting or unreachable after the retry budget.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    #[error("store failure: {0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Unavailable(cause) => {
+                tracing::warn!(%cause, "store unavailable");
+                ApiError::unavailable()
+            }
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[async_trait]
+pub trait EntityStore: Send + Sync {
+    /// Writes the entity and its first API key together.
+    async fn create_entity(
+        &self,
+        entity: &Entity,
+        key: &ApiKey,
+        idem: &StoredResponse,
+    ) -> StoreResult<()>;
+    async fn get_entity(&self, entity_id: &str) -> StoreResult<Option<Entity>>;
+    /// Replaces the owners; `None` when the entity does not exist.
+    async fn set_owners(
+        &self,
+        entity_id: &str,
+        owners: &[String],
+        now: i64,
+    ) -> StoreResult<Option<Entity>>;
+    /// Adds a key to an existing entity; `ConditionFailed` when the entity does not exist.
+    async fn add_api_key(
+        &self,
+        key: &ApiKey,
+        now: i64,
+        idem: &StoredResponse,
+    ) -> StoreResult<()>;
+    /// Deletes a key of this entity; `ConditionFailed` when it is not one.
+    async fn revoke_api_key(&self, entity_id: &str, apikey: &str, now: i64) -> StoreResult<()>;
+    async fn get_api_key(&self, apikey: &str) -> StoreResult<Option<ApiKey>>;
+}
+
+#[async_trait]
+pub trait TierStore: Send + Sync {
+    /// `ConditionFailed` when the id is taken.
+    async fn create_tier(&self, tier: &Tier, idem: &StoredResponse) -> StoreResult<()>;
+    async fn get_tier(&self, entity_id: &str, tier_id: &str) -> StoreResult<Option<Tier>>;
+    async fn list_tiers(&self, entity_id: &str) -> StoreResult<Vec<Tier>>;
+    /// Writes `next` only if the stored version is still `expected_version`.
+    async fn update_tier(
+        &self,
+        next: &Tier,
+        expected_version: u64,
+        idem: &StoredResponse,
+    ) -> StoreResult<()>;
+}
+
+#[async_trait]
+pub trait IdempotencyStore: Send + Sync {
+    async fn get_response(&self, entity_id: &str, key: &str) -> StoreResult<Option<StoredResponse>>;
+}
+
+/// Everything the functions use; one DynamoDB implementation, fakes in unit tests.
+pub trait Store: EntityStore + TierStore + IdempotencyStore {}
+impl<T: EntityStore + TierStore + IdempotencyStore> Store for T {}

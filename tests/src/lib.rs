@@ -1,1 +1,197 @@
+//! Test harness: a real DynamoDB emulator over the wire, the functions' real routers, and a
+//! client that dispatches requests to functions exactly as `cargo lambda watch` does (the
+//! path → function table is read from the workspace's `Cargo.toml`).
+
+pub mod emulator;
+pub mod fixtures;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tower::ServiceExt;
+
+use shared::AppState;
+use shared::clock::ManualClock;
+use shared::config::{Config, Secret};
+use shared::store::dynamo::DynamoStore;
+
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+pub const TOKEN_SIGNING_KEY: &str = "test-token-signing-key";
+pub const WORKSPACE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+
+/// One isolated service: its own table on the shared emulator, its own clock and caches.
+pub struct TestApp {
+    pub clock: Arc<ManualClock>,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub table: String,
+    functions: HashMap<String, Router>,
+    routes: matchit::Router<String>,
+}
+
+pub struct TestResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl TestResponse {
+    /// The `data` of a success envelope.
+    pub fn data(&self) -> &Value {
+        &self.body["data"]
+    }
+
+    pub fn error_code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+
+    pub fn error_message(&self) -> &str {
+        self.body["error"]["message"].as_str().unwrap_or("")
+    }
+}
+
+impl TestApp {
+    pub async fn start() -> Self {
+        Self::with_cache_seconds(shared::config::DEFAULT_AUTH_CACHE_SECONDS).await
+    }
+
+    pub async fn with_cache_seconds(auth_cache_seconds: u64) -> Self {
+        let dynamodb = emulator::client().await;
+        let table = format!("test-{}", ulid::Ulid::new().to_string().to_lowercase());
+        shared::store::schema::create_table(&dynamodb, &table).await.expect("create table");
+        Self::on_table(dynamodb, table, auth_cache_seconds)
+    }
+
+    /// Another warm process of the same service: same table, its own caches and clock.
+    pub async fn sibling(&self) -> Self {
+        Self::on_table(emulator::client().await, self.table.clone(), shared::config::DEFAULT_AUTH_CACHE_SECONDS)
+    }
+
+    fn on_table(dynamodb: aws_sdk_dynamodb::Client, table: String, auth_cache_seconds: u64) -> Self {
+        let clock = Arc::new(ManualClock::starting_now());
+        let config = Config {
+            table_name: table.clone(),
+            token_signing_key: Secret::new(TOKEN_SIGNING_KEY),
+            admin_token: Some(Secret::new(ADMIN_TOKEN)),
+            auth_cache_seconds,
+        };
+        let store = Arc::new(DynamoStore::new(dynamodb.clone(), table.clone()));
+        let state = AppState::new(config, store, clock.clone());
+        let functions = HashMap::from([
+            ("admin".to_owned(), admin::router(state.clone())),
+            ("tiers".to_owned(), tiers::router(state.clone())),
+            ("auth".to_owned(), auth::router(state)),
+        ]);
+        Self { clock, dynamodb, table, functions, routes: watch_router() }
+    }
+
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder<'_> {
+        RequestBuilder { app: self, method, path: path.to_owned(), headers: Vec::new(), body: Vec::new() }
+    }
+
+    pub fn clock_millis(&self) -> i64 {
+        use shared::clock::Clock;
+        self.clock.now_millis()
+    }
+
+    /// Every item in the table, for "nothing was written" checks.
+    pub async fn item_count(&self) -> usize {
+        let output = self.dynamodb.scan().table_name(&self.table).send().await.expect("scan");
+        output.count() as usize
+    }
+
+    /// The function the watch router (and API Gateway) sends this path to.
+    fn router_for(&self, path_and_query: &str) -> Router {
+        let path = path_and_query.split('?').next().unwrap_or_default();
+        let function = match self.routes.at(path) {
+            Ok(matched) => matched.value.clone(),
+            // Unrouted paths: any function's 404 has the same shape.
+            Err(_) => "tiers".to_owned(),
+        };
+        self.functions.get(&function).unwrap_or_else(|| panic!("function {function} is not wired into TestApp")).clone()
+    }
+}
+
+async fn dispatch(router: Router, request: Request<Body>) -> TestResponse {
+    let response = router.oneshot(request).await.expect("router is infallible");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.into_body().collect().await.expect("body").to_bytes();
+    let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).expect("JSON body") };
+    TestResponse { status, headers, body }
+}
+
+/// Sends every request at once, each on its own task, and returns the answers in order.
+pub async fn concurrently<F>(requests: impl IntoIterator<Item = F>) -> Vec<TestResponse>
+where
+    F: std::future::Future<Output = TestResponse> + Send + 'static,
+{
+    let handles: Vec<_> = requests.into_iter().map(tokio::spawn).collect();
+    let mut responses = Vec::with_capacity(handles.len());
+    for handle in handles {
+        responses.push(handle.await.expect("request task"));
+    }
+    responses
+}
+
+/// The `[workspace.metadata.lambda.watch.router]` table of the workspace's Cargo.toml.
+pub fn watch_routes() -> Vec<(String, String)> {
+    let manifest = std::fs::read_to_string(format!("{WORKSPACE}/Cargo.toml")).expect("read Cargo.toml");
+    let manifest: toml::Table = manifest.parse().expect("parse Cargo.toml");
+    let routes = manifest["workspace"]["metadata"]["lambda"]["watch"]["router"].as_table().expect("watch router");
+    routes.iter().map(|(path, function)| (path.clone(), function.as_str().expect("function name").to_owned())).collect()
+}
+
+fn watch_router() -> matchit::Router<String> {
+    let mut router = matchit::Router::new();
+    for (path, function) in watch_routes() {
+        router.insert(path, function).expect("valid route");
+    }
+    router
+}
+
+pub struct RequestBuilder<'a> {
+    app: &'a TestApp,
+    method: Method,
+    path: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl RequestBuilder<'_> {
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    pub fn headers(mut self, headers: &[(String, String)]) -> Self {
+        self.headers.extend_from_slice(headers);
+        self
+    }
+
+    pub fn json(mut self, body: Value) -> Self {
+        self.body = body.to_string().into_bytes();
+        self.header("content-type", "application/json")
+    }
+
+    pub fn raw(mut self, body: impl Into<Vec<u8>>) -> Self {
+        self.body = body.into();
+        self.header("content-type", "application/json")
+    }
+
+    /// Sends the request; the future owns what it needs, so it can be spawned.
+    pub fn send(self) -> impl std::future::Future<Output = TestResponse> + Send + 'static {
+        let mut request = Request::builder().method(self.method).uri(&self.path);
+        for (name, value) in &self.headers {
+            request = request.header(name, value);
+        }
+        let request = request.body(Body::from(self.body)).expect("request");
+        let router = self.app.router_for(&self.path);
+        dispatch(router, request)
+    }
+}
 

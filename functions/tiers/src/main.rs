@@ -1,1 +1,7 @@
-fn main() {}
+use shared::config::Needs;
+use shared::lambda::{BoxError, run};
+
+#[tokio::main]
+async fn main() -> Result<(), BoxError> {
+    run(Needs::default(), tiers::router).await
+}

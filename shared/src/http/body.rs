@@ -84,3 +84,38 @@ mod tests {
         assert_eq!(parse(r#"{"credits": 7}"#).unwrap().credits, 7);
     }
 }
+
+/// A mutating request: its JSON body plus what idempotency needs (headers, method and path).
+#[derive(Debug)]
+pub struct Mutation {
+    pub headers: axum::http::HeaderMap,
+    request_line: String,
+    pub body: JsonObject,
+}
+
+impl<S: Send + Sync> FromRequest<S> for Mutation {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let request_line = format!("{} {}", req.method(), req.uri().path());
+        let headers = req.headers().clone();
+        let body = JsonObject::from_request(req, state).await?;
+        Ok(Self { headers, request_line, body })
+    }
+}
+
+impl Mutation {
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
+        self.body.parse()
+    }
+
+    /// The request's idempotency key (generated when the client sent none).
+    pub fn key(&self, scope: &str) -> Result<crate::idempotency::IdempotencyKey, ApiError> {
+        crate::idempotency::IdempotencyKey::from_request(&self.headers, scope, &self.request_line, &self.body.0)
+    }
+
+    /// The client's idempotency key, which this operation requires.
+    pub fn required_key(&self, scope: &str) -> Result<crate::idempotency::IdempotencyKey, ApiError> {
+        crate::idempotency::IdempotencyKey::required(&self.headers, scope, &self.request_line, &self.body.0)
+    }
+}

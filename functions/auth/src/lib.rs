@@ -1,0 +1,55 @@
+//! Session token minting (§2): the entity's backend mints a token for one of its users.
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::post;
+use serde::Deserialize;
+use serde_json::json;
+
+use shared::auth::{Caller, token};
+use shared::clock::rfc3339;
+use shared::http::body::JsonObject;
+use shared::http::{envelope, finish, respond};
+use shared::{ApiError, ApiResult, AppState, ids};
+
+pub fn router(state: AppState) -> Router {
+    let routes = Router::new().route("/api/entities/{entity_id}/users/{user_id}/token", post(mint_token));
+    finish(routes, state)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct MintRequest {
+    ttl_seconds: Option<u64>,
+}
+
+/// Minting changes nothing stored, so a retry simply mints a fresh token.
+async fn mint_token(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path((entity_id, user_id)): Path<(String, String)>,
+    body: JsonObject,
+) -> ApiResult<Response> {
+    caller.check_entity(&entity_id)?;
+    caller.require_server()?;
+    ids::validate_user_id("userId", &user_id)?;
+    let request: MintRequest = body.parse()?;
+    let ttl = request.ttl_seconds.unwrap_or(token::DEFAULT_TTL_SECONDS);
+    if !(token::MIN_TTL_SECONDS..=token::MAX_TTL_SECONDS).contains(&ttl) {
+        return Err(ApiError::validation(format!(
+            "ttlSeconds must be from {} to {}",
+            token::MIN_TTL_SECONDS,
+            token::MAX_TTL_SECONDS
+        )));
+    }
+    let minted = token::mint(&state.config.token_signing_key, &entity_id, &user_id, ttl, state.clock.now_millis())?;
+    let data = json!({
+        "token": minted.token,
+        "expiresAt": rfc3339(minted.expires_at_millis),
+        "entityId": entity_id,
+        "userId": user_id,
+    });
+    Ok(respond(StatusCode::CREATED, envelope(data)?))
+}

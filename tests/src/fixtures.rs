@@ -1,0 +1,87 @@
+//! Ready-made entities, keys and sessions for tests.
+
+use axum::http::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::{ADMIN_TOKEN, TestApp};
+
+/// An entity created through the admin API, with its server credentials.
+#[derive(Debug, Clone)]
+pub struct EntityFixture {
+    pub entity_id: String,
+    pub apikey: String,
+    pub apisecret: String,
+}
+
+pub type Headers = Vec<(String, String)>;
+
+pub fn admin() -> Headers {
+    vec![("authorization".into(), format!("Bearer {ADMIN_TOKEN}"))]
+}
+
+impl EntityFixture {
+    pub fn server(&self) -> Headers {
+        vec![("apikey".into(), self.apikey.clone()), ("apisecret".into(), self.apisecret.clone())]
+    }
+
+    pub fn session(&self, user_id: &str, token: &str) -> Headers {
+        vec![
+            ("apikey".into(), self.apikey.clone()),
+            ("userid".into(), user_id.to_owned()),
+            ("token".into(), token.to_owned()),
+        ]
+    }
+
+    pub fn path(&self, rest: &str) -> String {
+        format!("/api/entities/{}{rest}", self.entity_id)
+    }
+}
+
+impl TestApp {
+    /// An entity owned by `owners`, currency usd.
+    pub async fn entity(&self, owners: &[&str]) -> EntityFixture {
+        let response = self
+            .request(Method::POST, "/admin/entities")
+            .headers(&admin())
+            .json(json!({"name": "Acme", "ownerUserIds": owners, "currency": "usd"}))
+            .send()
+            .await;
+        assert_eq!(response.status, StatusCode::CREATED, "{:?}", response.body);
+        let data = response.data();
+        EntityFixture {
+            entity_id: data["entityId"].as_str().expect("entityId").to_owned(),
+            apikey: data["apikey"].as_str().expect("apikey").to_owned(),
+            apisecret: data["apisecret"].as_str().expect("apisecret").to_owned(),
+        }
+    }
+
+    /// A session token for `user_id`, minted by the entity's server.
+    pub async fn token(&self, entity: &EntityFixture, user_id: &str) -> String {
+        let response = self
+            .request(Method::POST, &entity.path(&format!("/users/{user_id}/token")))
+            .headers(&entity.server())
+            .json(json!({}))
+            .send()
+            .await;
+        assert_eq!(response.status, StatusCode::CREATED, "{:?}", response.body);
+        response.data()["token"].as_str().expect("token").to_owned()
+    }
+
+    /// Headers of a user session for `user_id`.
+    pub async fn session(&self, entity: &EntityFixture, user_id: &str) -> Headers {
+        let token = self.token(entity, user_id).await;
+        entity.session(user_id, &token)
+    }
+
+    /// Creates a tier as the entity's server and returns it.
+    pub async fn tier(&self, entity: &EntityFixture, body: Value) -> Value {
+        let response = self
+            .request(Method::POST, &entity.path("/credit-tiers"))
+            .headers(&entity.server())
+            .json(body)
+            .send()
+            .await;
+        assert_eq!(response.status, StatusCode::CREATED, "{:?}", response.body);
+        response.data().clone()
+    }
+}

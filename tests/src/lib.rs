@@ -4,6 +4,7 @@
 
 pub mod emulator;
 pub mod fixtures;
+pub mod recorder;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,6 +21,8 @@ use shared::clock::ManualClock;
 use shared::config::{Config, Secret};
 use shared::store::dynamo::DynamoStore;
 
+use crate::recorder::Recorder;
+
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 pub const TOKEN_SIGNING_KEY: &str = "test-token-signing-key";
 pub const WORKSPACE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
@@ -29,8 +32,17 @@ pub struct TestApp {
     pub clock: Arc<ManualClock>,
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub table: String,
-    functions: HashMap<String, Router>,
+    functions: HashMap<String, Function>,
     routes: matchit::Router<String>,
+}
+
+/// One function as deployed: its router over its own state (caches, client), plus what
+/// it asked of the store.
+#[derive(Clone)]
+pub struct Function {
+    router: Router,
+    pub recorder: Recorder,
+    declared: Arc<Vec<String>>,
 }
 
 pub struct TestResponse {
@@ -79,14 +91,28 @@ impl TestApp {
             admin_token: Some(Secret::new(ADMIN_TOKEN)),
             auth_cache_seconds,
         };
-        let store = Arc::new(DynamoStore::new(dynamodb.clone(), table.clone()));
-        let state = AppState::new(config, store, clock.clone());
-        let functions = HashMap::from([
-            ("admin".to_owned(), admin::router(state.clone())),
-            ("tiers".to_owned(), tiers::router(state.clone())),
-            ("auth".to_owned(), auth::router(state)),
-        ]);
+        let routers: [(&str, fn(AppState) -> Router); 3] =
+            [("admin", admin::router), ("tiers", tiers::router), ("auth", auth::router)];
+        let functions = routers
+            .into_iter()
+            .map(|(name, router)| {
+                let recorder = Recorder::default();
+                let client = aws_sdk_dynamodb::Client::from_conf(
+                    dynamodb.config().to_builder().interceptor(recorder.clone()).build(),
+                );
+                let store = Arc::new(DynamoStore::new(client, table.clone()));
+                let state = AppState::new(config.clone(), store, clock.clone());
+                let function =
+                    Function { router: router(state), recorder, declared: Arc::new(recorder::declared_actions(name)) };
+                (name.to_owned(), function)
+            })
+            .collect();
         Self { clock, dynamodb, table, functions, routes: watch_router() }
+    }
+
+    /// What a function has asked of the store so far.
+    pub fn function(&self, name: &str) -> &Function {
+        &self.functions[name]
     }
 
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder<'_> {
@@ -105,7 +131,7 @@ impl TestApp {
     }
 
     /// The function the watch router (and API Gateway) sends this path to.
-    fn router_for(&self, path_and_query: &str) -> Router {
+    fn router_for(&self, path_and_query: &str) -> Function {
         let path = path_and_query.split('?').next().unwrap_or_default();
         let function = match self.routes.at(path) {
             Ok(matched) => matched.value.clone(),
@@ -116,8 +142,11 @@ impl TestApp {
     }
 }
 
-async fn dispatch(router: Router, request: Request<Body>) -> TestResponse {
-    let response = router.oneshot(request).await.expect("router is infallible");
+async fn dispatch(function: Function, request: Request<Body>) -> TestResponse {
+    let response = function.router.oneshot(request).await.expect("router is infallible");
+    let undeclared: Vec<_> =
+        function.recorder.actions().into_iter().filter(|a| !function.declared.iter().any(|d| d == a)).collect();
+    assert!(undeclared.is_empty(), "function performed DynamoDB actions missing from its dynamodb-actions: {undeclared:?}");
     let status = response.status();
     let headers = response.headers().clone();
     let bytes = response.into_body().collect().await.expect("body").to_bytes();
@@ -190,8 +219,8 @@ impl RequestBuilder<'_> {
             request = request.header(name, value);
         }
         let request = request.body(Body::from(self.body)).expect("request");
-        let router = self.app.router_for(&self.path);
-        dispatch(router, request)
+        let function = self.app.router_for(&self.path);
+        dispatch(function, request)
     }
 }
 

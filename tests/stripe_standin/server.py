@@ -11,6 +11,7 @@ methods, test clocks (``clock_default``) and the ``/_standin/*`` control routes.
 from __future__ import annotations
 
 import argparse
+import base64
 import calendar
 import collections
 import copy
@@ -238,6 +239,8 @@ def apply_metadata(target: dict, raw, param: str = "metadata") -> None:
     if raw == "":
         target.clear()
         return
+    if isinstance(raw, list):
+        raw = {str(i): v for i, v in enumerate(raw)}
     if not isinstance(raw, dict):
         raise invalid("Invalid hash", param=param)
     for k, v in raw.items():
@@ -371,7 +374,7 @@ class State:
 
     def get(self, id_: str, kind: str | None = None) -> dict | None:
         obj = self.objects.get(id_) if isinstance(id_, str) else None
-        if obj is None or (kind and obj.get("object") != kind):
+        if obj is None or obj.get("deleted") or (kind and obj.get("object") != kind):
             return None
         return obj
 
@@ -1094,8 +1097,7 @@ class Api:
         expand = expand_list(params)
         dp = self.s.must(dp_id, "dispute", "dispute", param="dispute")
         if dp["status"] in ("won", "lost", "warning_closed"):
-            raise invalid(f"This dispute is already closed ({dp['status']}).",
-                          code="charge_dispute_closed" if False else None)
+            raise invalid(f"This dispute is already closed ({dp['status']}).")
         evidence = params.get("evidence")
         if evidence not in (None, "") and not isinstance(evidence, dict):
             raise invalid("Invalid hash", param="evidence")
@@ -1264,8 +1266,10 @@ class Api:
 
     def _validate_price_params(self, params: dict, prefix: str, *, inline: bool) -> dict:
         """Validate price params (no side effects). Returns normalized fields."""
-        def q(name):
-            return f"{prefix}[{name}]" if prefix else name
+        def q(*names):
+            head, rest = names[0], names[1:]
+            out = f"{prefix}[{head}]" if prefix else head
+            return out + "".join(f"[{n}]" for n in rest)
 
         cur = p_str(params, "currency")
         if not cur:
@@ -1278,7 +1282,7 @@ class Api:
         elif inline or not isinstance(product_data, dict):
             raise missing_param(q("product"))
         elif not p_str(product_data, "name"):
-            raise missing_param(q("product_data][name"))
+            raise missing_param(q("product_data", "name"))
         try:
             unit_amount = p_int(params, "unit_amount", minimum=0)
         except StripeErr as e:
@@ -1297,10 +1301,10 @@ class Api:
         if isinstance(rec, dict):
             interval = p_str(rec, "interval")
             if not interval:
-                raise missing_param(q("recurring][interval"))
+                raise missing_param(q("recurring", "interval"))
             if interval not in ("day", "week", "month", "year"):
                 raise invalid("Invalid recurring[interval]: must be one of day, month, week, "
-                              "or year", param=q("recurring][interval"))
+                              "or year", param=q("recurring", "interval"))
             count = p_int(rec, "interval_count", default=1, minimum=1)
             recurring = {"interval": interval, "interval_count": count, "meter": None,
                          "trial_period_days": None, "usage_type": "licensed"}
@@ -2096,6 +2100,13 @@ class Handler(BaseHTTPRequestHandler):
     # -------------------------------------------------------------- API requests
     def _api(self, method: str, path: str, query: str, body: bytes) -> None:
         st = self.state
+        with st.lock:
+            status, out, headers = self._api_locked(method, path, query, body)
+        self._send(status, out, headers)
+
+    def _api_locked(self, method: str, path: str, query: str, body: bytes):
+        """Handle one API request with the state lock held; returns (status, bytes, headers)."""
+        st = self.state
         req_id = rand_id("req_", 14)
         headers = {k: v for k, v in self.headers.items()}
         idem_key = self.headers.get("Idempotency-Key")
@@ -2105,118 +2116,119 @@ class Handler(BaseHTTPRequestHandler):
             resp_headers["Idempotency-Key"] = idem_key
         text = body.decode("utf-8", "replace")
         ctype = (self.headers.get("Content-Type") or "").lower()
-        with st.lock:
-            entry = {"id": req_id, "time": time.time(), "method": method, "path": path,
-                     "query": decode_form(query) if query else {},
-                     "headers": headers, "idempotency_key": idem_key,
-                     "body": None, "raw_body": text, "status": None}
-            st.requests.append(entry)
-            try:
-                if "application/json" in ctype and text.strip():
-                    params = json.loads(text)
-                    if not isinstance(params, dict):
-                        raise ValueError("JSON body must be an object")
-                else:
-                    params = decode_form(text) if text else {}
-            except ValueError as e:
-                params = {}
-                entry["body"] = {}
-                err = invalid(f"Invalid request body: {e}")
-                return self._finish(entry, err.status, err.body(req_id), resp_headers)
-            entry["body"] = params
-            # auth
-            auth = self.headers.get("Authorization") or ""
-            key = None
-            if auth.startswith("Bearer "):
-                key = auth[len("Bearer "):].strip()
-            elif auth.startswith("Basic "):
-                import base64
-                try:
-                    key = base64.b64decode(auth[6:]).decode().split(":")[0]
-                except Exception:
-                    key = None
-            if not key:
-                err = StripeErr(401, "invalid_request_error",
-                                "You did not provide an API key. You need to provide your API "
-                                "key in the Authorization header, using Bearer auth (e.g. "
-                                "'Authorization: Bearer YOUR_SECRET_KEY'). See "
-                                "https://stripe.com/docs/api#authentication for details, or we "
-                                "can help at https://support.stripe.com/.")
-                return self._finish(entry, 401, err.body(req_id), resp_headers)
-            if not API_KEY_RE.match(key):
-                masked = key[:8] + "*" * max(0, len(key) - 12) + key[-4:] if len(key) > 12 \
-                    else key
-                err = StripeErr(401, "invalid_request_error",
-                                f"Invalid API Key provided: {masked}")
-                return self._finish(entry, 401, err.body(req_id), resp_headers)
-            # fault injection
-            fault = st.faults
-            if fault.get("count", 0) > 0 and fault.get("status"):
-                prefix = fault.get("path_prefix")
-                fmethod = fault.get("method")
-                if (not prefix or path.startswith(prefix)) and \
-                        (not fmethod or fmethod.upper() == method):
-                    fault["count"] -= 1
-                    status = int(fault["status"])
-                    entry["fault"] = True
-                    if status == 429:
-                        err = StripeErr(429, "invalid_request_error", fault.get("message") or
-                                        "Too many requests hit the API too quickly. We "
-                                        "recommend an exponential backoff of your requests.",
-                                        code="rate_limit")
-                    else:
-                        err = StripeErr(status, "api_error", fault.get("message") or
-                                        "An unknown error occurred (stand-in injected fault).")
-                    return self._finish(entry, status, err.body(req_id), resp_headers)
-            # idempotency
-            idem_slot = None
-            if idem_key and method == "POST":
-                idem_slot = (key, idem_key)
-                prior = st.idem.get(idem_slot)
-                fingerprint = json.dumps(params, sort_keys=True)
-                if prior is not None:
-                    if prior["method"] != method or prior["path"] != path:
-                        err = StripeErr(400, "idempotency_error",
-                                        "Keys for idempotent requests can only be used for the "
-                                        "same endpoint they were first used for "
-                                        f"('{prior['method']} {prior['path']}' vs '{method} "
-                                        f"{path}'). Try using a key other than '{idem_key}' if "
-                                        "you meant to execute a different request.")
-                        return self._finish(entry, 400, err.body(req_id), resp_headers)
-                    if prior["fingerprint"] != fingerprint:
-                        err = StripeErr(400, "idempotency_error",
-                                        "Keys for idempotent requests can only be used with the "
-                                        "same parameters they were first used with. Try using a "
-                                        f"key other than '{idem_key}' if you meant to execute a "
-                                        "different request.")
-                        return self._finish(entry, 400, err.body(req_id), resp_headers)
-                    entry["idempotent_replayed"] = True
-                    replay_headers = dict(resp_headers)
-                    replay_headers["Idempotent-Replayed"] = "true"
-                    replay_headers["Original-Request"] = prior["request_id"]
-                    entry["status"] = prior["status"]
-                    out = prior["body"]
-                    self._send(prior["status"], out, replay_headers)
-                    return
-            ctx = Ctx(st, req_id, idem_key if method == "POST" else None, api_version)
-            try:
-                status, obj = self.api.dispatch(method, path, ctx, params)
-                st.commit_events(ctx)
-            except StripeErr as e:
-                if e.commit:
-                    st.commit_events(ctx)
-                status, obj = e.status, e.body(req_id)
-            out = json.dumps(obj, indent=2).encode("utf-8")
-            if idem_slot is not None and (status < 400 or status in (402, 404)):
-                st.idem[idem_slot] = {"method": method, "path": path,
-                                      "fingerprint": json.dumps(params, sort_keys=True),
-                                      "status": status, "body": out, "request_id": req_id}
-            entry["status"] = status
-        self._send(status, out, resp_headers)
+        entry = {"id": req_id, "time": time.time(), "method": method, "path": path,
+                 "query": decode_form(query) if query else {},
+                 "headers": headers, "idempotency_key": idem_key,
+                 "body": None, "raw_body": text, "status": None}
+        st.requests.append(entry)
 
-    def _finish(self, entry: dict, status: int, obj: dict, headers: dict) -> None:
+        def finish(status: int, obj: dict, hdrs: dict = resp_headers):
+            entry["status"] = status
+            return status, json.dumps(obj, indent=2).encode("utf-8"), hdrs
+
+        try:
+            if "application/json" in ctype and text.strip():
+                params = json.loads(text)
+                if not isinstance(params, dict):
+                    raise ValueError("JSON body must be an object")
+            else:
+                params = decode_form(text) if text else {}
+        except ValueError as e:
+            entry["body"] = {}
+            err = invalid(f"Invalid request body: {e}")
+            return finish(err.status, err.body(req_id))
+        if method in ("GET", "DELETE") and entry["query"]:
+            merged = dict(entry["query"])
+            merged.update(params)
+            params = merged
+        entry["body"] = params
+        # -- auth
+        auth = self.headers.get("Authorization") or ""
+        key = None
+        if auth.startswith("Bearer "):
+            key = auth[len("Bearer "):].strip()
+        elif auth.startswith("Basic "):
+            try:
+                key = base64.b64decode(auth[6:]).decode().split(":")[0]
+            except Exception:
+                key = None
+        if not key:
+            err = StripeErr(401, "invalid_request_error",
+                            "You did not provide an API key. You need to provide your API key "
+                            "in the Authorization header, using Bearer auth (e.g. "
+                            "'Authorization: Bearer YOUR_SECRET_KEY'). See "
+                            "https://stripe.com/docs/api#authentication for details, or we can "
+                            "help at https://support.stripe.com/.")
+            return finish(401, err.body(req_id))
+        if not API_KEY_RE.match(key):
+            masked = (key[:8] + "*" * max(0, len(key) - 12) + key[-4:]) if len(key) > 12 \
+                else key
+            err = StripeErr(401, "invalid_request_error", f"Invalid API Key provided: {masked}")
+            return finish(401, err.body(req_id))
+        # -- fault injection
+        fault = st.faults
+        if fault.get("count", 0) > 0 and fault.get("status"):
+            prefix = fault.get("path_prefix")
+            fmethod = fault.get("method")
+            if (not prefix or path.startswith(prefix)) and \
+                    (not fmethod or fmethod.upper() == method):
+                fault["count"] -= 1
+                status = int(fault["status"])
+                entry["fault"] = True
+                if status == 429:
+                    err = StripeErr(429, "invalid_request_error", fault.get("message") or
+                                    "Too many requests hit the API too quickly. We recommend "
+                                    "an exponential backoff of your requests.",
+                                    code="rate_limit")
+                else:
+                    err = StripeErr(status, "api_error", fault.get("message") or
+                                    "An unknown error occurred (stand-in injected fault).")
+                return finish(status, err.body(req_id))
+        # -- idempotency
+        idem_slot = None
+        fingerprint = json.dumps(params, sort_keys=True)
+        if idem_key and method == "POST":
+            idem_slot = (key, idem_key)
+            prior = st.idem.get(idem_slot)
+            if prior is not None:
+                if prior["method"] != method or prior["path"] != path:
+                    err = StripeErr(400, "idempotency_error",
+                                    "Keys for idempotent requests can only be used for the same "
+                                    f"endpoint they were first used for ('{prior['method']} "
+                                    f"{prior['path']}' vs '{method} {path}'). Try using a key "
+                                    f"other than '{idem_key}' if you meant to execute a "
+                                    "different request.")
+                    return finish(400, err.body(req_id))
+                if prior["fingerprint"] != fingerprint:
+                    err = StripeErr(400, "idempotency_error",
+                                    "Keys for idempotent requests can only be used with the "
+                                    "same parameters they were first used with. Try using a key "
+                                    f"other than '{idem_key}' if you meant to execute a "
+                                    "different request.")
+                    return finish(400, err.body(req_id))
+                entry["idempotent_replayed"] = True
+                entry["status"] = prior["status"]
+                replay_headers = dict(resp_headers)
+                replay_headers["Idempotent-Replayed"] = "true"
+                replay_headers["Original-Request"] = prior["request_id"]
+                return prior["status"], prior["body"], replay_headers
+        # -- dispatch
+        ctx = Ctx(st, req_id, idem_key if method == "POST" else None, api_version)
+        try:
+            status, obj = self.api.dispatch(method, path, ctx, params)
+            st.commit_events(ctx)
+        except StripeErr as e:
+            if e.commit:
+                st.commit_events(ctx)
+            status, obj = e.status, e.body(req_id)
+        out = json.dumps(obj, indent=2).encode("utf-8")
+        # Stripe saves the result once the endpoint started executing; parameter
+        # validation failures (400) are not saved, so a corrected retry can reuse the key.
+        if idem_slot is not None and (status < 400 or status in (402, 404)):
+            st.idem[idem_slot] = {"method": method, "path": path, "fingerprint": fingerprint,
+                                  "status": status, "body": out, "request_id": req_id}
         entry["status"] = status
-        self._send_json(status, obj, headers)
+        return status, out, resp_headers
 
     # -------------------------------------------------------------- control routes
     def _control(self, method: str, path: str, query: str, body: bytes) -> None:

@@ -81,7 +81,8 @@ async fn rotates_and_revokes_keys() {
     let read = app.request(Method::GET, &format!("/admin/entities/{}", entity.entity_id)).headers(&admin()).send().await;
     assert_eq!(read.data()["apikeys"], json!([new_key]));
 
-    // Revoked in this process: refused at once.
+    // Other functions cached the key; they refuse it once the cache bound has passed.
+    app.clock.advance_seconds(shared::config::DEFAULT_AUTH_CACHE_SECONDS as i64);
     let refused = app.request(Method::GET, &entity.path("/credit-tiers")).headers(&entity.server()).send().await;
     assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
 

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::accounts::AccountSlots;
 use crate::auth::cache::AuthCache;
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
@@ -14,12 +15,13 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub clock: SharedClock,
     pub auth: Arc<AuthCache>,
+    pub accounts: Arc<AccountSlots>,
 }
 
 impl AppState {
     pub fn new(config: Config, store: Arc<dyn Store>, clock: SharedClock) -> Self {
         let auth = Arc::new(AuthCache::new(config.auth_cache_seconds));
-        Self { config: Arc::new(config), store, clock, auth }
+        Self { config: Arc::new(config), store, clock, auth, accounts: Arc::default() }
     }
 
     /// Production wiring: the DynamoDB store on the real clock.

@@ -69,6 +69,34 @@ impl IdempotencyKey {
         }
     }
 
+    /// The key of one item of a batch: the item's own key if it has one, else a fresh one.
+    pub fn for_item(entity_id: &str, client_key: Option<&str>, request_line: &str, body: &Value) -> Result<Self, ApiError> {
+        if let Some(key) = client_key {
+            check_key("idempotencyKey", key)?;
+        }
+        Ok(Self {
+            entity_id: entity_id.to_owned(),
+            client_supplied: client_key.is_some(),
+            key: client_key.map(str::to_owned).unwrap_or_else(|| format!("#auto#{}", crate::ids::new_ordered_id())),
+            fingerprint: fingerprint(request_line, body),
+        })
+    }
+
+    /// A key for a write the service makes on its own behalf (fresh each time).
+    pub fn internal(entity_id: &str, purpose: &str) -> Self {
+        Self {
+            entity_id: entity_id.to_owned(),
+            client_supplied: false,
+            key: format!("#auto#{}", crate::ids::new_ordered_id()),
+            fingerprint: fingerprint(purpose, &Value::Null),
+        }
+    }
+
+    /// The client's key, if the client sent one (recorded on ledger entries).
+    pub fn client_key(&self) -> Option<String> {
+        self.client_supplied.then(|| self.key.clone())
+    }
+
     /// The record to write with the effect.
     pub fn record(&self, status: StatusCode, body: &Value, now: i64) -> StoredResponse {
         StoredResponse {

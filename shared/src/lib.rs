@@ -1,5 +1,6 @@
 //! Everything the functions share: auth, the domain, HTTP plumbing, the DynamoDB store.
 
+pub mod accounts;
 pub mod app;
 pub mod auth;
 pub mod clients;

@@ -91,8 +91,8 @@ impl TestApp {
             admin_token: Some(Secret::new(ADMIN_TOKEN)),
             auth_cache_seconds,
         };
-        let routers: [(&str, fn(AppState) -> Router); 3] =
-            [("admin", admin::router), ("tiers", tiers::router), ("auth", auth::router)];
+        let routers: [(&str, fn(AppState) -> Router); 4] =
+            [("admin", admin::router), ("tiers", tiers::router), ("auth", auth::router), ("credits", credits::router)];
         let functions = routers
             .into_iter()
             .map(|(name, router)| {

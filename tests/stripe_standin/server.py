@@ -612,8 +612,8 @@ class Api:
                     raise missing_param("automatic_payment_methods[enabled]")
                 allow = p_str(apm, "allow_redirects", default="always")
                 if allow not in ("always", "never"):
-                    raise invalid(f"Invalid automatic_payment_methods[allow_redirects]: must be "
-                                  f"one of always or never",
+                    raise invalid("Invalid automatic_payment_methods[allow_redirects]: must be "
+                                  "one of always or never",
                                   param="automatic_payment_methods[allow_redirects]")
                 apm_obj = {"allow_redirects": allow, "enabled": True} if enabled else None
             else:
@@ -1238,7 +1238,7 @@ class Api:
         name = p_str(params, "name", required=True)
         pid = p_str(params, "id") or rand_id("prod_", 14)
         if pid in self.s.objects:
-            raise invalid(f"Product already exists.", param="id",
+            raise invalid("Product already exists.", param="id",
                           code="resource_already_exists")
         metadata: dict = {}
         apply_metadata(metadata, params.get("metadata"))
@@ -1642,9 +1642,6 @@ class Api:
             if e.status != 402:
                 raise
             # the decline is recorded on the invoice/subscription; the API call succeeds
-        else:
-            if pi["status"] == "requires_action" and not on_session:
-                self._mark_sub_past_due(ctx, sub)
 
     def _invoice_payment_failed(self, ctx: Ctx, inv: dict):
         inv["attempted"] = True
@@ -2141,7 +2138,7 @@ class Handler(BaseHTTPRequestHandler):
             merged = dict(entry["query"])
             merged.update(params)
             params = merged
-        entry["body"] = params
+        entry["body"] = copy.deepcopy(params)
         # -- auth
         auth = self.headers.get("Authorization") or ""
         key = None
@@ -2183,7 +2180,10 @@ class Handler(BaseHTTPRequestHandler):
                 else:
                     err = StripeErr(status, "api_error", fault.get("message") or
                                     "An unknown error occurred (stand-in injected fault).")
-                return finish(status, err.body(req_id))
+                hdrs = dict(resp_headers)
+                if fault.get("should_retry") is not None:
+                    hdrs["Stripe-Should-Retry"] = "true" if fault["should_retry"] else "false"
+                return finish(status, err.body(req_id), hdrs)
         # -- idempotency
         idem_slot = None
         fingerprint = json.dumps(params, sort_keys=True)
@@ -2278,7 +2278,8 @@ class Handler(BaseHTTPRequestHandler):
                         return self._send_json(400, {"error": "count must be an integer >= 0"})
                     st.faults = {"status": status, "count": count if status else 0,
                                  "path_prefix": data.get("path_prefix"),
-                                 "method": data.get("method"), "message": data.get("message")}
+                                 "method": data.get("method"), "message": data.get("message"),
+                                 "should_retry": data.get("should_retry")}
                     return self._send_json(200, st.faults)
             if section == "deliveries" and ident is None and method == "GET":
                 items = st.deliveries
@@ -2373,6 +2374,9 @@ def main(argv=None) -> int:
     port = server.server_address[1]
     shown_host = "127.0.0.1" if args.host in ("0.0.0.0", "", "::") else args.host
 
+    sys.stdout.write(f"READY http://{shown_host}:{port}\n")
+    sys.stdout.flush()
+
     if args.exit_on_stdin_eof:
         def watch_stdin():
             try:
@@ -2383,8 +2387,6 @@ def main(argv=None) -> int:
             os._exit(0)
         threading.Thread(target=watch_stdin, name="stdin-watch", daemon=True).start()
 
-    sys.stdout.write(f"READY http://{shown_host}:{port}\n")
-    sys.stdout.flush()
     log(f"listening on http://{shown_host}:{port} (webhook: {state.webhook_url or 'off'})")
     try:
         server.serve_forever(poll_interval=0.2)

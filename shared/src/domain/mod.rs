@@ -1,5 +1,7 @@
 //! The business model and its rules. No HTTP, no SDK types: pure data and checks.
 
+pub mod account;
 pub mod entity;
+pub mod ledger;
 pub mod limits;
 pub mod tier;

@@ -6,8 +6,12 @@
 //! | credit tier     | `ENTITY#{entityId}`         | `TIER#{tierId}`    |
 //! | API key         | `APIKEY#{apikey}`           | `APIKEY`           |
 //! | idempotency     | `IDEM#{entityId}#{key}`     | `IDEM`             |
+//! | credit account  | `ACCOUNT#{entityId}#{userId}` | `ACCOUNT`        |
+//! | ledger entry    | `ACCOUNT#{entityId}#{userId}` | `ENTRY#{version:020}#{index:03}` |
+//! | hold            | `ACCOUNT#{entityId}#{userId}` | `HOLD#{holdId}`  |
+//! | purchase count  | `ACCOUNT#{entityId}#{userId}` | `PURCHASES#{tierId}` |
 //!
-//! Later items (accounts, ledger entries, holds, payments, Stripe events) add rows here.
+//! An account's items share its partition, so its history is one Query, newest first.
 
 use std::collections::HashMap;
 
@@ -19,6 +23,8 @@ pub const SK: &str = "sk";
 pub const TTL: &str = "expiresAtEpoch";
 
 pub const TIER_PREFIX: &str = "TIER#";
+pub const ENTRY_PREFIX: &str = "ENTRY#";
+pub const PURCHASES_PREFIX: &str = "PURCHASES#";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Key {
@@ -59,6 +65,33 @@ pub fn idempotency(entity_id: &str, key: &str) -> Key {
     Key::new(format!("IDEM#{entity_id}#{key}"), "IDEM")
 }
 
+pub fn account_partition(entity_id: &str, user_id: &str) -> String {
+    format!("ACCOUNT#{entity_id}#{user_id}")
+}
+
+pub fn account(entity_id: &str, user_id: &str) -> Key {
+    Key::new(account_partition(entity_id, user_id), "ACCOUNT")
+}
+
+/// Entries sort by the account version that wrote them, then their index in that write.
+pub fn entry(entity_id: &str, user_id: &str, position: (u64, u32)) -> Key {
+    Key::new(account_partition(entity_id, user_id), format!("{ENTRY_PREFIX}{:020}#{:03}", position.0, position.1))
+}
+
+pub fn is_entry_sort_key(sk: &str) -> bool {
+    sk.strip_prefix(ENTRY_PREFIX).is_some_and(|rest| {
+        rest.len() == 24 && rest.as_bytes()[20] == b'#' && rest.bytes().enumerate().all(|(i, b)| i == 20 || b.is_ascii_digit())
+    })
+}
+
+pub fn hold(entity_id: &str, user_id: &str, hold_id: &str) -> Key {
+    Key::new(account_partition(entity_id, user_id), format!("HOLD#{hold_id}"))
+}
+
+pub fn purchases(entity_id: &str, user_id: &str, tier_id: &str) -> Key {
+    Key::new(account_partition(entity_id, user_id), format!("{PURCHASES_PREFIX}{tier_id}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -68,5 +101,14 @@ mod tests {
         assert_eq!(entity("e-1").pk, tier("e-1", "ct-1").pk);
         assert_ne!(entity("e-1").sk, tier("e-1", "ENTITY").sk);
         assert_ne!(idempotency("e-1", "k").pk, idempotency("e-2", "k").pk);
+    }
+
+    #[test]
+    fn entries_sort_in_write_order() {
+        let a = entry("e", "u", (9, 1)).sk;
+        let b = entry("e", "u", (10, 0)).sk;
+        assert!(a < b);
+        assert!(is_entry_sort_key(&a) && is_entry_sort_key(&b));
+        assert!(!is_entry_sort_key("ENTRY#1") && !is_entry_sort_key("HOLD#x"));
     }
 }

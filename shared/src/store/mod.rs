@@ -6,7 +6,9 @@ pub mod schema;
 
 use async_trait::async_trait;
 
+use crate::domain::account::{Account, Entry, EntryType, HoldRecord, PurchaseCount};
 use crate::domain::entity::{ApiKey, Entity};
+use crate::domain::ledger::Applied;
 use crate::domain::tier::Tier;
 use crate::error::ApiError;
 use crate::idempotency::StoredResponse;
@@ -19,6 +21,9 @@ pub enum StoreError {
     /// The request's idempotency key was already used; this is what it answered.
     #[error("idempotency key already used")]
     IdempotencyHit(Box<StoredResponse>),
+    /// The account moved on since it was read; this is its current state.
+    #[error("account changed concurrently")]
+    Stale(Box<Account>),
     /// Throttled, conflicting or unreachable after the retry budget.
     #[error("store unavailable: {0}")]
     Unavailable(String),
@@ -89,6 +94,28 @@ pub trait IdempotencyStore: Send + Sync {
     async fn get_response(&self, entity_id: &str, key: &str) -> StoreResult<Option<StoredResponse>>;
 }
 
+/// One page of an account's history, newest first.
+#[derive(Debug, Clone)]
+pub struct EntryPage {
+    /// Continue after this sort key (an opaque cursor to clients).
+    pub after: Option<String>,
+    pub limit: usize,
+    pub kind: Option<EntryType>,
+}
+
+#[async_trait]
+pub trait LedgerStore: Send + Sync {
+    async fn get_account(&self, entity_id: &str, user_id: &str) -> StoreResult<Option<Account>>;
+    /// Writes the account, its entries, hold and purchase records and the idempotency record
+    /// in one transaction, if the account is still at `applied.previous_version`; else
+    /// `Stale` with the current account.
+    async fn commit(&self, applied: &Applied, idem: &StoredResponse) -> StoreResult<()>;
+    /// Entries newest first, and the cursor of the next page.
+    async fn entries(&self, entity_id: &str, user_id: &str, page: &EntryPage) -> StoreResult<(Vec<Entry>, Option<String>)>;
+    async fn get_hold(&self, entity_id: &str, user_id: &str, hold_id: &str) -> StoreResult<Option<HoldRecord>>;
+    async fn purchase_counts(&self, entity_id: &str, user_id: &str) -> StoreResult<Vec<PurchaseCount>>;
+}
+
 /// Everything the functions use; one DynamoDB implementation, fakes in unit tests.
-pub trait Store: EntityStore + TierStore + IdempotencyStore {}
-impl<T: EntityStore + TierStore + IdempotencyStore> Store for T {}
+pub trait Store: EntityStore + TierStore + IdempotencyStore + LedgerStore {}
+impl<T: EntityStore + TierStore + IdempotencyStore + LedgerStore> Store for T {}

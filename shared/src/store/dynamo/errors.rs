@@ -37,39 +37,65 @@ where
     if unavailable { StoreError::Unavailable(context) } else { StoreError::Internal(context) }
 }
 
-/// A transaction's failure: a used idempotency key, a failed condition, or a conflict.
+/// Why a transaction did not commit.
+pub enum TxFailure {
+    /// A condition failed: the first failing action, with the item as it was (when asked).
+    Condition { index: usize, item: Option<super::Item> },
+    Store(StoreError),
+}
+
+impl From<StoreError> for TxFailure {
+    fn from(err: StoreError) -> Self {
+        Self::Store(err)
+    }
+}
+
+impl TxFailure {
+    /// The common reading: a used idempotency key (at `idem_index`) replays; any other failed
+    /// condition is `ConditionFailed`.
+    pub fn into_store_error(self, idem_index: Option<usize>) -> StoreError {
+        match self {
+            Self::Condition { index, item } if Some(index) == idem_index => match item.map(super::idempotency::from_item) {
+                Some(Ok(stored)) => StoreError::IdempotencyHit(Box::new(stored)),
+                _ => StoreError::Internal("idempotency record failed its condition but was not returned".into()),
+            },
+            Self::Condition { .. } => StoreError::ConditionFailed,
+            Self::Store(err) => err,
+        }
+    }
+}
+
+/// A cancelled transaction's reasons: conditions first (the idempotency record's before
+/// others), conflicts as `Unavailable` so they are retried.
 pub fn classify_transaction<R: std::fmt::Debug>(
     err: SdkError<TransactWriteItemsError, R>,
     idem_index: Option<usize>,
-) -> StoreError {
+) -> TxFailure {
     let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) = err.as_service_error() else {
-        return classify(err);
+        return TxFailure::Store(classify(err));
     };
     let reasons = cancelled.cancellation_reasons();
-    let failed_at = |i: usize| reasons.get(i).and_then(|r| r.code()) == Some("ConditionalCheckFailed");
-    if let Some(i) = idem_index.filter(|&i| failed_at(i)) {
-        let stored = reasons[i].item().cloned().map(super::idempotency::from_item);
-        return match stored {
-            Some(Ok(stored)) => StoreError::IdempotencyHit(Box::new(stored)),
-            _ => StoreError::Internal("idempotency record failed its condition but was not returned".into()),
-        };
+    let failed_at = |i: &usize| reasons.get(*i).and_then(|r| r.code()) == Some("ConditionalCheckFailed");
+    let first_failed = idem_index.filter(failed_at).or_else(|| (0..reasons.len()).find(failed_at));
+    if let Some(index) = first_failed {
+        return TxFailure::Condition { index, item: reasons[index].item().cloned() };
     }
-    if (0..reasons.len()).any(failed_at) {
-        return StoreError::ConditionFailed;
-    }
-    StoreError::Unavailable(format!("transaction cancelled: {:?}", reasons.iter().map(|r| r.code()).collect::<Vec<_>>()))
+    let codes: Vec<_> = reasons.iter().map(|r| r.code().unwrap_or("None")).collect();
+    TxFailure::Store(StoreError::Unavailable(format!("transaction cancelled: {codes:?}")))
 }
 
-/// Retries `Unavailable` outcomes of `attempt` with jittered exponential backoff.
-pub async fn retry_conflicts<T, F, Fut>(mut attempt: F) -> StoreResult<T>
+/// Retries `Unavailable` outcomes of `attempt` with jittered exponential backoff. Safe for
+/// writes whose outcome was ambiguous: every write carries its own idempotency record, so
+/// a retry of one that had landed fails on that record instead of landing twice.
+pub async fn retry_unavailable<T, F, Fut>(mut attempt: F) -> Result<T, TxFailure>
 where
     F: FnMut() -> Fut,
-    Fut: Future<Output = StoreResult<T>>,
+    Fut: Future<Output = Result<T, TxFailure>>,
 {
     let mut tries = 0;
     loop {
         match attempt().await {
-            Err(StoreError::Unavailable(cause)) if tries + 1 < CONFLICT_ATTEMPTS => {
+            Err(TxFailure::Store(StoreError::Unavailable(cause))) if tries + 1 < CONFLICT_ATTEMPTS => {
                 tries += 1;
                 tracing::debug!(%cause, tries, "retrying store write");
                 let ceiling = BACKOFF_BASE_MS << tries;
@@ -78,4 +104,18 @@ where
             other => return other,
         }
     }
+}
+
+/// Retries a read that found the store unavailable, within the same budget as writes.
+pub async fn retry_read<T, F, Fut>(mut attempt: F) -> StoreResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = StoreResult<T>>,
+{
+    retry_unavailable(|| {
+        let next = attempt();
+        async move { next.await.map_err(TxFailure::Store) }
+    })
+    .await
+    .map_err(|failure| failure.into_store_error(None))
 }

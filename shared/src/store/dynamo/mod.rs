@@ -3,6 +3,7 @@
 mod entities;
 mod errors;
 mod idempotency;
+mod ledger;
 mod tiers;
 
 use std::collections::HashMap;
@@ -16,7 +17,8 @@ use serde::de::DeserializeOwned;
 use crate::store::keys::Key;
 use crate::store::{StoreError, StoreResult};
 
-pub use errors::classify;
+pub use errors::{classify, retry_read};
+use errors::TxFailure;
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -58,7 +60,12 @@ impl DynamoStore {
 
     /// Runs a transaction; `idem_index` is the position of the idempotency record, if any.
     async fn transact(&self, items: Vec<TransactWriteItem>, idem_index: Option<usize>) -> StoreResult<()> {
-        errors::retry_conflicts(|| async {
+        self.transact_raw(items, idem_index).await.map_err(|f| f.into_store_error(idem_index))
+    }
+
+    /// Runs a transaction, retrying conflicts and unavailability within the budget.
+    async fn transact_raw(&self, items: Vec<TransactWriteItem>, idem_index: Option<usize>) -> Result<(), TxFailure> {
+        errors::retry_unavailable(|| async {
             self.client
                 .transact_write_items()
                 .set_transact_items(Some(items.clone()))

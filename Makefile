@@ -1,0 +1,84 @@
+# Local development and CI entry points. Every variable can be overridden from
+# the environment or the command line, e.g. `make emulator DYNAMODB_PORT=8001`.
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON        ?= python3
+VENV          ?= .venv
+# Python deps for local runs and tests, plus any test suite's own requirements.txt.
+REQUIREMENTS  ?= infra/local/requirements.txt $(wildcard tests/*/requirements.txt)
+DYNAMODB_PORT ?= 8000
+TABLE_NAME    ?= credits-local
+AWS_REGION    ?= us-east-1
+
+VENV_PYTHON := $(VENV)/bin/python
+# Directories searched for Python tests (test_*.py / *_test.py).
+PY_TEST_DIRS := tests infra
+
+.PHONY: help venv emulator table dev test lint clean-local
+
+help:
+	@echo "make venv        Python venv in $(VENV) (moto, cargo-lambda, cfn-lint, pytest)"
+	@echo "make emulator    DynamoDB emulator on 127.0.0.1:$(DYNAMODB_PORT) (foreground)"
+	@echo "make table       create table $(TABLE_NAME) on the running emulator"
+	@echo "make dev         emulator + table + cargo lambda watch (infra/local/dev.sh)"
+	@echo "make test        cargo tests (they spawn their own emulator) + Python tests"
+	@echo "make lint        rustfmt check + clippy -D warnings"
+	@echo "make clean-local remove $(VENV) and .dev"
+
+venv: $(VENV)/.stamp
+	@:
+
+# Reinstalled when a requirements file is newer than the stamp, or when the set of
+# requirements files changed (the stamp records it).
+ifneq ($(shell cat $(VENV)/.stamp 2>/dev/null),$(strip $(REQUIREMENTS)))
+.PHONY: $(VENV)/.stamp
+endif
+$(VENV)/.stamp: $(REQUIREMENTS)
+	@test -x $(VENV_PYTHON) || $(PYTHON) -m venv $(VENV)
+	@echo "installing $(REQUIREMENTS) into $(VENV)"
+	@$(VENV_PYTHON) -m pip install --quiet --disable-pip-version-check $(addprefix -r ,$(REQUIREMENTS))
+	@echo '$(strip $(REQUIREMENTS))' >$@
+
+emulator: venv
+	$(VENV_PYTHON) infra/local/dynamodb_server.py --host 127.0.0.1 --port $(DYNAMODB_PORT)
+
+table:
+	TABLE_NAME=$(TABLE_NAME) \
+	AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:$(DYNAMODB_PORT) \
+	AWS_REGION=$(AWS_REGION) \
+	AWS_ACCESS_KEY_ID=local \
+	AWS_SECRET_ACCESS_KEY=local \
+	cargo run -q -p shared --bin create-table
+
+dev:
+	VENV=$(VENV) DYNAMODB_PORT=$(DYNAMODB_PORT) TABLE_NAME=$(TABLE_NAME) bash infra/local/dev.sh
+
+# The Rust test harness spawns `$DYNAMODB_EMULATOR_PYTHON infra/local/dynamodb_server.py
+# --port 0 --exit-on-stdin-eof` itself. Python tests run only if there are any;
+# pytest's exit code 5 ("no tests collected") counts as success. Both suites run
+# even if the first fails; the target fails if either did. The infra parity test
+# (infra/test_infra.py) reads the table schema the Rust code prints.
+TABLE_SCHEMA_JSON ?= $(CURDIR)/target/table-schema.json
+test: venv
+	@status=0; \
+	DYNAMODB_EMULATOR_PYTHON="$(CURDIR)/$(VENV_PYTHON)" cargo test --workspace --locked || status=1; \
+	dirs=$$(find $(PY_TEST_DIRS) -type f \( -name 'test_*.py' -o -name '*_test.py' \) \
+	          -not -path '*/target/*' -not -path '*/.venv/*' 2>/dev/null | xargs -r dirname | sort -u); \
+	if [[ -n "$$dirs" ]]; then \
+	  mkdir -p target; \
+	  cargo run -q --locked -p shared --bin create-table -- --print-schema >$(TABLE_SCHEMA_JSON) || status=1; \
+	  rc=0; TABLE_SCHEMA_JSON=$(TABLE_SCHEMA_JSON) PYTHONDONTWRITEBYTECODE=1 \
+	    $(VENV_PYTHON) -m pytest -q -p no:cacheprovider --import-mode=importlib $$dirs || rc=$$?; \
+	  if [[ $$rc -ne 0 && $$rc -ne 5 ]]; then status=1; fi; \
+	fi; \
+	exit $$status
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+
+clean-local:
+	rm -rf $(VENV) .dev

@@ -1,0 +1,211 @@
+#!/usr/bin/env bash
+# Local stack for `make dev`:
+#   DynamoDB emulator (moto, single-threaded)  -> 127.0.0.1:$DYNAMODB_PORT
+#   table $TABLE_NAME created on it
+#   cargo lambda watch (hot reload, API Gateway HTTP API v2 events) -> 127.0.0.1:$WATCH_PORT
+# Paths map to functions through [workspace.metadata.lambda.watch.router] in Cargo.toml.
+# Ctrl-C stops everything this script started.
+#
+# Adding a background service is two lines, e.g.:
+#   start_bg stripe "$VENV/bin/python" tests/stripe_standin/server.py --port "$STRIPE_PORT"
+#   wait_ready stripe 30 log_has stripe '^READY '
+# shellcheck disable=SC2329  # helpers run indirectly: wait_ready "$@", traps
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+
+# ---- configuration (environment overrides) --------------------------------
+default_secret() { # NAME DEFAULT: use $NAME if set, else DEFAULT (and say so)
+  if [[ -z "${!1:-}" ]]; then
+    printf -v "$1" '%s' "$2"
+    echo "dev: $1 not set, using dev default: $2"
+  fi
+}
+default_secret ADMIN_TOKEN dev-admin-token
+default_secret TOKEN_SIGNING_KEY dev-token-signing-key-change-me
+TABLE_NAME=${TABLE_NAME:-credits-local}
+DYNAMODB_PORT=${DYNAMODB_PORT:-8000}
+WATCH_PORT=${WATCH_PORT:-9000}
+CONCURRENCY=${CONCURRENCY:-8}
+RUST_LOG=${RUST_LOG:-info}
+READY_TIMEOUT=${READY_TIMEOUT:-60} # seconds, per service
+VENV=${VENV:-.venv}
+DEV_DIR=.dev
+
+DYNAMODB_URL="http://127.0.0.1:$DYNAMODB_PORT"
+WATCH_URL="http://127.0.0.1:$WATCH_PORT"
+
+# Never let a developer's real AWS session leak into the local stack.
+unset AWS_PROFILE AWS_DEFAULT_PROFILE AWS_SESSION_TOKEN
+
+mkdir -p "$DEV_DIR"
+chmod 700 "$DEV_DIR"
+
+# ---- background services --------------------------------------------------
+BG_NAMES=()
+BG_PIDS=()
+
+# start_bg [--tty] NAME CMD...: run CMD in its own session (so its whole process
+# group can be stopped), output to .dev/NAME.log (or the terminal with --tty).
+start_bg() {
+  local tty=false
+  if [[ $1 == --tty ]]; then
+    tty=true
+    shift
+  fi
+  local name=$1
+  shift
+  if $tty; then
+    setsid "$@" 2>&1 </dev/null &
+  else
+    setsid "$@" >"$DEV_DIR/$name.log" 2>&1 </dev/null &
+  fi
+  BG_NAMES+=("$name")
+  BG_PIDS+=("$!")
+}
+
+pid_of() { # NAME -> pid
+  local i
+  for i in "${!BG_NAMES[@]}"; do
+    if [[ ${BG_NAMES[i]} == "$1" ]]; then
+      echo "${BG_PIDS[i]}"
+      return
+    fi
+  done
+  return 1
+}
+
+# Readiness checks for wait_ready.
+log_has() { grep -Eq -- "$2" "$DEV_DIR/$1.log" 2>/dev/null; }
+http_answers() { curl -s -o /dev/null --max-time 1 -X OPTIONS -H 'Origin: http://localhost' -H 'Access-Control-Request-Method: GET' "$1"; }
+
+# wait_ready NAME TIMEOUT CHECK...: poll CHECK until it succeeds; fail if the
+# service dies or TIMEOUT seconds pass.
+wait_ready() {
+  local name=$1 timeout=$2
+  shift 2
+  local pid deadline=$((SECONDS + timeout))
+  pid=$(pid_of "$name")
+  until "$@"; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "dev: $name exited before it was ready" >&2
+      [[ -f $DEV_DIR/$name.log ]] && tail -n 20 "$DEV_DIR/$name.log" >&2
+      return 1
+    fi
+    if ((SECONDS >= deadline)); then
+      echo "dev: $name not ready after ${timeout}s" >&2
+      [[ -f $DEV_DIR/$name.log ]] && tail -n 20 "$DEV_DIR/$name.log" >&2
+      return 1
+    fi
+    sleep 0.2
+  done
+}
+
+descendants() { # PID -> all descendant pids (some leave the process group via setsid)
+  local child
+  for child in $(pgrep -P "$1" 2>/dev/null); do
+    echo "$child"
+    descendants "$child"
+  done
+}
+
+stop_bg() { # NAME PID: TERM the process group, KILL whatever is left after 5 s
+  local name=$1 pid=$2 left
+  local -a procs
+  mapfile -t procs < <(echo "$pid"; descendants "$pid")
+  kill -TERM -- "-$pid" "${procs[@]}" 2>/dev/null || true
+  for _ in {1..50}; do
+    left=0
+    for p in "${procs[@]}"; do kill -0 "$p" 2>/dev/null && left=1; done
+    ((left)) || break
+    sleep 0.1
+  done
+  if ((left)); then
+    echo "dev: $name did not stop on TERM, killing" >&2
+    kill -KILL -- "-$pid" "${procs[@]}" 2>/dev/null || true
+  fi
+  wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+  local status=$?
+  trap - EXIT INT TERM
+  local i
+  for ((i = ${#BG_PIDS[@]} - 1; i >= 0; i--)); do
+    stop_bg "${BG_NAMES[i]}" "${BG_PIDS[i]}"
+  done
+  ((${#BG_PIDS[@]})) && echo "dev: stopped"
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+for port in "$DYNAMODB_PORT" "$WATCH_PORT"; do
+  port_free "$port" || {
+    echo "dev: port $port is already in use (a previous 'make dev'?)" >&2
+    exit 1
+  }
+done
+
+# ---- tools ----------------------------------------------------------------
+make -s venv VENV="$VENV"
+export PATH="$PWD/$VENV/bin:$PATH" # `cargo lambda` runs the `cargo-lambda` executable from the PyPI wheel
+cargo lambda --version >/dev/null
+
+# ---- DynamoDB -------------------------------------------------------------
+start_bg dynamodb "$VENV/bin/python" infra/local/dynamodb_server.py --host 127.0.0.1 --port "$DYNAMODB_PORT"
+wait_ready dynamodb "$READY_TIMEOUT" log_has dynamodb '^READY '
+echo "dev: DynamoDB emulator at $DYNAMODB_URL (log $DEV_DIR/dynamodb.log)"
+
+make -s table DYNAMODB_PORT="$DYNAMODB_PORT" TABLE_NAME="$TABLE_NAME"
+
+# ---- functions ------------------------------------------------------------
+# `cargo lambda watch` passes its own environment to the functions and adds the
+# --env-file variables on top; the file makes the function environment explicit.
+# Values are single-quoted (the env-file parser rejects unquoted ':' '/' ',' '=').
+ENV_FILE="$DEV_DIR/function.env"
+write_env() {
+  local key val
+  for key in "$@"; do
+    val=${!key}
+    if [[ $val == *"'"* || $val == *$'\n'* ]]; then
+      echo "dev: $key must not contain a single quote or a newline" >&2
+      return 1
+    fi
+    printf "%s='%s'\n" "$key" "$val"
+  done
+}
+# shellcheck disable=SC2034  # read by write_env through ${!key}
+AWS_ENDPOINT_URL_DYNAMODB=$DYNAMODB_URL
+# shellcheck disable=SC2034
+AWS_REGION=us-east-1
+# shellcheck disable=SC2034
+AWS_ACCESS_KEY_ID=local
+# shellcheck disable=SC2034
+AWS_SECRET_ACCESS_KEY=local
+(
+  umask 077
+  write_env TABLE_NAME AWS_ENDPOINT_URL_DYNAMODB AWS_REGION AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY \
+    ADMIN_TOKEN TOKEN_SIGNING_KEY RUST_LOG >"$ENV_FILE"
+)
+
+# RUST_LOG reaches the functions through the env file; cargo-lambda itself would
+# also obey it and log every spawn with its full environment.
+start_bg --tty watch env -u RUST_LOG cargo lambda watch \
+  --invoke-address 127.0.0.1 \
+  --invoke-port "$WATCH_PORT" \
+  --concurrency "$CONCURRENCY" \
+  --env-file "$ENV_FILE"
+wait_ready watch "$READY_TIMEOUT" http_answers "$WATCH_URL/"
+
+echo "ready: $WATCH_URL  try: curl -s -X POST $WATCH_URL/admin/entities -H 'authorization: Bearer $ADMIN_TOKEN' -H 'content-type: application/json' -d '{\"name\":\"Acme\",\"ownerUserIds\":[\"u-1\"],\"currency\":\"usd\"}'"
+
+# Run until Ctrl-C or until any service exits.
+set +e
+wait -n
+status=$?
+set -e
+echo "dev: a service exited (status $status); stopping the rest" >&2
+exit "$status"

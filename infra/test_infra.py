@@ -1,0 +1,495 @@
+"""Checks infra/template.yaml against the sources it must agree with.
+
+- cfn-lint finds no error;
+- routes: the root Cargo.toml's `[workspace.metadata.lambda.watch.router]` table (what
+  `cargo lambda watch` serves locally) is exactly the HTTP API's routes, method ANY, and
+  /admin routes alone need IAM authorization;
+- functions: every crate under functions/ is one template function and vice versa;
+- table: key schema, attributes, GSIs, TTL and billing equal `create-table --print-schema`;
+- IAM: each function may perform exactly the DynamoDB actions its crate declares in
+  `[package.metadata.credits] dynamodb-actions`, on the table only, and nothing on `*`;
+- secrets: only Secrets Manager dynamic references, never a secret in a parameter.
+
+Inputs (environment):
+  TABLE_SCHEMA_JSON     file holding `cargo run -q -p shared --bin create-table -- --print-schema`
+                        output (default: <workspace>/target/table-schema.json). Required by the
+                        table test; these tests never run cargo.
+  INFRA_TEMPLATE        template to check (default: infra/template.yaml next to this file).
+  INFRA_WORKSPACE_ROOT  Cargo workspace root (default: the parent of infra/).
+The last two exist so the tests can be pointed at deliberately broken copies.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tomllib
+from functools import cache
+from pathlib import Path
+
+import pytest
+from cfnlint.decode import decode
+
+HERE = Path(__file__).resolve().parent
+ROOT = Path(os.environ.get("INFRA_WORKSPACE_ROOT") or HERE.parent).resolve()
+TEMPLATE = Path(os.environ.get("INFRA_TEMPLATE") or HERE / "template.yaml").resolve()
+SCHEMA_ENV = "TABLE_SCHEMA_JSON"
+SCHEMA_DEFAULT = ROOT / "target" / "table-schema.json"
+
+SERVERLESS_FUNCTION = "AWS::Serverless::Function"
+SECRETSMANAGER_REF = "{{resolve:secretsmanager:"
+# Environment variables and parameters whose names say they hold a secret.
+SECRET_NAME = re.compile(r"SECRET|TOKEN|KEY", re.IGNORECASE)
+# Parameters that name a secret (where it is kept), as opposed to holding one.
+SECRET_REFERENCE_PARAM = re.compile(r"(Name|Arn|Id)$")
+# Shapes of real secret values that must never be a parameter default.
+SECRET_VALUE = re.compile(r"^(sk|rk|pk)_(test|live)_|^whsec_|^-----BEGIN|^eyJ")
+SECRET_NAME_OR_ARN = re.compile(r"^(arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:)?[A-Za-z0-9/_+=.@-]{1,512}$")
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------------------------
+
+
+def plain(node):
+    """cfn-lint's decoded nodes as plain dicts/lists/str (intrinsics stay as {"Ref": ...})."""
+    return json.loads(json.dumps(node))
+
+
+@cache
+def template() -> dict:
+    decoded, problems = decode(str(TEMPLATE))
+    assert decoded is not None and not problems, f"{TEMPLATE} does not parse: {problems}"
+    return plain(decoded)
+
+
+def resources(kind: str | None = None) -> dict[str, dict]:
+    res = template().get("Resources", {})
+    return {lid: r for lid, r in res.items() if kind is None or r.get("Type") == kind}
+
+
+def global_function_props() -> dict:
+    return template().get("Globals", {}).get("Function", {}) or {}
+
+
+def function_props(logical_id: str) -> dict:
+    """A function's properties with SAM's Globals.Function merged in (env maps are merged)."""
+    merged = dict(global_function_props())
+    own = resources()[logical_id].get("Properties", {}) or {}
+    for key, value in own.items():
+        if key == "Environment":
+            env = dict(merged.get("Environment", {}).get("Variables", {}))
+            env.update(value.get("Variables", {}))
+            merged["Environment"] = {"Variables": env}
+        else:
+            merged[key] = value
+    return merged
+
+
+def binary_of(logical_id: str) -> str:
+    meta = resources()[logical_id].get("Metadata", {}) or {}
+    binary = (meta.get("BuildProperties") or {}).get("Binary")
+    assert binary, f"function {logical_id} has no Metadata.BuildProperties.Binary"
+    return binary
+
+
+@cache
+def template_functions() -> dict[str, str]:
+    """binary name -> logical id."""
+    out: dict[str, str] = {}
+    for lid in resources(SERVERLESS_FUNCTION):
+        binary = binary_of(lid)
+        assert binary not in out, f"binary {binary!r} is built by both {out[binary]} and {lid}"
+        out[binary] = lid
+    return out
+
+
+@cache
+def workspace_manifest() -> dict:
+    return tomllib.loads((ROOT / "Cargo.toml").read_text())
+
+
+@cache
+def watch_router() -> dict[str, str]:
+    router = (
+        workspace_manifest().get("workspace", {}).get("metadata", {}).get("lambda", {}).get("watch", {}).get("router")
+    )
+    assert router, "root Cargo.toml has no [workspace.metadata.lambda.watch.router] table"
+    return dict(router)
+
+
+@cache
+def function_crates() -> dict[str, dict]:
+    """binary name -> that crate's Cargo.toml, for every crate under functions/."""
+    crates: dict[str, dict] = {}
+    for manifest in sorted((ROOT / "functions").glob("*/Cargo.toml")):
+        data = tomllib.loads(manifest.read_text())
+        package = data.get("package", {})
+        bins = [b["name"] for b in data.get("bin", []) if "name" in b] or [package.get("name")]
+        for name in bins:
+            crates[name] = {"path": manifest.relative_to(ROOT), **data}
+    assert crates, f"no function crates found under {ROOT / 'functions'}"
+    return crates
+
+
+def table_logical_id() -> str:
+    tables = resources("AWS::DynamoDB::Table")
+    assert len(tables) == 1, f"expected exactly one DynamoDB table, found {sorted(tables)}"
+    return next(iter(tables))
+
+
+def matchit_to_apigw(path: str) -> str:
+    """`{param}` stays; a `{*rest}` catch-all (last segment only) becomes `{proxy+}`."""
+    segments = path.split("/")
+    out = []
+    for i, seg in enumerate(segments):
+        if seg.startswith("{*") and seg.endswith("}"):
+            assert i == len(segments) - 1, f"catch-all must be the last segment: {path}"
+            out.append("{proxy+}")
+        else:
+            assert "*" not in seg, f"unexpected wildcard in {path}"
+            out.append(seg)
+    return "/".join(out)
+
+
+# --------------------------------------------------------------------------------------------
+# cfn-lint
+# --------------------------------------------------------------------------------------------
+
+
+def test_cfn_lint_reports_no_errors():
+    # cfn-lint has no `python -m cfnlint` entry point; run its console entry with this Python.
+    run = subprocess.run(
+        [sys.executable, "-c", "import sys; from cfnlint.runner import main; sys.exit(main())", str(TEMPLATE)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    # Exit code is a bitmask: 2 error, 4 warning, 8 informational; 1 = cfn-lint itself failed.
+    assert run.returncode & 0b11 == 0, f"cfn-lint exit {run.returncode}:\n{run.stdout}\n{run.stderr}"
+
+
+# --------------------------------------------------------------------------------------------
+# Routes and functions
+# --------------------------------------------------------------------------------------------
+
+
+def http_api_routes() -> list[dict]:
+    """Every HttpApi event of every function, with its effective authorizer."""
+    apis = resources("AWS::Serverless::HttpApi")
+    routes = []
+    for lid in resources(SERVERLESS_FUNCTION):
+        for name, event in (function_props(lid).get("Events") or {}).items():
+            if event.get("Type") != "HttpApi":
+                continue
+            props = event.get("Properties") or {}
+            api_ref = (props.get("ApiId") or {}).get("Ref")
+            api_auth = (apis.get(api_ref, {}).get("Properties") or {}).get("Auth") or {}
+            authorizer = (props.get("Auth") or {}).get("Authorizer") or api_auth.get("DefaultAuthorizer") or "NONE"
+            routes.append(
+                {
+                    "where": f"{lid}.Events.{name}",
+                    "api": api_ref,
+                    "path": props.get("Path"),
+                    "method": str(props.get("Method", "")).upper(),
+                    "binary": binary_of(lid),
+                    "authorizer": authorizer,
+                    "payload": str(props.get("PayloadFormatVersion", "2.0")),
+                }
+            )
+    return routes
+
+
+def test_routes_match_the_watch_router():
+    expected = {(matchit_to_apigw(path), fn) for path, fn in watch_router().items()}
+    routes = http_api_routes()
+    actual = {(r["path"], r["binary"]) for r in routes}
+
+    missing = sorted(expected - actual)
+    extra = sorted(actual - expected)
+    assert not missing, "watch-router routes with no HttpApi event (path, function): " + ", ".join(map(str, missing))
+    assert not extra, "HttpApi events not in the watch router (path, function): " + ", ".join(map(str, extra))
+
+    for r in routes:
+        assert r["method"] == "ANY", f"{r['where']}: Method {r['method']!r}, expected ANY (the function answers 405)"
+        assert r["payload"] == "2.0", f"{r['where']}: payload format {r['payload']}, cargo lambda watch emits 2.0"
+        assert r["api"] in resources("AWS::Serverless::HttpApi"), f"{r['where']}: ApiId must !Ref the HttpApi"
+    paths = [r["path"] for r in routes]
+    dupes = sorted({p for p in paths if paths.count(p) > 1})
+    assert not dupes, f"paths routed more than once: {dupes}"
+
+
+def test_admin_routes_need_iam_and_the_rest_do_not():
+    for r in http_api_routes():
+        wants = "AWS_IAM" if r["path"].startswith("/admin/") or r["path"] == "/admin" else "NONE"
+        assert r["authorizer"] == wants, f"{r['where']} ({r['path']}): authorizer {r['authorizer']}, expected {wants}"
+
+
+def test_every_function_crate_has_a_template_function_and_vice_versa():
+    crates = set(function_crates())
+    funcs = set(template_functions())
+    assert not crates - funcs, f"function crates with no template function: {sorted(crates - funcs)}"
+    assert not funcs - crates, f"template functions with no crate under functions/: {sorted(funcs - crates)}"
+    routed = set(watch_router().values())
+    assert not routed - crates, f"watch router names functions with no crate: {sorted(routed - crates)}"
+
+
+def test_functions_build_and_run_as_rust_on_lambda():
+    arch_param = template().get("Parameters", {}).get("Architecture", {})
+    assert arch_param.get("Default") == "arm64", "parameter Architecture must default to arm64"
+    assert sorted(arch_param.get("AllowedValues", [])) == ["arm64", "x86_64"]
+    log_groups = resources("AWS::Logs::LogGroup")
+    for binary, lid in template_functions().items():
+        props = function_props(lid)
+        meta = resources()[lid].get("Metadata", {})
+        assert meta.get("BuildMethod") == "rust-cargolambda", f"{lid}: BuildMethod"
+        assert props.get("Runtime") == "provided.al2023", f"{lid}: Runtime"
+        assert props.get("Handler") == "bootstrap", f"{lid}: Handler"
+        assert props.get("Architectures") == [{"Ref": "Architecture"}], f"{lid}: Architectures"
+        assert props.get("CodeUri") == "..", f"{lid}: CodeUri must be the workspace root"
+        assert isinstance(props.get("MemorySize"), int) and isinstance(props.get("Timeout"), int), f"{lid}: sizes"
+        group = ((props.get("LoggingConfig") or {}).get("LogGroup") or {}).get("Ref")
+        assert group in log_groups, f"{lid}: LoggingConfig.LogGroup must !Ref a log group of this stack"
+        group_props = log_groups[group]["Properties"]
+        assert group_props.get("RetentionInDays") == {"Ref": "LogRetentionDays"}, f"{group}: retention"
+        assert group_props.get("LogGroupName") == {"Fn::Sub": f"/aws/lambda/${{AWS::StackName}}-{binary}"}, group
+        assert props.get("FunctionName") == {"Fn::Sub": f"${{AWS::StackName}}-{binary}"}, f"{lid}: FunctionName"
+
+
+def test_every_function_has_error_and_throttle_alarms():
+    alarms = resources("AWS::CloudWatch::Alarm").values()
+    for lid in template_functions().values():
+        watched = {
+            a["Properties"].get("MetricName")
+            for a in alarms
+            if a["Properties"].get("Namespace") == "AWS/Lambda"
+            and {"Name": "FunctionName", "Value": {"Ref": lid}} in a["Properties"].get("Dimensions", [])
+        }
+        assert {"Errors", "Throttles"} <= watched, f"{lid}: alarms on {sorted(watched)}, need Errors and Throttles"
+    table = table_logical_id()
+    table_metrics = {
+        a["Properties"].get("MetricName")
+        for a in alarms
+        if a["Properties"].get("Namespace") == "AWS/DynamoDB"
+        and {"Name": "TableName", "Value": {"Ref": table}} in a["Properties"].get("Dimensions", [])
+    }
+    assert {"ReadThrottleEvents", "WriteThrottleEvents"} <= table_metrics, f"table alarms: {sorted(table_metrics)}"
+
+
+# --------------------------------------------------------------------------------------------
+# Table
+# --------------------------------------------------------------------------------------------
+
+
+def lower_keys(value):
+    """{"AttributeName": ...} and {"attributeName": ...} compare equal."""
+    if isinstance(value, dict):
+        return {k[:1].lower() + k[1:]: lower_keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [lower_keys(v) for v in value]
+    return value
+
+
+def key_set(keys) -> frozenset:
+    return frozenset((k["attributeName"], k["keyType"]) for k in lower_keys(keys or []))
+
+
+def gsi_shape(gsis) -> dict:
+    out = {}
+    for g in lower_keys(gsis or []):
+        projection = g.get("projection") or {}
+        out[g["indexName"]] = (
+            key_set(g.get("keySchema")),
+            projection.get("projectionType", "ALL"),
+            tuple(sorted(projection.get("nonKeyAttributes") or [])),
+        )
+    return out
+
+
+@cache
+def table_schema() -> dict:
+    path = Path(os.environ.get(SCHEMA_ENV) or SCHEMA_DEFAULT)
+    if not path.is_file():
+        pytest.fail(
+            f"table schema JSON not found at {path}. Produce it with\n"
+            f"  cargo run -q -p shared --bin create-table -- --print-schema > {SCHEMA_DEFAULT}\n"
+            f"or point {SCHEMA_ENV} at such a file."
+        )
+    return json.loads(path.read_text())
+
+
+def test_table_matches_the_schema():
+    schema = table_schema()
+    table = resources()[table_logical_id()]["Properties"]
+
+    assert key_set(table.get("KeySchema")) == key_set(schema["keySchema"]), (
+        f"KeySchema {table.get('KeySchema')} != schema {schema['keySchema']}"
+    )
+    hash_first = lower_keys(table.get("KeySchema"))[0]["keyType"]
+    assert hash_first == "HASH", "KeySchema must list the HASH key first"
+    attrs = lambda defs: {(d["attributeName"], d["attributeType"]) for d in lower_keys(defs or [])}  # noqa: E731
+    assert attrs(table.get("AttributeDefinitions")) == attrs(schema["attributeDefinitions"]), (
+        f"AttributeDefinitions {table.get('AttributeDefinitions')} != schema {schema['attributeDefinitions']}"
+    )
+    assert gsi_shape(table.get("GlobalSecondaryIndexes")) == gsi_shape(schema.get("globalSecondaryIndexes")), (
+        f"GSIs {table.get('GlobalSecondaryIndexes')} != schema {schema.get('globalSecondaryIndexes')}"
+    )
+    ttl = table.get("TimeToLiveSpecification") or {}
+    assert ttl.get("AttributeName") == schema["ttlAttribute"] and ttl.get("Enabled") is True, (
+        f"TTL {ttl} != schema attribute {schema['ttlAttribute']!r} enabled"
+    )
+    assert table.get("BillingMode") == schema.get("billingMode", "PAY_PER_REQUEST"), "BillingMode"
+
+
+def test_table_is_protected():
+    lid = table_logical_id()
+    resource = resources()[lid]
+    props = resource["Properties"]
+    assert resource.get("DeletionPolicy") == "Retain", f"{lid}: DeletionPolicy must be Retain"
+    assert resource.get("UpdateReplacePolicy") == "Retain", f"{lid}: UpdateReplacePolicy must be Retain"
+    assert props.get("DeletionProtectionEnabled") is True, f"{lid}: DeletionProtectionEnabled"
+    pitr = props.get("PointInTimeRecoverySpecification") or {}
+    assert pitr.get("PointInTimeRecoveryEnabled") is True, f"{lid}: point-in-time recovery"
+
+
+# --------------------------------------------------------------------------------------------
+# IAM
+# --------------------------------------------------------------------------------------------
+
+
+def as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def function_statements(lid: str) -> list[tuple[str, dict]]:
+    """(where, statement) for every IAM statement that applies to a function's role."""
+    props = function_props(lid)
+    out: list[tuple[str, dict]] = []
+    for i, policy in enumerate(as_list(props.get("Policies") or [])):
+        assert isinstance(policy, dict) and "Statement" in policy, (
+            f"{lid}.Policies[{i}] = {policy!r}: managed policies and SAM policy templates are not checkable "
+            "least privilege; write IAM statements"
+        )
+        out += [(f"{lid}.Policies[{i}]", s) for s in as_list(policy["Statement"])]
+    role_ref = props.get("Role")
+    if role_ref is not None:
+        role_lid = (role_ref.get("Fn::GetAtt") or [None])[0] if isinstance(role_ref, dict) else None
+        if isinstance(role_lid, str) and "." in role_lid:
+            role_lid = role_lid.split(".")[0]
+        assert role_lid in resources("AWS::IAM::Role"), f"{lid}: Role must be !GetAtt <a role of this stack>.Arn"
+        role = resources()[role_lid]["Properties"]
+        assert not role.get("ManagedPolicyArns"), f"{role_lid}: managed policies are not least privilege"
+        for policy in role.get("Policies") or []:
+            doc = policy.get("PolicyDocument") or {}
+            out += [(f"{role_lid}.{policy.get('PolicyName')}", s) for s in as_list(doc.get("Statement", []))]
+        for plid, pol in {**resources("AWS::IAM::Policy"), **resources("AWS::IAM::ManagedPolicy")}.items():
+            if {"Ref": role_lid} in as_list(pol["Properties"].get("Roles", [])):
+                doc = pol["Properties"].get("PolicyDocument") or {}
+                out += [(plid, s) for s in as_list(doc.get("Statement", []))]
+    return out
+
+
+def test_each_function_gets_exactly_its_declared_dynamodb_actions():
+    table = table_logical_id()
+    has_gsis = bool(resources()[table]["Properties"].get("GlobalSecondaryIndexes"))
+    allowed_resources = [{"Fn::GetAtt": [table, "Arn"]}, {"Fn::GetAtt": f"{table}.Arn"}]
+    if has_gsis:
+        allowed_resources.append({"Fn::Sub": f"${{{table}.Arn}}/index/*"})
+
+    for binary, lid in template_functions().items():
+        crate = function_crates().get(binary)
+        assert crate, f"{lid}: no crate for binary {binary}"
+        declared = (crate.get("package", {}).get("metadata", {}).get("credits", {}) or {}).get("dynamodb-actions")
+        assert declared is not None, f"{crate['path']}: no [package.metadata.credits] dynamodb-actions"
+        declared_set = {f"dynamodb:{a}" for a in declared}
+
+        granted: set[str] = set()
+        for where, st in function_statements(lid):
+            actions = [str(a) for a in as_list(st.get("Action", []))]
+            assert "NotAction" not in st and "NotResource" not in st, f"{where}: NotAction/NotResource"
+            for res in as_list(st.get("Resource", [])):
+                text = res.get("Fn::Sub") if isinstance(res, dict) else res
+                text = text[0] if isinstance(text, list) else text
+                wildcard = isinstance(text, str) and "*" in text and res not in allowed_resources
+                assert not wildcard, f"{where}: wildcard Resource {res!r} is not allowed"
+            assert not any("*" in a for a in actions), f"{where}: wildcard action in {actions}"
+            dynamo = [a for a in actions if a.lower().startswith("dynamodb:")]
+            if not dynamo or st.get("Effect") != "Allow":
+                continue
+            for res in as_list(st.get("Resource", [])):
+                assert res in allowed_resources, f"{where}: DynamoDB resource {res} is not the table" + (
+                    "" if has_gsis else " (no GSIs, so no index ARNs)"
+                )
+            granted |= set(dynamo)
+
+        extra = sorted(granted - declared_set)
+        missing = sorted(declared_set - granted)
+        assert not extra, f"{lid} is granted {extra}, not declared in {crate['path']}"
+        assert not missing, f"{lid} lacks {missing}, declared in {crate['path']}"
+
+
+# --------------------------------------------------------------------------------------------
+# Secrets
+# --------------------------------------------------------------------------------------------
+
+
+def test_no_parameter_holds_a_secret():
+    for name, param in (template().get("Parameters") or {}).items():
+        if not SECRET_NAME.search(name):
+            continue
+        assert SECRET_REFERENCE_PARAM.search(name), (
+            f"parameter {name} looks like it carries a secret value; secrets come from Secrets Manager "
+            f"(a parameter may only name the secret: ...SecretName / ...SecretArn)"
+        )
+        default = param.get("Default")
+        if default is None:
+            continue
+        assert isinstance(default, str) and SECRET_NAME_OR_ARN.match(default) and not SECRET_VALUE.search(default), (
+            f"parameter {name} has a Default that is not a secret name or ARN: it may be a secret value"
+        )
+
+
+def test_secret_env_vars_are_secrets_manager_references():
+    def resolved(value) -> str | None:
+        text = value.get("Fn::Sub") if isinstance(value, dict) else value
+        if isinstance(text, list):
+            text = text[0]
+        return text if isinstance(text, str) else None
+
+    admin_binaries = {fn for path, fn in watch_router().items() if path.split("/")[1:2] == ["admin"]}
+    params = template().get("Parameters") or {}
+    for binary, lid in template_functions().items():
+        env = (function_props(lid).get("Environment") or {}).get("Variables") or {}
+        assert env.get("TABLE_NAME") == {"Ref": table_logical_id()}, f"{lid}: TABLE_NAME must !Ref the table"
+        required = {"TOKEN_SIGNING_KEY"} | ({"ADMIN_TOKEN"} if binary in admin_binaries else set())
+        assert required <= set(env), f"{lid}: missing {sorted(required - set(env))}"
+        if binary not in admin_binaries:
+            assert "ADMIN_TOKEN" not in env, f"{lid} serves no /admin route but gets ADMIN_TOKEN"
+        for var, value in env.items():
+            if not (SECRET_NAME.search(var) or var.startswith("STRIPE_")) or var == "STRIPE_API_BASE":
+                continue
+            text = resolved(value)
+            assert text and text.startswith(SECRETSMANAGER_REF) and text.endswith("}}"), (
+                f"{lid}: {var} must be a {{{{resolve:secretsmanager:...}}}} reference, got {value!r}"
+            )
+            for ref in re.findall(r"\$\{([A-Za-z0-9]+)\}", text):
+                assert ref in params, f"{lid}: {var} references unknown parameter {ref}"
+    assert "ssm-secure" not in TEMPLATE.read_text(), "ssm-secure references do not work in Lambda environments"
+
+
+# --------------------------------------------------------------------------------------------
+# Outputs
+# --------------------------------------------------------------------------------------------
+
+
+def test_outputs():
+    outputs = template().get("Outputs") or {}
+    api = next(iter(resources("AWS::Serverless::HttpApi")))
+    base = f"https://${{{api}}}.execute-api.${{AWS::Region}}.${{AWS::URLSuffix}}"
+    assert outputs.get("ApiUrl", {}).get("Value") == {"Fn::Sub": base}
+    assert outputs.get("StripeWebhookUrl", {}).get("Value") == {"Fn::Sub": base + "/api/stripe/webhook"}
+    assert outputs.get("TableName", {}).get("Value") == {"Ref": table_logical_id()}

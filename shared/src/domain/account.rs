@@ -1,0 +1,221 @@
+//! A user's credit account (§3) and its ledger entries. An account's state is only ever
+//! changed by `ledger::apply`, which also yields the entries that explain the change.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::as_rfc3339;
+
+/// How many holds one account may have open at once (bounds the item and the transaction).
+pub const MAX_ACTIVE_HOLDS: usize = 40;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActiveHold {
+    pub credits: u64,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Account {
+    pub entity_id: String,
+    pub user_id: String,
+    /// Negative only after a refund or dispute reversal.
+    pub balance: i64,
+    /// Bumped by every change; writes are conditional on it.
+    pub version: u64,
+    #[serde(default)]
+    pub holds: BTreeMap<String, ActiveHold>,
+    pub lifetime_purchased: u64,
+    pub lifetime_granted: u64,
+    pub lifetime_consumed: u64,
+    pub lifetime_reversed: u64,
+    pub updated_at: Option<i64>,
+}
+
+/// The account as the API shows it, at one instant: expired holds count as released.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountView {
+    pub entity_id: String,
+    pub user_id: String,
+    pub balance: i64,
+    pub held: u64,
+    pub available: i64,
+    pub lifetime_purchased: u64,
+    pub lifetime_granted: u64,
+    pub lifetime_consumed: u64,
+    pub lifetime_reversed: u64,
+    #[serde(with = "as_rfc3339::option")]
+    pub updated_at: Option<i64>,
+}
+
+impl Account {
+    /// A user never seen before: all zeros.
+    pub fn empty(entity_id: &str, user_id: &str) -> Self {
+        Self {
+            entity_id: entity_id.to_owned(),
+            user_id: user_id.to_owned(),
+            balance: 0,
+            version: 0,
+            holds: BTreeMap::new(),
+            lifetime_purchased: 0,
+            lifetime_granted: 0,
+            lifetime_consumed: 0,
+            lifetime_reversed: 0,
+            updated_at: None,
+        }
+    }
+
+    /// Credits reserved by holds still in force at `now`.
+    pub fn held(&self, now: i64) -> u64 {
+        self.holds.values().filter(|h| h.expires_at > now).map(|h| h.credits).sum()
+    }
+
+    pub fn available(&self, now: i64) -> i64 {
+        self.balance - self.held(now) as i64
+    }
+
+    pub fn expired_hold_ids(&self, now: i64) -> Vec<String> {
+        self.holds.iter().filter(|(_, h)| h.expires_at <= now).map(|(id, _)| id.clone()).collect()
+    }
+
+    pub fn view(&self, now: i64) -> AccountView {
+        AccountView {
+            entity_id: self.entity_id.clone(),
+            user_id: self.user_id.clone(),
+            balance: self.balance,
+            held: self.held(now),
+            available: self.available(now),
+            lifetime_purchased: self.lifetime_purchased,
+            lifetime_granted: self.lifetime_granted,
+            lifetime_consumed: self.lifetime_consumed,
+            lifetime_reversed: self.lifetime_reversed,
+            updated_at: self.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EntryType {
+    Purchase,
+    Grant,
+    Decrement,
+    Hold,
+    Capture,
+    Release,
+    Expire,
+    Reversal,
+    Regrant,
+}
+
+impl EntryType {
+    pub const ALL: [Self; 9] = [
+        Self::Purchase,
+        Self::Grant,
+        Self::Decrement,
+        Self::Hold,
+        Self::Capture,
+        Self::Release,
+        Self::Expire,
+        Self::Reversal,
+        Self::Regrant,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Purchase => "purchase",
+            Self::Grant => "grant",
+            Self::Decrement => "decrement",
+            Self::Hold => "hold",
+            Self::Capture => "capture",
+            Self::Release => "release",
+            Self::Expire => "expire",
+            Self::Reversal => "reversal",
+            Self::Regrant => "regrant",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == value)
+    }
+}
+
+/// One line of the ledger: why the balance (or the held amount) changed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Entry {
+    pub entry_id: String,
+    #[serde(rename = "type")]
+    pub kind: EntryType,
+    /// The signed change to `balance`.
+    pub credits: i64,
+    pub balance_after: i64,
+    pub held_after: u64,
+    pub reason: Option<String>,
+    pub credit_tier_id: Option<String>,
+    pub payment_intent_id: Option<String>,
+    pub hold_id: Option<String>,
+    pub idempotency_key: Option<String>,
+    #[serde(with = "as_rfc3339")]
+    pub created_at: i64,
+    /// Position in the account's history: the account version that wrote it, then the
+    /// entry's index within that write. Internal: it orders the history (the table's sort key).
+    #[serde(skip)]
+    pub position: (u64, u32),
+}
+
+/// A hold as recorded, whatever became of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HoldRecord {
+    pub hold_id: String,
+    pub credits: u64,
+    /// `active | captured | released | expired` as stored; see `status_at`.
+    pub status: String,
+    pub captured_credits: u64,
+    pub reason: Option<String>,
+    pub expires_at: i64,
+    pub created_at: i64,
+    pub settled_at: Option<i64>,
+}
+
+impl HoldRecord {
+    /// An active hold past its expiry reads as expired, whether or not a write recorded it yet.
+    pub fn status_at(&self, now: i64) -> &str {
+        if self.status == "active" && self.expires_at <= now { "expired" } else { &self.status }
+    }
+}
+
+/// How often one user bought one tier.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PurchaseCount {
+    pub credit_tier_id: String,
+    pub purchase_count: u64,
+    pub last_purchased_at: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expired_holds_count_as_released_from_their_expiry_on() {
+        let mut account = Account::empty("e", "u");
+        account.balance = 100;
+        account.holds.insert("h".into(), ActiveHold { credits: 30, expires_at: 1_000 });
+        assert_eq!((account.held(999), account.available(999)), (30, 70));
+        assert_eq!((account.held(1_000), account.available(1_000)), (0, 100));
+        assert_eq!(account.expired_hold_ids(1_000), ["h"]);
+    }
+
+    #[test]
+    fn a_new_account_reads_as_zeros() {
+        let view = Account::empty("e", "u").view(0);
+        assert_eq!((view.balance, view.held, view.available, view.updated_at), (0, 0, 0, None));
+    }
+}

@@ -1,0 +1,590 @@
+#!/usr/bin/env python3
+"""Fault-injecting reverse proxy for the DynamoDB JSON 1.0 protocol.
+
+Sits between a DynamoDB client (the Rust AWS SDK, boto3, ...) and the local
+emulator (`infra/local/dynamodb_server.py`, moto served single-threaded). moto
+never answers `TransactionConflict`, throttling, 500s or dropped connections;
+this proxy injects them, per request and at configurable rates, with exactly
+the wire format real DynamoDB uses, so the SDK classifies them as it would in
+production (throttling / 5xx / dropped connection: retried by the SDK;
+`TransactionCanceledException`: not retried, handed to the application).
+
+Python 3.11 standard library only.
+
+Usage:
+    python tests/faults/dynamodb_proxy.py --upstream http://127.0.0.1:PORT
+        [--host 127.0.0.1] [--port 0] [--seed 1] [--exit-on-stdin-eof] [--verbose]
+        [--conflict-rate F] [--throttle-rate F] [--error-rate F]
+        [--drop-rate F] [--drop-before-rate F] [--latency-ms N]
+
+When listening it prints exactly one line to stdout and flushes:
+    READY http://127.0.0.1:<port>
+
+Faults (rates are fractions 0..1, decided per request with one draw from an RNG
+seeded by --seed; at most one fault per request, checked in this order):
+    conflict      TransactWriteItems only: 400 TransactionCanceledException,
+                  first reason TransactionConflict, the others None. Not forwarded.
+    throttle      400 ProvisionedThroughputExceededException. Not forwarded.
+    error         500 InternalServerError. Not forwarded.
+    drop_before   the client connection is closed without forwarding and
+                  without a response: the operation did NOT happen.
+    drop          forwarded; the proxy waits for the emulator's full response,
+                  then closes the client connection without answering: the
+                  operation DID happen but the client never hears (ambiguous).
+    latency       uniform random 0..latency_ms added before the request is
+                  handled (forwarded or answered with a fault).
+Only data-plane operations are subject to faults and latency: DynamoDB_20120810.
+GetItem, PutItem, UpdateItem, DeleteItem, Query, TransactWriteItems,
+TransactGetItems, BatchGetItem. Everything else (CreateTable, DescribeTable,
+UpdateTimeToLive, Scan, BatchWriteItem, ...) always passes through untouched.
+
+Control endpoints (requests WITHOUT an X-Amz-Target header):
+    GET  /_proxy/stats    counters, see `Stats.snapshot`
+    GET  /_proxy/config   current rates
+    POST /_proxy/config   JSON, any subset of {"conflict_rate", "throttle_rate",
+                          "error_rate", "drop_rate", "drop_before_rate",
+                          "latency_ms", "seed"} ("seed" re-seeds the RNG);
+                          answers the resulting config
+    POST /_proxy/reset    zero the counters (config and RNG untouched)
+
+Anything else is forwarded as is: method, path, headers (minus hop-by-hop
+ones), body; the upstream's status, headers (minus hop-by-hop ones) and body
+come back unchanged. The client side speaks HTTP/1.1 with persistent
+connections; every response carries Content-Length. The upstream is reached
+with one connection per request (the emulator speaks HTTP/1.0 and closes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import random
+import sys
+import threading
+import time
+import urllib.parse
+import zlib
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+TARGET_PREFIX = "DynamoDB_20120810."
+DATA_PLANE_OPS = frozenset(
+    {
+        "GetItem",
+        "PutItem",
+        "UpdateItem",
+        "DeleteItem",
+        "Query",
+        "TransactWriteItems",
+        "TransactGetItems",
+        "BatchGetItem",
+    }
+)
+
+# Error `__type` values as real DynamoDB (and moto) send them: namespace '#' name.
+# The SDKs keep what follows '#' as the error code (smithy-rs `sanitize_error_code`).
+ERROR_NS = "com.amazonaws.dynamodb.v20120810#"
+JSON_CONTENT_TYPE = "application/x-amz-json-1.0"
+THROTTLE_MESSAGE = (
+    "The level of configured provisioned throughput for the table was exceeded. "
+    "Consider increasing your provisioning level with the UpdateTable API."
+)
+CONFLICT_CODE = "TransactionConflict"
+CONFLICT_MESSAGE = "Transaction is ongoing for the item"
+CANCELLED_MESSAGE = "Transaction cancelled, please refer cancellation reasons for specific reasons [{}]"
+
+# Fault kinds, in the order they are checked against the single per-request draw.
+FAULTS = ("conflict", "throttle", "error", "drop_before", "drop")
+RATE_KEYS = {
+    "conflict": "conflict_rate",
+    "throttle": "throttle_rate",
+    "error": "error_rate",
+    "drop_before": "drop_before_rate",
+    "drop": "drop_rate",
+}
+OUTCOMES = ("forwarded", "conflict", "throttle", "error", "drop", "drop_before", "upstream_error")
+
+# RFC 9110 §7.6.1 hop-by-hop headers, plus Expect (answered here, not upstream).
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "expect",
+    }
+)
+
+
+# --------------------------------------------------------------------------- error bodies
+
+
+def dumps(obj: Any) -> bytes:
+    # Real DynamoDB sends compact JSON.
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def throttle_body() -> bytes:
+    return dumps({"__type": ERROR_NS + "ProvisionedThroughputExceededException", "message": THROTTLE_MESSAGE})
+
+
+def internal_error_body() -> bytes:
+    return dumps({"__type": ERROR_NS + "InternalServerError", "message": "Internal server error"})
+
+
+def conflict_body(item_count: int) -> bytes:
+    """TransactionCanceledException for a TransactWriteItems of `item_count` actions.
+
+    Shape as the service sends it (and as moto does): `CancellationReasons` in request
+    order, a reason without error is `{"Code": "None"}` (no Message), and the top-level
+    message key is `Message` (capital M, as in the service model)."""
+    n = max(1, item_count)
+    reasons: list[dict[str, str]] = [{"Code": CONFLICT_CODE, "Message": CONFLICT_MESSAGE}]
+    reasons += [{"Code": "None"}] * (n - 1)
+    codes = ", ".join(r["Code"] for r in reasons)
+    return dumps(
+        {
+            "__type": ERROR_NS + "TransactionCanceledException",
+            "CancellationReasons": reasons,
+            "Message": CANCELLED_MESSAGE.format(codes),
+        }
+    )
+
+
+def transact_item_count(body: bytes) -> int:
+    try:
+        items = json.loads(body).get("TransactItems")
+    except (ValueError, AttributeError):
+        return 1
+    return len(items) if isinstance(items, list) else 1
+
+
+# --------------------------------------------------------------------------- state
+
+
+class Config:
+    def __init__(self, rates: dict[str, float], latency_ms: float) -> None:
+        self.rates = {k: 0.0 for k in FAULTS}
+        self.rates.update(rates)
+        self.latency_ms = latency_ms
+
+    def as_dict(self) -> dict[str, float]:
+        out: dict[str, float] = {RATE_KEYS[k]: v for k, v in self.rates.items()}
+        out["latency_ms"] = self.latency_ms
+        return out
+
+
+class Stats:
+    def __init__(self) -> None:
+        self.requests = 0
+        self.outcomes = {k: 0 for k in OUTCOMES}
+        self.by_target: dict[str, dict[str, int]] = {}
+
+    def count(self, target: str, outcome: str) -> None:
+        self.requests += 1
+        self.outcomes[outcome] += 1
+        per = self.by_target.get(target)
+        if per is None:
+            per = self.by_target[target] = {"requests": 0, **{k: 0 for k in OUTCOMES}}
+        per["requests"] += 1
+        per[outcome] += 1
+
+    def snapshot(self) -> dict[str, Any]:
+        """Each proxied request (control endpoints excluded) lands in exactly one
+        outcome: `forwarded` (relayed with the upstream's answer), one of the faults,
+        or `upstream_error` (emulator unreachable: 502). `by_target` is keyed by the
+        operation name (X-Amz-Target without the `DynamoDB_20120810.` prefix)."""
+        return {
+            "requests": self.requests,
+            **self.outcomes,
+            "by_target": {k: dict(v) for k, v in sorted(self.by_target.items())},
+        }
+
+
+class ProxyState:
+    def __init__(self, upstream: str, config: Config, seed: int, verbose: bool) -> None:
+        parsed = urllib.parse.urlsplit(upstream)
+        if parsed.scheme != "http" or not parsed.hostname:
+            raise ValueError(f"--upstream must be http://host:port, got {upstream!r}")
+        self.upstream_host = parsed.hostname
+        self.upstream_port = parsed.port or 80
+        self.config = config
+        self.verbose = verbose
+        self.lock = threading.Lock()
+        self.rng = random.Random(seed)
+        self.ids = random.Random()  # request ids: never perturbs the fault sequence
+        self.stats = Stats()
+
+    def decide(self, op: str) -> tuple[str | None, float]:
+        """One fault (or None) and a latency in seconds, for one data-plane request.
+        Always two draws per request, so a given seed gives the same sequence of
+        decisions for the same sequence of requests whatever the rates."""
+        with self.lock:
+            u = self.rng.random()
+            v = self.rng.random()
+            rates = dict(self.config.rates)
+            latency_ms = self.config.latency_ms
+        cumulative = 0.0
+        fault = None
+        for kind in FAULTS:
+            if kind == "conflict" and op != "TransactWriteItems":
+                continue
+            cumulative += rates[kind]
+            if u < cumulative:
+                fault = kind
+                break
+        return fault, v * latency_ms / 1000.0
+
+    def count(self, target: str, outcome: str) -> None:
+        with self.lock:
+            self.stats.count(target, outcome)
+
+    def request_id(self) -> str:
+        alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+        with self.lock:
+            return "".join(self.ids.choice(alphabet) for _ in range(52))
+
+
+def parse_config_update(update: Any, config: Config) -> tuple[Config, int | None]:
+    """Validate a POST /_proxy/config body; returns the new config and seed (if any)."""
+    if not isinstance(update, dict):
+        raise ValueError("body must be a JSON object")
+    known = {v: k for k, v in RATE_KEYS.items()}
+    rates = dict(config.rates)
+    latency_ms = config.latency_ms
+    seed = None
+    for key, value in update.items():
+        norm = key.replace("-", "_")
+        if norm == "seed":
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ValueError("seed must be an integer")
+            seed = value
+        elif norm == "latency_ms":
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+                raise ValueError("latency_ms must be a number >= 0")
+            latency_ms = float(value)
+        elif norm in known:
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value <= 1:
+                raise ValueError(f"{norm} must be a number in 0..1")
+            rates[known[norm]] = float(value)
+        else:
+            raise ValueError(f"unknown key {key!r}")
+    return Config(rates, latency_ms), seed
+
+
+# --------------------------------------------------------------------------- HTTP
+
+
+class ProxyHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "Server"  # what DynamoDB sends in `Server:`
+    sys_version = ""
+    state: ProxyState  # set on the subclass built in `make_handler`
+
+    # ---- plumbing
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        if self.state.verbose:
+            super().log_message(format, *args)
+
+    def do_GET(self) -> None:
+        self.handle_any()
+
+    do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_GET
+
+    def read_body(self) -> bytes | None:
+        """The request body (chunked or Content-Length); None if the client went away."""
+        try:
+            if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+                chunks = []
+                while True:
+                    size_line = self.rfile.readline(65537)
+                    if not size_line:
+                        return None
+                    size = int(size_line.split(b";", 1)[0].strip(), 16)
+                    if size == 0:
+                        while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                            pass  # trailers: dropped
+                        break
+                    data = self.rfile.read(size)
+                    if len(data) < size:
+                        return None
+                    chunks.append(data)
+                    self.rfile.readline(65537)
+                return b"".join(chunks)
+            length = int(self.headers.get("Content-Length") or 0)
+            data = self.rfile.read(length) if length > 0 else b""
+            return data if len(data) == length else None
+        except (OSError, ValueError):
+            return None
+
+    def write_response(self, status: int, reason: str | None, headers: list[tuple[str, str]], body: bytes) -> None:
+        """Status line, headers in the given order (Content-Length set to the body
+        length in place, or appended), connection handling, body."""
+        self.send_response_only(status, reason)
+        wrote_length = False
+        for name, value in headers:
+            lname = name.lower()
+            if lname in HOP_BY_HOP:
+                continue
+            if lname == "content-length":
+                if wrote_length:
+                    continue
+                if self.command != "HEAD":
+                    value = str(len(body))
+                wrote_length = True
+            self.send_header(name, value)
+        if not wrote_length:
+            self.send_header("Content-Length", str(len(body)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        elif self.request_version == "HTTP/1.0":
+            self.send_header("Connection", "keep-alive")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+        self.wfile.flush()
+
+    def write_json(self, status: int, obj: Any) -> None:
+        body = json.dumps(obj).encode()
+        headers = [
+            ("Content-Type", "application/json"),
+            ("Date", self.date_time_string()),
+        ]
+        self.write_response(status, None, headers, body)
+
+    def write_dynamodb_error(self, status: int, body: bytes) -> None:
+        """An error response shaped like real DynamoDB's (developer guide, "Error
+        handling with DynamoDB": `x-amzn-RequestId`, `Content-Type:
+        application/x-amz-json-1.0`, JSON body with `__type` and message), plus the
+        `x-amz-crc32` of the body that the service also sends (botocore checks it)."""
+        headers = [
+            ("Server", "Server"),
+            ("Date", self.date_time_string()),
+            ("Content-Type", JSON_CONTENT_TYPE),
+            ("Content-Length", str(len(body))),
+            ("x-amzn-RequestId", self.state.request_id()),
+            ("x-amz-crc32", str(zlib.crc32(body))),
+        ]
+        self.write_response(status, None, headers, body)
+
+    def drop(self) -> None:
+        """Close the client connection without a single byte of response."""
+        self.close_connection = True
+
+    # ---- dispatch
+
+    def handle_any(self) -> None:
+        body = self.read_body()
+        if body is None:
+            self.close_connection = True
+            return
+        target = self.headers.get("X-Amz-Target")
+        if target is None and self.path.split("?", 1)[0].startswith("/_proxy/"):
+            self.handle_control(body)
+            return
+
+        op = target[len(TARGET_PREFIX):] if target and target.startswith(TARGET_PREFIX) else None
+        key = op if op is not None else (target or "(none)")
+        fault = None
+        if op in DATA_PLANE_OPS:
+            fault, delay = self.state.decide(op)
+            if delay > 0:
+                time.sleep(delay)  # injected latency, not synchronisation
+
+        if fault == "conflict":
+            self.state.count(key, "conflict")
+            self.write_dynamodb_error(400, conflict_body(transact_item_count(body)))
+        elif fault == "throttle":
+            self.state.count(key, "throttle")
+            self.write_dynamodb_error(400, throttle_body())
+        elif fault == "error":
+            self.state.count(key, "error")
+            self.write_dynamodb_error(500, internal_error_body())
+        elif fault == "drop_before":
+            self.state.count(key, "drop_before")
+            self.drop()
+        else:
+            upstream = self.forward(body)
+            if upstream is None:
+                self.state.count(key, "upstream_error")
+                self.close_connection = True
+                self.write_json(502, {"error": "upstream unreachable"})
+            elif fault == "drop":
+                # The upstream has answered in full (the write happened); the client
+                # never hears of it.
+                self.state.count(key, "drop")
+                self.drop()
+            else:
+                self.state.count(key, "forwarded")
+                status, reason, headers, resp_body = upstream
+                self.write_response(status, reason, headers, resp_body)
+
+    def forward(self, body: bytes) -> tuple[int, str, list[tuple[str, str]], bytes] | None:
+        chunked = "chunked" in self.headers.get("Transfer-Encoding", "").lower()
+        conn = http.client.HTTPConnection(self.state.upstream_host, self.state.upstream_port, timeout=120)
+        try:
+            conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
+            sent_length = False
+            for name, value in self.headers.items():
+                lname = name.lower()
+                if lname in HOP_BY_HOP:
+                    continue
+                if lname == "content-length":
+                    if sent_length:
+                        continue
+                    value = str(len(body))
+                    sent_length = True
+                conn.putheader(name, value)
+            if chunked and not sent_length:
+                conn.putheader("Content-Length", str(len(body)))
+            conn.endheaders(body if body else None)
+            resp = conn.getresponse()
+            resp_body = resp.read()
+            return resp.status, resp.reason, resp.getheaders(), resp_body
+        except (OSError, http.client.HTTPException):
+            return None
+        finally:
+            conn.close()
+
+    def handle_control(self, body: bytes) -> None:
+        path = self.path.split("?", 1)[0]
+        state = self.state
+        if path == "/_proxy/stats" and self.command == "GET":
+            with state.lock:
+                snap = state.stats.snapshot()
+            self.write_json(200, snap)
+        elif path == "/_proxy/reset" and self.command == "POST":
+            with state.lock:
+                state.stats = Stats()
+            self.write_json(200, {"ok": True})
+        elif path == "/_proxy/config" and self.command == "GET":
+            with state.lock:
+                cfg = state.config.as_dict()
+            self.write_json(200, cfg)
+        elif path == "/_proxy/config" and self.command == "POST":
+            try:
+                update = json.loads(body or b"{}")
+                with state.lock:
+                    new_config, seed = parse_config_update(update, state.config)
+                    state.config = new_config
+                    if seed is not None:
+                        state.rng.seed(seed)
+                    cfg = new_config.as_dict()
+            except ValueError as exc:
+                self.write_json(400, {"error": str(exc)})
+                return
+            self.write_json(200, cfg)
+        else:
+            self.write_json(404, {"error": f"no control endpoint {self.command} {path}"})
+
+
+class ProxyServer(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], handler: type[ProxyHandler], verbose: bool) -> None:
+        self.verbose = verbose
+        super().__init__(address, handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Clients vanishing mid-request are routine here; stay quiet unless asked.
+        if self.verbose:
+            super().handle_error(request, client_address)
+
+
+def make_handler(state: ProxyState) -> type[ProxyHandler]:
+    return type("BoundProxyHandler", (ProxyHandler,), {"state": state})
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def exit_on_stdin_eof() -> None:
+    """Block reading stdin; when it closes (parent exited), exit immediately."""
+    try:
+        while sys.stdin.buffer.read(65536):
+            pass
+    except Exception:  # noqa: BLE001 - any read failure means the parent is gone
+        pass
+    os._exit(0)
+
+
+def fraction(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a fraction in 0..1")
+    return value
+
+
+def non_negative(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is negative")
+    return value
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--upstream", required=True, help="emulator base URL, e.g. http://127.0.0.1:8000")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default %(default)s)")
+    parser.add_argument("--port", type=int, default=0, help="port to bind; 0 picks a free one (default 0)")
+    parser.add_argument("--seed", type=int, default=1, help="RNG seed for fault decisions (default 1)")
+    parser.add_argument("--exit-on-stdin-eof", action="store_true", help="exit when stdin reaches EOF")
+    parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
+    parser.add_argument("--conflict-rate", type=fraction, default=0.0,
+                        help="TransactWriteItems answered TransactionCanceledException/TransactionConflict")
+    parser.add_argument("--throttle-rate", type=fraction, default=0.0,
+                        help="answered 400 ProvisionedThroughputExceededException")
+    parser.add_argument("--error-rate", type=fraction, default=0.0, help="answered 500 InternalServerError")
+    parser.add_argument("--drop-rate", type=fraction, default=0.0,
+                        help="forwarded, then the connection closed without a response (ambiguous)")
+    parser.add_argument("--drop-before-rate", type=fraction, default=0.0,
+                        help="connection closed without forwarding (nothing happened)")
+    parser.add_argument("--latency-ms", type=non_negative, default=0.0,
+                        help="max latency added to data-plane requests (uniform 0..N ms)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    config = Config(
+        {
+            "conflict": args.conflict_rate,
+            "throttle": args.throttle_rate,
+            "error": args.error_rate,
+            "drop": args.drop_rate,
+            "drop_before": args.drop_before_rate,
+        },
+        args.latency_ms,
+    )
+    state = ProxyState(args.upstream, config, args.seed, args.verbose)
+
+    if args.exit_on_stdin_eof:
+        threading.Thread(target=exit_on_stdin_eof, name="stdin-eof", daemon=True).start()
+
+    server = ProxyServer((args.host, args.port), make_handler(state), args.verbose)
+    shown_host = args.host if args.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+    if ":" in shown_host:
+        shown_host = f"[{shown_host}]"
+    sys.stdout.write(f"READY http://{shown_host}:{server.server_port}\n")
+    sys.stdout.flush()
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -4,6 +4,7 @@
 
 pub mod emulator;
 pub mod fixtures;
+pub mod ledger;
 pub mod recorder;
 
 use std::collections::HashMap;

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use shared::auth::Caller;
+use shared::clock::rfc3339;
 use shared::domain::tier::{NewTier, Tier, TierPatch, TierStatus, sort_for_listing};
 use shared::http::body::Mutation;
 use shared::http::{envelope, finish, idempotent, respond};
@@ -137,7 +138,7 @@ struct TierForUser {
     subscription: Option<Value>,
 }
 
-/// Q4: the active tiers with this user's purchase history (filled in by the payments work).
+/// Q4: the active tiers with this user's purchase counts (subscriptions come with recurring tiers).
 async fn tiers_for_user(
     caller: Caller,
     State(state): State<AppState>,
@@ -147,9 +148,18 @@ async fn tiers_for_user(
     ids::validate_user_id("userId", &user_id)?;
     caller.require_reader_of(&user_id)?;
     let tiers = visible_tiers(&state, &entity_id, false).await?;
+    let counts = state.store.purchase_counts(&entity_id, &user_id).await?;
     let views: Vec<TierForUser> = tiers
         .into_iter()
-        .map(|tier| TierForUser { tier, purchase_count: 0, last_purchased_at: None, subscription: None })
+        .map(|tier| {
+            let bought = counts.iter().find(|c| c.credit_tier_id == tier.credit_tier_id);
+            TierForUser {
+                purchase_count: bought.map_or(0, |c| c.purchase_count),
+                last_purchased_at: bought.map(|c| rfc3339(c.last_purchased_at)),
+                subscription: None,
+                tier,
+            }
+        })
         .collect();
     Ok(respond(StatusCode::OK, envelope(views)?))
 }

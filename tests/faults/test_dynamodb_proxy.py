@@ -1,0 +1,607 @@
+"""Tests for the fault-injecting DynamoDB proxy (`tests/faults/dynamodb_proxy.py`).
+
+Run (needs moto[server,dynamodb], boto3 and pytest in the interpreter):
+    python -m pytest tests/faults -q
+
+The emulator (`infra/local/dynamodb_server.py`) and the proxy run as subprocesses
+on free ports and exit when their stdin closes. boto3 talks to the proxy; a second
+boto3 client talks to the emulator directly to see what really got written.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import subprocess
+import sys
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+import zlib
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import boto3
+import botocore.config
+import botocore.exceptions
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+PROXY = os.path.join(HERE, "dynamodb_proxy.py")
+EMULATOR = os.path.join(ROOT, "infra", "local", "dynamodb_server.py")
+
+NS = "com.amazonaws.dynamodb.v20120810#"
+ZERO = {
+    "conflict_rate": 0,
+    "throttle_rate": 0,
+    "error_rate": 0,
+    "drop_rate": 0,
+    "drop_before_rate": 0,
+    "latency_ms": 0,
+}
+# What a dropped connection looks like to botocore (urllib3 RemoteDisconnected):
+# not a ClientError, there is no response at all.
+CONNECTION_ERRORS = botocore.exceptions.ConnectionClosedError
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def start(args: list[str]) -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen(
+        [sys.executable, *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    box: list[str] = []
+    reader = threading.Thread(target=lambda: box.append(proc.stdout.readline()), daemon=True)
+    reader.start()
+    reader.join(timeout=30)
+    if not box or not box[0].startswith("READY "):
+        proc.kill()
+        proc.wait()
+        pytest.fail(f"{args[0]} did not print READY (got {box!r})")
+    return proc, box[0].split()[1].strip()
+
+
+def stop(proc: subprocess.Popen) -> int:
+    proc.stdin.close()  # --exit-on-stdin-eof
+    try:
+        return proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        pytest.fail("process did not exit on stdin EOF")
+
+
+@pytest.fixture(scope="session")
+def emulator_url():
+    proc, url = start([EMULATOR, "--port", "0", "--exit-on-stdin-eof"])
+    yield url
+    assert stop(proc) == 0
+
+
+@pytest.fixture(scope="session")
+def proxy_url(emulator_url):
+    proc, url = start([PROXY, "--upstream", emulator_url, "--port", "0", "--seed", "1", "--exit-on-stdin-eof"])
+    yield url
+    assert stop(proc) == 0
+
+
+def client(url: str):
+    return boto3.client(
+        "dynamodb",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        # botocore's `max_attempts` counts *retries* (1 → two attempts);
+        # `total_max_attempts: 1` is exactly one attempt, so each call is one request.
+        config=botocore.config.Config(retries={"total_max_attempts": 1}),
+    )
+
+
+@pytest.fixture(scope="session")
+def ddb(proxy_url):
+    return client(proxy_url)
+
+
+@pytest.fixture(scope="session")
+def direct(emulator_url):
+    return client(emulator_url)
+
+
+def control(url: str, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url + path, data=data, method=method, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def configure(url: str, **rates) -> dict:
+    status, cfg = control(url, "POST", "/_proxy/config", {**ZERO, **rates})
+    assert status == 200, cfg
+    return cfg
+
+
+def stats(url: str) -> dict:
+    status, body = control(url, "GET", "/_proxy/stats")
+    assert status == 200
+    return body
+
+
+@pytest.fixture(autouse=True)
+def clean_proxy(request):
+    if "proxy_url" in request.fixturenames:
+        url = request.getfixturevalue("proxy_url")
+        configure(url)
+        assert control(url, "POST", "/_proxy/reset")[0] == 200
+    yield
+
+
+def create_table(ddb) -> str:
+    name = f"t-{uuid.uuid4().hex[:12]}"
+    ddb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return name
+
+
+@pytest.fixture
+def table(ddb, proxy_url):
+    """A fresh table, created through the proxy (control plane: never faulted);
+    the counters are zeroed afterwards so tests count only their own requests."""
+    name = create_table(ddb)
+    assert control(proxy_url, "POST", "/_proxy/reset")[0] == 200
+    return name
+
+
+def key(pk: str) -> dict:
+    return {"pk": {"S": pk}}
+
+
+def raw_call(url: str, target: str, payload: dict) -> tuple[int, str, list[tuple[str, str]], bytes]:
+    """One unsigned DynamoDB JSON call (moto does not check signatures)."""
+    u = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+    try:
+        conn.request(
+            "POST",
+            "/",
+            body=json.dumps(payload),
+            headers={"X-Amz-Target": "DynamoDB_20120810." + target, "Content-Type": "application/x-amz-json-1.0"},
+        )
+        resp = conn.getresponse()
+        return resp.status, resp.reason, resp.getheaders(), resp.read()
+    finally:
+        conn.close()
+
+
+def error_code(exc: botocore.exceptions.ClientError) -> str:
+    return exc.response["Error"]["Code"]
+
+
+# --------------------------------------------------------------------------- pass-through
+
+
+def test_pass_through_create_put_get(ddb, direct, proxy_url):
+    table = create_table(ddb)
+    ddb.put_item(TableName=table, Item={**key("a"), "n": {"N": "5"}})
+    got = ddb.get_item(TableName=table, Key=key("a"), ConsistentRead=True)
+    assert got["Item"] == {**key("a"), "n": {"N": "5"}}
+    # It really is in the emulator.
+    assert direct.get_item(TableName=table, Key=key("a"))["Item"]["n"] == {"N": "5"}
+    # Conditions failing upstream come back untouched.
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        ddb.put_item(TableName=table, Item=key("a"), ConditionExpression="attribute_not_exists(pk)")
+    assert error_code(exc.value) == "ConditionalCheckFailedException"
+
+    s = stats(proxy_url)
+    assert s["by_target"]["CreateTable"]["forwarded"] == 1
+    assert s["by_target"]["PutItem"] == {
+        "requests": 2, "forwarded": 2, "conflict": 0, "throttle": 0, "error": 0,
+        "drop": 0, "drop_before": 0, "upstream_error": 0,
+    }
+    assert s["by_target"]["GetItem"]["forwarded"] == 1
+    assert s["requests"] == s["forwarded"] == 4
+    assert all(s[k] == 0 for k in ("conflict", "throttle", "error", "drop", "drop_before", "upstream_error"))
+
+
+def test_forwarded_response_is_byte_identical(emulator_url, proxy_url, ddb, table):
+    ddb.put_item(TableName=table, Item=key("x"))
+    via_proxy = raw_call(proxy_url, "GetItem", {"TableName": table, "Key": key("x")})
+    via_direct = raw_call(emulator_url, "GetItem", {"TableName": table, "Key": key("x")})
+    assert via_proxy[0] == via_direct[0] == 200
+    assert via_proxy[1] == via_direct[1]
+    assert via_proxy[3] == via_direct[3]
+
+    def comparable(headers):  # Date and request id differ per call; Connection is per hop
+        skip = {"date", "x-amzn-requestid", "connection"}
+        return [(k, v) for k, v in headers if k.lower() not in skip]
+
+    assert comparable(via_proxy[2]) == comparable(via_direct[2])
+    # Same for an upstream error (ResourceNotFoundException from moto).
+    p = raw_call(proxy_url, "GetItem", {"TableName": "no-such-table", "Key": key("x")})
+    d = raw_call(emulator_url, "GetItem", {"TableName": "no-such-table", "Key": key("x")})
+    assert (p[0], p[3]) == (d[0], d[3]) and p[0] == 400
+    assert comparable(p[2]) == comparable(d[2])
+
+
+def test_control_plane_never_faulted(ddb, proxy_url):
+    configure(proxy_url, conflict_rate=1, throttle_rate=1, error_rate=1, drop_rate=1, drop_before_rate=1)
+    name = create_table(ddb)
+    ddb.update_time_to_live(TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "ttl"})
+    assert ddb.describe_table(TableName=name)["Table"]["TableName"] == name
+    assert name in ddb.list_tables()["TableNames"]
+    assert ddb.scan(TableName=name)["Count"] == 0
+    s = stats(proxy_url)
+    assert s["requests"] == s["forwarded"] == 5
+
+
+# --------------------------------------------------------------------------- injected errors
+
+
+def test_conflict_on_transact_write(ddb, direct, table, proxy_url):
+    configure(proxy_url, conflict_rate=1)
+    items = [{"Put": {"TableName": table, "Item": key(f"c{i}")}} for i in range(3)]
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        ddb.transact_write_items(TransactItems=items)
+    resp = exc.value.response
+    assert error_code(exc.value) == "TransactionCanceledException"
+    assert resp["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert resp["CancellationReasons"] == [
+        {"Code": "TransactionConflict", "Message": "Transaction is ongoing for the item"},
+        {"Code": "None"},
+        {"Code": "None"},
+    ]
+    assert resp["Error"]["Message"] == (
+        "Transaction cancelled, please refer cancellation reasons for specific reasons "
+        "[TransactionConflict, None, None]"
+    )
+    # Not forwarded: nothing written.
+    for i in range(3):
+        assert "Item" not in direct.get_item(TableName=table, Key=key(f"c{i}"), ConsistentRead=True)
+    # The conflict rate applies to TransactWriteItems only.
+    ddb.put_item(TableName=table, Item=key("p"))
+    ddb.get_item(TableName=table, Key=key("p"))
+    ddb.transact_get_items(TransactItems=[{"Get": {"TableName": table, "Key": key("p")}}])
+    s = stats(proxy_url)
+    assert s["conflict"] == 1
+    assert s["by_target"]["TransactWriteItems"]["conflict"] == 1
+    assert s["by_target"]["PutItem"]["forwarded"] == 1
+    assert s["by_target"]["TransactGetItems"]["forwarded"] == 1
+
+
+def test_conflict_wire_format(proxy_url, table):
+    configure(proxy_url, conflict_rate=1)
+    status, reason, headers, body = raw_call(
+        proxy_url, "TransactWriteItems", {"TransactItems": [{"Put": {"TableName": table, "Item": key("w")}}]}
+    )
+    assert (status, reason) == (400, "Bad Request")
+    assert json.loads(body) == {
+        "__type": NS + "TransactionCanceledException",
+        "CancellationReasons": [{"Code": "TransactionConflict", "Message": "Transaction is ongoing for the item"}],
+        "Message": "Transaction cancelled, please refer cancellation reasons for specific reasons [TransactionConflict]",
+    }
+    check_dynamodb_error_headers(headers, body)
+
+
+def check_dynamodb_error_headers(headers: list[tuple[str, str]], body: bytes) -> None:
+    h = {k.lower(): v for k, v in headers}
+    assert h["content-type"] == "application/x-amz-json-1.0"
+    assert int(h["content-length"]) == len(body)
+    assert len(h["x-amzn-requestid"]) == 52 and h["x-amzn-requestid"].isalnum()
+    assert h["x-amz-crc32"] == str(zlib.crc32(body))
+    assert "x-amzn-errortype" not in h  # real DynamoDB carries the code in `__type` only
+
+
+def test_throttle(ddb, direct, table, proxy_url):
+    configure(proxy_url, throttle_rate=1)
+    for call in (
+        lambda: ddb.get_item(TableName=table, Key=key("a")),
+        lambda: ddb.put_item(TableName=table, Item=key("a")),
+        lambda: ddb.query(TableName=table, KeyConditionExpression="pk = :p",
+                          ExpressionAttributeValues={":p": {"S": "a"}}),
+        lambda: ddb.transact_write_items(TransactItems=[{"Put": {"TableName": table, "Item": key("a")}}]),
+    ):
+        with pytest.raises(botocore.exceptions.ClientError) as exc:
+            call()
+        assert error_code(exc.value) == "ProvisionedThroughputExceededException"
+        assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert "Item" not in direct.get_item(TableName=table, Key=key("a"), ConsistentRead=True)
+    s = stats(proxy_url)
+    assert s["throttle"] == 4 and s["forwarded"] == 0
+
+    status, reason, headers, body = raw_call(proxy_url, "GetItem", {"TableName": table, "Key": key("a")})
+    assert (status, reason) == (400, "Bad Request")
+    assert json.loads(body) == {
+        "__type": NS + "ProvisionedThroughputExceededException",
+        "message": "The level of configured provisioned throughput for the table was exceeded. "
+        "Consider increasing your provisioning level with the UpdateTable API.",
+    }
+    check_dynamodb_error_headers(headers, body)
+
+
+def test_internal_server_error(ddb, direct, table, proxy_url):
+    configure(proxy_url, error_rate=1)
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        ddb.update_item(TableName=table, Key=key("e"), UpdateExpression="SET n = :n",
+                        ExpressionAttributeValues={":n": {"N": "1"}})
+    assert error_code(exc.value) == "InternalServerError"
+    assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 500
+    assert "Item" not in direct.get_item(TableName=table, Key=key("e"), ConsistentRead=True)
+
+    status, reason, headers, body = raw_call(proxy_url, "DeleteItem", {"TableName": table, "Key": key("e")})
+    assert (status, reason) == (500, "Internal Server Error")
+    assert json.loads(body) == {"__type": NS + "InternalServerError", "message": "Internal server error"}
+    check_dynamodb_error_headers(headers, body)
+    s = stats(proxy_url)
+    assert s["error"] == 2 and s["by_target"]["UpdateItem"]["error"] == 1
+
+
+# --------------------------------------------------------------------------- dropped connections
+
+
+def test_drop_after_forwarding_writes_but_client_never_hears(ddb, direct, table, proxy_url):
+    configure(proxy_url, drop_rate=1)
+    with pytest.raises(CONNECTION_ERRORS):
+        ddb.put_item(TableName=table, Item={**key("d"), "v": {"S": "written"}})
+    with pytest.raises(CONNECTION_ERRORS):
+        ddb.transact_write_items(TransactItems=[
+            {"Put": {"TableName": table, "Item": key("t1")}},
+            {"Put": {"TableName": table, "Item": key("t2")}},
+        ])
+    # The proxy closed the connection only after the emulator answered: it is there.
+    assert direct.get_item(TableName=table, Key=key("d"), ConsistentRead=True)["Item"]["v"] == {"S": "written"}
+    assert "Item" in direct.get_item(TableName=table, Key=key("t1"), ConsistentRead=True)
+    assert "Item" in direct.get_item(TableName=table, Key=key("t2"), ConsistentRead=True)
+    s = stats(proxy_url)
+    assert s["drop"] == 2 and s["forwarded"] == 0
+    assert s["by_target"]["PutItem"]["drop"] == 1
+    assert s["by_target"]["TransactWriteItems"]["drop"] == 1
+
+
+def test_drop_before_forwarding_writes_nothing(ddb, direct, table, proxy_url):
+    configure(proxy_url, drop_before_rate=1)
+    with pytest.raises(CONNECTION_ERRORS):
+        ddb.put_item(TableName=table, Item=key("n"))
+    with pytest.raises(CONNECTION_ERRORS):
+        ddb.transact_write_items(TransactItems=[{"Put": {"TableName": table, "Item": key("n2")}}])
+    assert "Item" not in direct.get_item(TableName=table, Key=key("n"), ConsistentRead=True)
+    assert "Item" not in direct.get_item(TableName=table, Key=key("n2"), ConsistentRead=True)
+    s = stats(proxy_url)
+    assert s["drop_before"] == 2 and s["forwarded"] == 0
+
+
+def test_dropped_connection_gets_no_bytes(proxy_url, table):
+    configure(proxy_url, drop_before_rate=1)
+    u = urllib.parse.urlsplit(proxy_url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+    conn.request("POST", "/", body=json.dumps({"TableName": table, "Key": key("z")}),
+                 headers={"X-Amz-Target": "DynamoDB_20120810.GetItem"})
+    with pytest.raises(http.client.RemoteDisconnected):  # EOF before any status line
+        conn.getresponse()
+    conn.close()
+
+
+# --------------------------------------------------------------------------- connections, stats, config
+
+
+def test_keep_alive_across_forwarded_and_injected(proxy_url, table):
+    u = urllib.parse.urlsplit(proxy_url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+    try:
+        socks = []
+        for rate in (0, 1, 0):
+            configure(proxy_url, throttle_rate=rate)
+            conn.request("POST", "/", body=json.dumps({"TableName": table, "Key": key("k")}),
+                         headers={"X-Amz-Target": "DynamoDB_20120810.GetItem"})
+            resp = conn.getresponse()
+            assert resp.version == 11
+            assert resp.getheader("Content-Length") is not None
+            resp.read()
+            assert resp.status == (400 if rate else 200)
+            assert not resp.will_close
+            socks.append(conn.sock)
+        assert socks[0] is not None and socks[0] is socks[1] is socks[2]
+    finally:
+        conn.close()
+
+
+def test_seeded_sequence_and_counters(ddb, table, proxy_url):
+    def run() -> list[str]:
+        configure(proxy_url, throttle_rate=0.3, error_rate=0.2)
+        assert control(proxy_url, "POST", "/_proxy/config", {"seed": 42})[0] == 200
+        out = []
+        for _ in range(40):
+            try:
+                ddb.get_item(TableName=table, Key=key("s"))
+                out.append("ok")
+            except botocore.exceptions.ClientError as exc:
+                out.append(error_code(exc))
+        return out
+
+    first = run()
+    s = stats(proxy_url)
+    assert run() == first  # same seed, same requests: same faults
+    assert {"ok", "ProvisionedThroughputExceededException", "InternalServerError"} <= set(first)
+    assert s["requests"] == 40
+    assert s["forwarded"] == first.count("ok")
+    assert s["throttle"] == first.count("ProvisionedThroughputExceededException")
+    assert s["error"] == first.count("InternalServerError")
+    assert s["by_target"]["GetItem"]["requests"] == 40
+
+    assert control(proxy_url, "POST", "/_proxy/reset")[0] == 200
+    zeroed = stats(proxy_url)
+    assert zeroed["requests"] == 0 and zeroed["by_target"] == {}
+    assert all(zeroed[k] == 0 for k in ("forwarded", "conflict", "throttle", "error", "drop", "drop_before"))
+
+
+def test_config_endpoint(proxy_url):
+    status, cfg = control(proxy_url, "POST", "/_proxy/config", {"throttle_rate": 0.25, "latency-ms": 3})
+    assert status == 200 and cfg["throttle_rate"] == 0.25 and cfg["latency_ms"] == 3
+    assert control(proxy_url, "GET", "/_proxy/config") == (200, cfg)
+    assert control(proxy_url, "POST", "/_proxy/config", {"error_rate": 1.5})[0] == 400
+    assert control(proxy_url, "POST", "/_proxy/config", {"bogus": 1})[0] == 400
+    assert control(proxy_url, "GET", "/_proxy/config")[1] == cfg  # rejected updates change nothing
+    assert control(proxy_url, "GET", "/_proxy/nope")[0] == 404
+
+
+def test_latency_still_answers(ddb, table, proxy_url):
+    configure(proxy_url, latency_ms=20)
+    ddb.put_item(TableName=table, Item=key("l"))
+    assert ddb.get_item(TableName=table, Key=key("l"))["Item"] == key("l")
+
+
+def test_cli_rates_and_validation(emulator_url, table):
+    proc, url = start([PROXY, "--upstream", emulator_url, "--port", "0", "--exit-on-stdin-eof",
+                       "--throttle-rate", "1", "--latency-ms", "5", "--seed", "7"])
+    try:
+        assert control(url, "GET", "/_proxy/config")[1] == {**ZERO, "throttle_rate": 1.0, "latency_ms": 5.0}
+        with pytest.raises(botocore.exceptions.ClientError) as exc:
+            client(url).get_item(TableName=table, Key=key("a"))
+        assert error_code(exc.value) == "ProvisionedThroughputExceededException"
+    finally:
+        assert stop(proc) == 0
+    bad = subprocess.run([sys.executable, PROXY, "--upstream", emulator_url, "--conflict-rate", "2"],
+                         capture_output=True, text=True, timeout=30)
+    assert bad.returncode == 2 and "--conflict-rate" in bad.stderr
+
+
+def test_concurrent_clients_counters_add_up(ddb, direct, table, proxy_url):
+    """Many clients at once, every fault at once: each request lands in exactly one
+    counter, and every UpdateItem that reached the emulator (forwarded or dropped
+    after forwarding) incremented the counter item exactly once."""
+    configure(proxy_url, conflict_rate=0.1, throttle_rate=0.1, error_rate=0.1, drop_rate=0.1,
+              drop_before_rate=0.1, latency_ms=2)
+    seen: Counter[str] = Counter()
+    lock = threading.Lock()
+
+    def worker(i: int) -> None:
+        c = client(proxy_url)
+        for j in range(20):
+            try:
+                if j % 2:
+                    c.transact_write_items(TransactItems=[
+                        {"Put": {"TableName": table, "Item": key(f"{i}-{j}-a")}},
+                        {"Put": {"TableName": table, "Item": key(f"{i}-{j}-b")}},
+                    ])
+                else:
+                    c.update_item(TableName=table, Key=key("ctr"), UpdateExpression="ADD n :one",
+                                  ExpressionAttributeValues={":one": {"N": "1"}})
+                outcome = "ok"
+            except botocore.exceptions.ClientError as exc:
+                outcome = error_code(exc)
+            except CONNECTION_ERRORS:
+                outcome = "closed"
+            with lock:
+                seen[outcome] += 1
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+
+    s = stats(proxy_url)
+    assert s["requests"] == sum(seen.values()) == 160
+    assert s["forwarded"] == seen["ok"]
+    assert s["conflict"] == seen["TransactionCanceledException"]
+    assert s["throttle"] == seen["ProvisionedThroughputExceededException"]
+    assert s["error"] == seen["InternalServerError"]
+    assert s["drop"] + s["drop_before"] == seen["closed"]
+    assert s["upstream_error"] == 0
+    upd = s["by_target"]["UpdateItem"]
+    reached = upd["forwarded"] + upd["drop"]
+    item = direct.get_item(TableName=table, Key=key("ctr"), ConsistentRead=True).get("Item")
+    assert (int(item["n"]["N"]) if item else 0) == reached
+
+
+# --------------------------------------------------------------------------- request forwarding, exactly
+
+
+class _Capture(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.0"
+    seen: list[tuple[str, str, list[tuple[str, str]], bytes]] = []
+
+    def do_POST(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(n)
+        self.seen.append((self.command, self.path, list(self.headers.items()), body))
+        reply = b'{"echo":true}'
+        self.send_response_only(418, "I'm a teapot")
+        self.send_header("X-Custom", "one")
+        self.send_header("X-Custom", "two")
+        self.send_header("Content-Type", "application/x-amz-json-1.0")
+        self.send_header("Content-Length", str(len(reply)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(reply)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_request_forwarded_exactly_minus_hop_by_hop():
+    upstream = ThreadingHTTPServer(("127.0.0.1", 0), _Capture)
+    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+    proc, url = start([PROXY, "--upstream", f"http://127.0.0.1:{upstream.server_port}", "--port", "0",
+                       "--exit-on-stdin-eof"])
+    try:
+        u = urllib.parse.urlsplit(url)
+        conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+        body = b'{"TableName":"x"}'
+        conn.putrequest("POST", "/some/path?a=1&b=%20", skip_host=True, skip_accept_encoding=True)
+        sent = [
+            ("Host", "dynamodb.us-east-1.amazonaws.com"),
+            ("X-Amz-Target", "DynamoDB_20120810.DescribeTable"),
+            ("Authorization", "AWS4-HMAC-SHA256 Credential=test/20240101/us-east-1/dynamodb/aws4_request"),
+            ("X-Dup", "1"),
+            ("X-Dup", "2"),
+            ("Keep-Alive", "timeout=5"),
+            ("Content-Length", str(len(body))),
+        ]
+        for k, v in sent:
+            conn.putheader(k, v)
+        conn.endheaders(body)
+        resp = conn.getresponse()
+        assert (resp.status, resp.reason) == (418, "I'm a teapot")
+        assert resp.getheaders()[:3] == [
+            ("X-Custom", "one"), ("X-Custom", "two"), ("Content-Type", "application/x-amz-json-1.0"),
+        ]
+        assert resp.read() == b'{"echo":true}'
+        assert not resp.will_close  # the upstream's `Connection: close` is hop-by-hop
+
+        # Chunked request body on the same connection: de-chunked, sent with Content-Length.
+        conn.putrequest("POST", "/", skip_host=True, skip_accept_encoding=True)
+        conn.putheader("Host", "h")
+        conn.putheader("X-Amz-Target", "DynamoDB_20120810.ListTables")
+        conn.putheader("Transfer-Encoding", "chunked")
+        conn.endheaders()
+        conn.send(b"3\r\n{\"a\r\n4\r\n\":1}\r\n0\r\n\r\n")
+        resp = conn.getresponse()
+        assert resp.status == 418
+        resp.read()
+        conn.close()
+    finally:
+        assert stop(proc) == 0
+        upstream.shutdown()
+        upstream.server_close()
+
+    (m1, p1, h1, b1), (m2, p2, h2, b2) = _Capture.seen
+    assert (m1, p1, b1) == ("POST", "/some/path?a=1&b=%20", body)
+    assert h1 == [kv for kv in sent if kv[0] != "Keep-Alive"]
+    assert (m2, p2, b2) == ("POST", "/", b'{"a":1}')
+    assert h2 == [("Host", "h"), ("X-Amz-Target", "DynamoDB_20120810.ListTables"), ("Content-Length", "7")]

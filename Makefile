@@ -11,7 +11,6 @@ VENV          ?= .venv
 REQUIREMENTS  ?= infra/local/requirements.txt $(wildcard tests/*/requirements.txt)
 DYNAMODB_PORT ?= 8000
 TABLE_NAME    ?= credits-local
-AWS_REGION    ?= us-east-1
 
 VENV_PYTHON := $(VENV)/bin/python
 # Directories searched for Python tests (test_*.py / *_test.py).
@@ -45,10 +44,11 @@ $(VENV)/.stamp: $(REQUIREMENTS)
 emulator: venv
 	$(VENV_PYTHON) infra/local/dynamodb_server.py --host 127.0.0.1 --port $(DYNAMODB_PORT)
 
+# Same fixed local region as the functions get from `make dev` (moto keeps tables per region).
 table:
 	TABLE_NAME=$(TABLE_NAME) \
 	AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:$(DYNAMODB_PORT) \
-	AWS_REGION=$(AWS_REGION) \
+	AWS_REGION=us-east-1 \
 	AWS_ACCESS_KEY_ID=local \
 	AWS_SECRET_ACCESS_KEY=local \
 	cargo run -q -p shared --bin create-table
@@ -66,7 +66,7 @@ test: venv
 	@status=0; \
 	DYNAMODB_EMULATOR_PYTHON="$(CURDIR)/$(VENV_PYTHON)" cargo test --workspace --locked || status=1; \
 	dirs=$$(find $(PY_TEST_DIRS) -type f \( -name 'test_*.py' -o -name '*_test.py' \) \
-	          -not -path '*/target/*' -not -path '*/.venv/*' 2>/dev/null | xargs -r dirname | sort -u); \
+	          -not -path '*/target/*' -not -path '*/.venv/*' 2>/dev/null | xargs -r dirname | sort -u || true); \
 	if [[ -n "$$dirs" ]]; then \
 	  mkdir -p target; \
 	  cargo run -q --locked -p shared --bin create-table -- --print-schema >$(TABLE_SCHEMA_JSON) || status=1; \

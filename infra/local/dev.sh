@@ -45,8 +45,15 @@ chmod 700 "$DEV_DIR"
 BG_NAMES=()
 BG_PIDS=()
 
-# start_bg [--tty] NAME CMD...: run CMD in its own session (so its whole process
-# group can be stopped), output to .dev/NAME.log (or the terminal with --tty).
+# new_group CMD...: exec CMD as the leader of a new process group (its pid is the pgid).
+if command -v setsid >/dev/null; then
+  new_group() { exec setsid "$@"; }
+else # macOS has no setsid(1)
+  new_group() { exec perl -e 'setpgrp(0, 0); exec @ARGV or die "exec $ARGV[0]: $!\n"' -- "$@"; }
+fi
+
+# start_bg [--tty] NAME CMD...: run CMD in a new process group (so all of it can be
+# stopped), output to .dev/NAME.log (or to the terminal with --tty).
 start_bg() {
   local tty=false
   if [[ $1 == --tty ]]; then
@@ -56,9 +63,9 @@ start_bg() {
   local name=$1
   shift
   if $tty; then
-    setsid "$@" 2>&1 </dev/null &
+    new_group "$@" 2>&1 </dev/null &
   else
-    setsid "$@" >"$DEV_DIR/$name.log" 2>&1 </dev/null &
+    new_group "$@" >"$DEV_DIR/$name.log" 2>&1 </dev/null &
   fi
   BG_NAMES+=("$name")
   BG_PIDS+=("$!")

@@ -43,8 +43,8 @@ impl Clock for ManualClock {
 
 /// RFC 3339 UTC with millisecond precision, e.g. `2026-11-23T18:41:36.123Z`.
 pub fn rfc3339(millis: i64) -> String {
-    let at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let at =
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH);
     let at = at.replace_nanosecond(at.millisecond() as u32 * 1_000_000).unwrap_or(at);
     at.format(&Rfc3339).unwrap_or_default()
 }
@@ -88,10 +88,7 @@ pub mod as_rfc3339 {
     }
 
     pub mod option {
-        pub fn serialize<S: serde::Serializer>(
-            millis: &Option<i64>,
-            serializer: S,
-        ) -> Result<S::Ok, S::Error> {
+        pub fn serialize<S: serde::Serializer>(millis: &Option<i64>, serializer: S) -> Result<S::Ok, S::Error> {
             match millis {
                 Some(millis) => serializer.serialize_str(&super::super::rfc3339(*millis)),
                 None => serializer.serialize_none(),

@@ -57,13 +57,9 @@ impl Config {
     }
 
     /// Reads from any lookup, so tests need not touch the process environment.
-    pub fn from_lookup(
-        needs: Needs,
-        lookup: impl Fn(&str) -> Option<String>,
-    ) -> Result<Self, ConfigError> {
-        let required = |name: &'static str| {
-            lookup(name).filter(|v| !v.trim().is_empty()).ok_or(ConfigError::Missing(name))
-        };
+    pub fn from_lookup(needs: Needs, lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let required =
+            |name: &'static str| lookup(name).filter(|v| !v.trim().is_empty()).ok_or(ConfigError::Missing(name));
         let auth_cache_seconds = match lookup("AUTH_CACHE_SECONDS") {
             None => DEFAULT_AUTH_CACHE_SECONDS,
             Some(raw) => parse_cache_seconds(&raw)?,
@@ -93,8 +89,7 @@ mod tests {
     use std::collections::HashMap;
 
     fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         move |name| map.get(name).cloned()
     }
 
@@ -102,11 +97,9 @@ mod tests {
     fn names_the_missing_variable() {
         let err = Config::from_lookup(Needs::default(), lookup(&[("TABLE_NAME", "t")])).unwrap_err();
         assert_eq!(err.to_string(), "missing required environment variable TOKEN_SIGNING_KEY");
-        let err = Config::from_lookup(
-            Needs { admin: true },
-            lookup(&[("TABLE_NAME", "t"), ("TOKEN_SIGNING_KEY", "k")]),
-        )
-        .unwrap_err();
+        let err =
+            Config::from_lookup(Needs { admin: true }, lookup(&[("TABLE_NAME", "t"), ("TOKEN_SIGNING_KEY", "k")]))
+                .unwrap_err();
         assert_eq!(err, ConfigError::Missing("ADMIN_TOKEN"));
     }
 

@@ -55,12 +55,7 @@ impl IdempotencyKey {
     }
 
     /// Like `from_request`, for operations where the contract requires a client key.
-    pub fn required(
-        headers: &HeaderMap,
-        entity_id: &str,
-        request_line: &str,
-        body: &Value,
-    ) -> Result<Self, ApiError> {
+    pub fn required(headers: &HeaderMap, entity_id: &str, request_line: &str, body: &Value) -> Result<Self, ApiError> {
         let key = Self::from_request(headers, entity_id, request_line, body)?;
         if key.client_supplied {
             Ok(key)
@@ -70,7 +65,12 @@ impl IdempotencyKey {
     }
 
     /// The key of one item of a batch: the item's own key if it has one, else a fresh one.
-    pub fn for_item(entity_id: &str, client_key: Option<&str>, request_line: &str, body: &Value) -> Result<Self, ApiError> {
+    pub fn for_item(
+        entity_id: &str,
+        client_key: Option<&str>,
+        request_line: &str,
+        body: &Value,
+    ) -> Result<Self, ApiError> {
         if let Some(key) = client_key {
             check_key("idempotencyKey", key)?;
         }
@@ -128,12 +128,7 @@ impl IdempotencyKey {
 
 fn client_key(headers: &HeaderMap, body: &Value) -> Result<Option<String>, ApiError> {
     let from_header = match headers.get(HEADER) {
-        Some(value) => Some(
-            value
-                .to_str()
-                .map_err(|_| invalid_key("Idempotency-Key"))?
-                .to_owned(),
-        ),
+        Some(value) => Some(value.to_str().map_err(|_| invalid_key("Idempotency-Key"))?.to_owned()),
         None => None,
     };
     let from_body = match body.get("idempotencyKey") {
@@ -245,9 +240,7 @@ mod tests {
     #[test]
     fn body_order_and_the_key_field_do_not_change_the_fingerprint() {
         let a = key_for(&json!({"a": 1, "b": [1, {"y": 2, "x": 1}]}), Some("k")).unwrap().unwrap();
-        let b = key_for(&json!({"b": [1, {"x": 1, "y": 2}], "a": 1, "idempotencyKey": "k"}), None)
-            .unwrap()
-            .unwrap();
+        let b = key_for(&json!({"b": [1, {"x": 1, "y": 2}], "a": 1, "idempotencyKey": "k"}), None).unwrap().unwrap();
         assert_eq!(a.fingerprint, b.fingerprint);
         let c = key_for(&json!({"a": 2}), Some("k")).unwrap().unwrap();
         assert_ne!(a.fingerprint, c.fingerprint);

@@ -24,11 +24,7 @@ fn is_prefixed_uuid(value: &str, prefix: &str) -> bool {
 }
 
 pub fn validate_entity_id(value: &str) -> Result<(), ApiError> {
-    if is_prefixed_uuid(value, "e-") {
-        Ok(())
-    } else {
-        Err(ApiError::validation("entityId must look like e-<uuid>"))
-    }
+    if is_prefixed_uuid(value, "e-") { Ok(()) } else { Err(ApiError::validation("entityId must look like e-<uuid>")) }
 }
 
 pub fn is_api_key(value: &str) -> bool {

@@ -31,11 +31,14 @@ fn start() -> Emulator {
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot start the DynamoDB emulator with {python} ({e}); run `make venv` or `make test`"));
+        .unwrap_or_else(|e| {
+            panic!("cannot start the DynamoDB emulator with {python} ({e}); run `make venv` or `make test`")
+        });
     let stdout = child.stdout.take().expect("piped stdout");
     let mut line = String::new();
     BufReader::new(stdout).read_line(&mut line).expect("emulator READY line");
-    let endpoint = line.trim().strip_prefix("READY ").unwrap_or_else(|| panic!("unexpected emulator output: {line}")).to_owned();
+    let endpoint =
+        line.trim().strip_prefix("READY ").unwrap_or_else(|| panic!("unexpected emulator output: {line}")).to_owned();
     let stdin = child.stdin.take().expect("piped stdin");
     Emulator { endpoint, _child: child, _stdin: stdin }
 }

@@ -75,12 +75,8 @@ impl TestApp {
 
     /// Creates a tier as the entity's server and returns it.
     pub async fn tier(&self, entity: &EntityFixture, body: Value) -> Value {
-        let response = self
-            .request(Method::POST, &entity.path("/credit-tiers"))
-            .headers(&entity.server())
-            .json(body)
-            .send()
-            .await;
+        let response =
+            self.request(Method::POST, &entity.path("/credit-tiers")).headers(&entity.server()).json(body).send().await;
         assert_eq!(response.status, StatusCode::CREATED, "{:?}", response.body);
         response.data().clone()
     }

@@ -17,7 +17,11 @@ pub struct Ledger {
 impl TestApp {
     pub async fn ledger(&self, entity_id: &str, user_id: &str) -> Ledger {
         let store = DynamoStore::new(self.dynamodb.clone(), self.table.clone());
-        let account = store.get_account(entity_id, user_id).await.expect("read account").unwrap_or_else(|| Account::empty(entity_id, user_id));
+        let account = store
+            .get_account(entity_id, user_id)
+            .await
+            .expect("read account")
+            .unwrap_or_else(|| Account::empty(entity_id, user_id));
         let mut entries = Vec::new();
         let mut page = EntryPage { after: None, limit: 200, kind: None };
         loop {

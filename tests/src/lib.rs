@@ -28,6 +28,9 @@ pub const ADMIN_TOKEN: &str = "test-admin-token";
 pub const TOKEN_SIGNING_KEY: &str = "test-token-signing-key";
 pub const WORKSPACE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 
+/// How each function crate exposes its router.
+type RouterFn = fn(AppState) -> Router;
+
 /// One isolated service: its own table on the shared emulator, its own clock and caches.
 pub struct TestApp {
     pub clock: Arc<ManualClock>,
@@ -92,7 +95,7 @@ impl TestApp {
             admin_token: Some(Secret::new(ADMIN_TOKEN)),
             auth_cache_seconds,
         };
-        let routers: [(&str, fn(AppState) -> Router); 4] =
+        let routers: [(&str, RouterFn); 4] =
             [("admin", admin::router), ("tiers", tiers::router), ("auth", auth::router), ("credits", credits::router)];
         let functions = routers
             .into_iter()
@@ -147,7 +150,10 @@ async fn dispatch(function: Function, request: Request<Body>) -> TestResponse {
     let response = function.router.oneshot(request).await.expect("router is infallible");
     let undeclared: Vec<_> =
         function.recorder.actions().into_iter().filter(|a| !function.declared.iter().any(|d| d == a)).collect();
-    assert!(undeclared.is_empty(), "function performed DynamoDB actions missing from its dynamodb-actions: {undeclared:?}");
+    assert!(
+        undeclared.is_empty(),
+        "function performed DynamoDB actions missing from its dynamodb-actions: {undeclared:?}"
+    );
     let status = response.status();
     let headers = response.headers().clone();
     let bytes = response.into_body().collect().await.expect("body").to_bytes();
@@ -224,4 +230,3 @@ impl RequestBuilder<'_> {
         dispatch(function, request)
     }
 }
-

@@ -5,15 +5,17 @@
 
 use std::sync::{Arc, Mutex};
 
-use aws_sdk_dynamodb::config::interceptors::{BeforeSerializationInterceptorContextRef, BeforeTransmitInterceptorContextRef};
+use aws_sdk_dynamodb::config::interceptors::{
+    BeforeSerializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
+};
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::error::BoxError;
-use aws_smithy_runtime_api::client::interceptors::context::Input;
 use aws_sdk_dynamodb::operation::{
     batch_get_item::BatchGetItemInput, delete_item::DeleteItemInput, get_item::GetItemInput, put_item::PutItemInput,
     query::QueryInput, scan::ScanInput, transact_get_items::TransactGetItemsInput,
     transact_write_items::TransactWriteItemsInput, update_item::UpdateItemInput,
 };
+use aws_smithy_runtime_api::client::interceptors::context::Input;
 
 #[derive(Debug, Clone, Default)]
 pub struct Recorder {

@@ -78,7 +78,8 @@ async fn rotates_and_revokes_keys() {
         .await;
     assert_eq!(revoked.status, StatusCode::OK);
     assert_eq!(revoked.data()["revoked"], true);
-    let read = app.request(Method::GET, &format!("/admin/entities/{}", entity.entity_id)).headers(&admin()).send().await;
+    let read =
+        app.request(Method::GET, &format!("/admin/entities/{}", entity.entity_id)).headers(&admin()).send().await;
     assert_eq!(read.data()["apikeys"], json!([new_key]));
 
     // Other functions cached the key; they refuse it once the cache bound has passed.
@@ -157,7 +158,11 @@ async fn bad_entity_input_names_the_field_and_writes_nothing() {
         assert_eq!(response.error_code(), "VALIDATION_ERROR");
         assert!(response.error_message().contains(field), "{body}: {}", response.error_message());
     }
-    let missing = app.request(Method::GET, "/admin/entities/e-00000000-0000-0000-0000-000000000000").headers(&admin()).send().await;
+    let missing = app
+        .request(Method::GET, "/admin/entities/e-00000000-0000-0000-0000-000000000000")
+        .headers(&admin())
+        .send()
+        .await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
     let malformed = app.request(Method::GET, "/admin/entities/nope").headers(&admin()).send().await;
     assert_eq!(malformed.status, StatusCode::BAD_REQUEST);
@@ -169,7 +174,13 @@ async fn bad_entity_input_names_the_field_and_writes_nothing() {
 async fn entity_creation_is_idempotent_and_never_replays_the_secret() {
     let app = TestApp::start().await;
     let body = json!({"name": "Acme", "currency": "usd"});
-    let send = |body| app.request(Method::POST, "/admin/entities").headers(&admin()).header("idempotency-key", "create-1").json(body).send();
+    let send = |body| {
+        app.request(Method::POST, "/admin/entities")
+            .headers(&admin())
+            .header("idempotency-key", "create-1")
+            .json(body)
+            .send()
+    };
     let first = send(body.clone()).await;
     let replay = send(body).await;
     assert_eq!(first.status, StatusCode::CREATED);

@@ -70,7 +70,13 @@ async fn every_route_refuses_bad_credentials_and_writes_nothing() {
     let unauthenticated: Vec<(&str, Headers)> = vec![
         ("no apikey", vec![]),
         ("no apikey, valid session", vec![("userid".into(), "u-1".into()), ("token".into(), good_token.clone())]),
-        ("unknown apikey", vec![("apikey".into(), "k-00000000-0000-0000-0000-000000000000".into()), ("apisecret".into(), entity.apisecret.clone())]),
+        (
+            "unknown apikey",
+            vec![
+                ("apikey".into(), "k-00000000-0000-0000-0000-000000000000".into()),
+                ("apisecret".into(), entity.apisecret.clone()),
+            ],
+        ),
         ("garbage apikey", vec![("apikey".into(), "nonsense".into())]),
         ("wrong apisecret", with_key(&[("apisecret", "s-wrong")])),
         ("other entity's apisecret", with_key(&[("apisecret", &other_entity.apisecret)])),
@@ -136,15 +142,30 @@ async fn token_minting_validates_its_input() {
         (json!({"ttlSeconds": 1.5}), "ttlSeconds"),
         (json!({"ttl": 60}), "ttl"),
     ] {
-        let response = app.request(Method::POST, &entity.path("/users/u-1/token")).headers(&entity.server()).json(body.clone()).send().await;
+        let response = app
+            .request(Method::POST, &entity.path("/users/u-1/token"))
+            .headers(&entity.server())
+            .json(body.clone())
+            .send()
+            .await;
         assert_eq!(response.status, StatusCode::BAD_REQUEST, "{body}");
         assert!(response.error_message().contains(field), "{body}");
     }
-    let bad_user = app.request(Method::POST, &entity.path("/users/bad%20id/token")).headers(&entity.server()).json(json!({})).send().await;
+    let bad_user = app
+        .request(Method::POST, &entity.path("/users/bad%20id/token"))
+        .headers(&entity.server())
+        .json(json!({}))
+        .send()
+        .await;
     assert_eq!(bad_user.status, StatusCode::BAD_REQUEST);
     assert!(bad_user.error_message().contains("userId"));
 
-    let minted = app.request(Method::POST, &entity.path("/users/u-1/token")).headers(&entity.server()).json(json!({"ttlSeconds": 600})).send().await;
+    let minted = app
+        .request(Method::POST, &entity.path("/users/u-1/token"))
+        .headers(&entity.server())
+        .json(json!({"ttlSeconds": 600}))
+        .send()
+        .await;
     assert_eq!(minted.status, StatusCode::CREATED);
     let expires = minted.data()["expiresAt"].as_str().unwrap();
     let expected = shared::clock::rfc3339((app.clock_millis() / 1000 + 600) * 1000);

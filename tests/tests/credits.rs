@@ -22,7 +22,11 @@ fn ulid_like() -> String {
 }
 
 async fn decrement(app: &TestApp, entity: &EntityFixture, user: &str, body: Value) -> TestResponse {
-    app.request(Method::POST, &entity.path(&format!("/users/{user}/decrement-credits"))).headers(&entity.server()).json(body).send().await
+    app.request(Method::POST, &entity.path(&format!("/users/{user}/decrement-credits")))
+        .headers(&entity.server())
+        .json(body)
+        .send()
+        .await
 }
 
 #[tokio::test]
@@ -46,7 +50,10 @@ async fn grant_then_spend_updates_the_account_and_the_ledger() {
     let granted = grant(&app, &entity, "u-1", 50).await;
     assert_eq!(granted.status, StatusCode::OK, "{:?}", granted.body);
     let account = &granted.data()["account"];
-    assert_eq!((account["balance"].as_i64(), account["available"].as_i64(), account["lifetimeGranted"].as_u64()), (Some(50), Some(50), Some(50)));
+    assert_eq!(
+        (account["balance"].as_i64(), account["available"].as_i64(), account["lifetimeGranted"].as_u64()),
+        (Some(50), Some(50), Some(50))
+    );
     assert_eq!(granted.data()["entryId"].as_str().unwrap().len(), 26);
 
     let user = app.session(&entity, "u-1").await;
@@ -65,7 +72,12 @@ async fn grant_then_spend_updates_the_account_and_the_ledger() {
     assert_eq!(account["userId"], "u-1");
     assert!(account["updatedAt"].as_str().unwrap().ends_with('Z'));
 
-    let short = app.request(Method::POST, &entity.path("/users/u-1/decrement-credits")).headers(&user).json(json!({"credits": 46})).send().await;
+    let short = app
+        .request(Method::POST, &entity.path("/users/u-1/decrement-credits"))
+        .headers(&user)
+        .json(json!({"credits": 46}))
+        .send()
+        .await;
     assert_eq!(short.status, StatusCode::PAYMENT_REQUIRED);
     assert_eq!(short.error_code(), "INSUFFICIENT_CREDITS");
     assert!(short.error_message().contains("45 available"));
@@ -84,32 +96,63 @@ async fn grant_then_spend_updates_the_account_and_the_ledger() {
 async fn purchase_credits_the_tier_and_counts_toward_q4() {
     let app = TestApp::start().await;
     let entity = app.entity(&[]).await;
-    app.tier(&entity, json!({"creditTierId": "starter", "name": "Starter", "credits": 100, "bonusCredits": 20, "price": 999})).await;
+    app.tier(
+        &entity,
+        json!({"creditTierId": "starter", "name": "Starter", "credits": 100, "bonusCredits": 20, "price": 999}),
+    )
+    .await;
     let path = entity.path("/users/u-1/purchase-credits");
-    let bought = app.request(Method::POST, &path).headers(&entity.server()).header("idempotency-key", "order-1").json(json!({"creditTierId": "starter"})).send().await;
+    let bought = app
+        .request(Method::POST, &path)
+        .headers(&entity.server())
+        .header("idempotency-key", "order-1")
+        .json(json!({"creditTierId": "starter"}))
+        .send()
+        .await;
     assert_eq!(bought.status, StatusCode::OK, "{:?}", bought.body);
     assert_eq!(bought.data()["credited"], 120);
     assert_eq!(bought.data()["account"]["balance"], 120);
     assert_eq!(bought.data()["account"]["lifetimePurchased"], 120);
-    let again = app.request(Method::POST, &path).headers(&entity.server()).json(json!({"creditTierId": "starter", "idempotencyKey": "order-2"})).send().await;
+    let again = app
+        .request(Method::POST, &path)
+        .headers(&entity.server())
+        .json(json!({"creditTierId": "starter", "idempotencyKey": "order-2"}))
+        .send()
+        .await;
     assert_eq!(again.data()["account"]["balance"], 240);
 
     let user = app.session(&entity, "u-1").await;
     let mine = app.request(Method::GET, &entity.path("/users/u-1/credit-tiers")).headers(&user).send().await;
     assert_eq!(mine.data()[0]["purchaseCount"], 2);
     assert!(mine.data()[0]["lastPurchasedAt"].as_str().unwrap().ends_with('Z'));
-    let other = app.request(Method::GET, &entity.path("/users/u-2/credit-tiers")).headers(&entity.server()).send().await;
+    let other =
+        app.request(Method::GET, &entity.path("/users/u-2/credit-tiers")).headers(&entity.server()).send().await;
     assert_eq!(other.data()[0]["purchaseCount"], 0);
 
     let ledger = app.assert_invariant(&entity.entity_id, "u-1").await;
     assert_eq!(ledger.entries[0].credit_tier_id.as_deref(), Some("starter"));
     assert_eq!(ledger.entries[0].idempotency_key.as_deref(), Some("order-2"));
 
-    let missing = app.request(Method::POST, &path).headers(&entity.server()).json(json!({"creditTierId": "nope", "idempotencyKey": "o-3"})).send().await;
+    let missing = app
+        .request(Method::POST, &path)
+        .headers(&entity.server())
+        .json(json!({"creditTierId": "nope", "idempotencyKey": "o-3"}))
+        .send()
+        .await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
-    let archive = app.request(Method::PATCH, &entity.path("/credit-tiers/starter")).headers(&entity.server()).json(json!({"status": "archived"})).send().await;
+    let archive = app
+        .request(Method::PATCH, &entity.path("/credit-tiers/starter"))
+        .headers(&entity.server())
+        .json(json!({"status": "archived"}))
+        .send()
+        .await;
     assert_eq!(archive.status, StatusCode::OK);
-    let archived = app.request(Method::POST, &path).headers(&entity.server()).json(json!({"creditTierId": "starter", "idempotencyKey": "o-4"})).send().await;
+    let archived = app
+        .request(Method::POST, &path)
+        .headers(&entity.server())
+        .json(json!({"creditTierId": "starter", "idempotencyKey": "o-4"}))
+        .send()
+        .await;
     assert_eq!(archived.status, StatusCode::CONFLICT);
     assert_eq!(archived.error_code(), "TIER_ARCHIVED");
     assert_eq!(app.ledger(&entity.entity_id, "u-1").await.entries.len(), 2, "refusals write nothing");
@@ -134,8 +177,10 @@ async fn history_is_newest_first_paginated_and_filterable() {
     assert_eq!(entries[0]["heldAfter"], 0);
     assert!(entries[0].get("position").is_none());
     let cursor = first.data()["nextCursor"].as_str().unwrap();
-    let second = app.request(Method::GET, &format!("{path}?limit=4&cursor={cursor}")).headers(&entity.server()).send().await;
-    let credits: Vec<_> = second.data()["entries"].as_array().unwrap().iter().map(|e| e["credits"].as_i64().unwrap()).collect();
+    let second =
+        app.request(Method::GET, &format!("{path}?limit=4&cursor={cursor}")).headers(&entity.server()).send().await;
+    let credits: Vec<_> =
+        second.data()["entries"].as_array().unwrap().iter().map(|e| e["credits"].as_i64().unwrap()).collect();
     assert_eq!(credits, [-1, 100]);
     assert_eq!(second.data()["nextCursor"], Value::Null);
 
@@ -144,7 +189,14 @@ async fn history_is_newest_first_paginated_and_filterable() {
     assert_eq!(grants.len(), 1);
     assert_eq!(grants[0]["reason"], "welcome");
 
-    for (query, field) in [("limit=0", "limit"), ("limit=201", "limit"), ("limit=x", "limit"), ("type=gift", "type"), ("cursor=abc", "cursor"), ("sort=asc", "sort")] {
+    for (query, field) in [
+        ("limit=0", "limit"),
+        ("limit=201", "limit"),
+        ("limit=x", "limit"),
+        ("type=gift", "type"),
+        ("cursor=abc", "cursor"),
+        ("sort=asc", "sort"),
+    ] {
         let bad = app.request(Method::GET, &format!("{path}?{query}")).headers(&entity.server()).send().await;
         assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{query}");
         assert!(bad.error_message().contains(field), "{query}: {}", bad.error_message());
@@ -199,7 +251,10 @@ async fn batch_decrements_answer_per_item_in_order() {
     assert_eq!((results[0]["userId"].as_str(), results[0]["ok"].as_bool()), (Some("rich"), Some(true)));
     assert_eq!(results[0]["account"]["balance"].as_i64().unwrap() % 5, 0);
     assert_eq!(results[0]["entryId"].as_str().unwrap().len(), 26);
-    assert_eq!((results[1]["ok"].as_bool(), results[1]["error"]["code"].as_str()), (Some(false), Some("INSUFFICIENT_CREDITS")));
+    assert_eq!(
+        (results[1]["ok"].as_bool(), results[1]["error"]["code"].as_str()),
+        (Some(false), Some("INSUFFICIENT_CREDITS"))
+    );
     assert_eq!(results[2]["error"]["code"], "VALIDATION_ERROR");
     assert!(results[2]["error"]["message"].as_str().unwrap().contains("credits"));
     assert!(results[3]["error"]["message"].as_str().unwrap().contains("userId"));
@@ -210,8 +265,17 @@ async fn batch_decrements_answer_per_item_in_order() {
     let poor = app.assert_invariant(&entity.entity_id, "poor").await;
     assert_eq!((poor.account.balance, poor.entries.len()), (1, 1), "a failed item changes nothing");
 
-    for body in [json!({"decrements": []}), json!({"decrements": (0..26).map(|_| json!({"userId": "rich", "credits": 1})).collect::<Vec<_>>()}), json!({})] {
-        let bad = app.request(Method::POST, &entity.path("/users/decrement-credits")).headers(&entity.server()).json(body).send().await;
+    for body in [
+        json!({"decrements": []}),
+        json!({"decrements": (0..26).map(|_| json!({"userId": "rich", "credits": 1})).collect::<Vec<_>>()}),
+        json!({}),
+    ] {
+        let bad = app
+            .request(Method::POST, &entity.path("/users/decrement-credits"))
+            .headers(&entity.server())
+            .json(body)
+            .send()
+            .await;
         assert_eq!(bad.status, StatusCode::BAD_REQUEST);
         assert!(bad.error_message().contains("decrements"));
     }
@@ -231,9 +295,19 @@ async fn roles_and_other_users_are_kept_apart() {
     assert_eq!(read.status, StatusCode::FORBIDDEN);
     let history = app.request(Method::GET, &entity.path("/users/u-1/credit-history")).headers(&other).send().await;
     assert_eq!(history.status, StatusCode::FORBIDDEN);
-    let spend = app.request(Method::POST, &entity.path("/users/u-1/decrement-credits")).headers(&other).json(json!({"credits": 1})).send().await;
+    let spend = app
+        .request(Method::POST, &entity.path("/users/u-1/decrement-credits"))
+        .headers(&other)
+        .json(json!({"credits": 1}))
+        .send()
+        .await;
     assert_eq!(spend.status, StatusCode::FORBIDDEN);
-    let owner_spend = app.request(Method::POST, &entity.path("/users/u-1/decrement-credits")).headers(&owner).json(json!({"credits": 1})).send().await;
+    let owner_spend = app
+        .request(Method::POST, &entity.path("/users/u-1/decrement-credits"))
+        .headers(&owner)
+        .json(json!({"credits": 1}))
+        .send()
+        .await;
     assert_eq!(owner_spend.status, StatusCode::FORBIDDEN, "owners read any account but spend only their own");
     let owner_read = app.request(Method::GET, &entity.path("/users/u-1/credits")).headers(&owner).send().await;
     assert_eq!(owner_read.status, StatusCode::OK);
@@ -244,7 +318,8 @@ async fn roles_and_other_users_are_kept_apart() {
         ("/users/decrement-credits", json!({"decrements": [{"userId": "u-1", "credits": 1}]})),
     ] {
         for headers in [&me, &owner] {
-            let response = app.request(Method::POST, &entity.path(path)).headers(headers).json(body.clone()).send().await;
+            let response =
+                app.request(Method::POST, &entity.path(path)).headers(headers).json(body.clone()).send().await;
             assert_eq!(response.status, StatusCode::FORBIDDEN, "{path}");
             assert!(response.error_message().contains("apisecret"));
         }

@@ -53,10 +53,18 @@ async fn owner_creates_a_tier_and_users_list_it() {
 async fn list_is_sorted_by_price_then_name_and_hides_archived() {
     let app = TestApp::start().await;
     let entity = app.entity(&[]).await;
-    app.tier(&entity, json!({"creditTierId": "gold", "name": "Gold", "credits": 1000, "price": 5000, "recurring": "month"})).await;
+    app.tier(
+        &entity,
+        json!({"creditTierId": "gold", "name": "Gold", "credits": 1000, "price": 5000, "recurring": "month"}),
+    )
+    .await;
     app.tier(&entity, json!({"creditTierId": "b", "name": "B", "credits": 10, "price": 100})).await;
     app.tier(&entity, json!({"creditTierId": "a", "name": "A", "credits": 10, "price": 100})).await;
-    app.tier(&entity, json!({"creditTierId": "free", "name": "Free", "credits": 0, "bonusCredits": 5, "price": 0, "currency": "eur"})).await;
+    app.tier(
+        &entity,
+        json!({"creditTierId": "free", "name": "Free", "credits": 0, "bonusCredits": 5, "price": 0, "currency": "eur"}),
+    )
+    .await;
     let archive = app
         .request(Method::PATCH, &entity.path("/credit-tiers/b"))
         .headers(&entity.server())
@@ -66,15 +74,31 @@ async fn list_is_sorted_by_price_then_name_and_hides_archived() {
     assert_eq!(archive.status, StatusCode::OK);
     assert_eq!(archive.data()["status"], "archived");
 
-    let ids = |body: &Value| body["data"].as_array().unwrap().iter().map(|t| t["creditTierId"].as_str().unwrap().to_owned()).collect::<Vec<_>>();
+    let ids = |body: &Value| {
+        body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["creditTierId"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
     let user = app.session(&entity, "u-1").await;
     let listed = app.request(Method::GET, &entity.path("/credit-tiers")).headers(&user).send().await;
     assert_eq!(ids(&listed.body), ["free", "a", "gold"]);
-    let all = app.request(Method::GET, &entity.path("/credit-tiers?includeArchived=true")).headers(&entity.server()).send().await;
+    let all = app
+        .request(Method::GET, &entity.path("/credit-tiers?includeArchived=true"))
+        .headers(&entity.server())
+        .send()
+        .await;
     assert_eq!(ids(&all.body), ["free", "a", "b", "gold"]);
-    let forbidden = app.request(Method::GET, &entity.path("/credit-tiers?includeArchived=true")).headers(&user).send().await;
+    let forbidden =
+        app.request(Method::GET, &entity.path("/credit-tiers?includeArchived=true")).headers(&user).send().await;
     assert_eq!(forbidden.status, StatusCode::FORBIDDEN);
-    let bad = app.request(Method::GET, &entity.path("/credit-tiers?includeArchived=yes")).headers(&entity.server()).send().await;
+    let bad = app
+        .request(Method::GET, &entity.path("/credit-tiers?includeArchived=yes"))
+        .headers(&entity.server())
+        .send()
+        .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     assert!(bad.error_message().contains("includeArchived"));
     let mine = app.request(Method::GET, &entity.path("/users/u-1/credit-tiers")).headers(&user).send().await;
@@ -96,7 +120,10 @@ async fn update_bumps_the_version_and_refuses_stale_ones() {
         .await;
     assert_eq!(patched.status, StatusCode::OK, "{:?}", patched.body);
     let tier = patched.data();
-    assert_eq!((tier["price"].as_u64(), tier["name"].as_str(), tier["bonusCredits"].as_u64(), tier["version"].as_u64()), (Some(150), Some("T+"), Some(5), Some(2)));
+    assert_eq!(
+        (tier["price"].as_u64(), tier["name"].as_str(), tier["bonusCredits"].as_u64(), tier["version"].as_u64()),
+        (Some(150), Some("T+"), Some(5), Some(2))
+    );
     assert_eq!(tier["credits"], 10);
 
     let stale = app.request(Method::PATCH, &path).headers(&owner).json(json!({"price": 1, "version": 1})).send().await;
@@ -105,7 +132,12 @@ async fn update_bumps_the_version_and_refuses_stale_ones() {
     let read = app.request(Method::GET, &path).headers(&owner).send().await;
     assert_eq!(read.data()["price"], 150, "a stale update changes nothing");
 
-    let missing = app.request(Method::PATCH, &entity.path("/credit-tiers/nope")).headers(&owner).json(json!({"price": 1})).send().await;
+    let missing = app
+        .request(Method::PATCH, &entity.path("/credit-tiers/nope"))
+        .headers(&owner)
+        .json(json!({"price": 1}))
+        .send()
+        .await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
     let absent = app.request(Method::GET, &entity.path("/credit-tiers/nope")).headers(&owner).send().await;
     assert_eq!(absent.status, StatusCode::NOT_FOUND);
@@ -119,7 +151,9 @@ async fn concurrent_updates_of_one_version_let_exactly_one_win() {
     app.tier(&entity, json!({"creditTierId": "t1", "name": "T", "credits": 10, "price": 100})).await;
     let path = entity.path("/credit-tiers/t1");
     let server = entity.server();
-    let updates = (0..8).map(|i| app.request(Method::PATCH, &path).headers(&server).json(json!({"price": 200 + i, "version": 1})).send());
+    let updates = (0..8).map(|i| {
+        app.request(Method::PATCH, &path).headers(&server).json(json!({"price": 200 + i, "version": 1})).send()
+    });
     let results = integration_tests::concurrently(updates).await;
     let wins = results.iter().filter(|r| r.status == StatusCode::OK).count();
     let conflicts = results.iter().filter(|r| r.error_code() == "VERSION_CONFLICT").count();
@@ -134,7 +168,8 @@ async fn every_invalid_tier_field_is_refused_by_name_and_nothing_is_written() {
     let entity = app.entity(&[]).await;
     app.tier(&entity, json!({"creditTierId": "taken", "name": "T", "credits": 1, "price": 1})).await;
     let before = app.item_count().await;
-    let base = || json!({"name": "T", "credits": 10, "bonusCredits": 0, "price": 100, "currency": "usd", "recurring": "none"});
+    let base =
+        || json!({"name": "T", "credits": 10, "bonusCredits": 0, "price": 100, "currency": "usd", "recurring": "none"});
     let with = |field: &str, value: Value| {
         let mut body = base();
         body[field] = value;
@@ -170,12 +205,22 @@ async fn every_invalid_tier_field_is_refused_by_name_and_nothing_is_written() {
         (json!({"name": "T", "credits": 0, "bonusCredits": 0, "price": 1}), "credits + bonusCredits"),
     ];
     for (body, field) in cases {
-        let response = app.request(Method::POST, &entity.path("/credit-tiers")).headers(&entity.server()).json(body.clone()).send().await;
+        let response = app
+            .request(Method::POST, &entity.path("/credit-tiers"))
+            .headers(&entity.server())
+            .json(body.clone())
+            .send()
+            .await;
         assert_eq!(response.status, StatusCode::BAD_REQUEST, "{body}");
         assert_eq!(response.error_code(), "VALIDATION_ERROR");
         assert!(response.error_message().contains(field), "{body} → {}", response.error_message());
     }
-    let duplicate = app.request(Method::POST, &entity.path("/credit-tiers")).headers(&entity.server()).json(with("creditTierId", json!("taken"))).send().await;
+    let duplicate = app
+        .request(Method::POST, &entity.path("/credit-tiers"))
+        .headers(&entity.server())
+        .json(with("creditTierId", json!("taken")))
+        .send()
+        .await;
     assert_eq!(duplicate.status, StatusCode::CONFLICT);
     assert_eq!(duplicate.error_code(), "ALREADY_EXISTS");
     assert!(duplicate.error_message().contains("creditTierId"));
@@ -190,7 +235,12 @@ async fn every_invalid_tier_field_is_refused_by_name_and_nothing_is_written() {
         (json!({"unknown": 1}), "unknown"),
     ];
     for (body, field) in patch_cases {
-        let response = app.request(Method::PATCH, &entity.path("/credit-tiers/taken")).headers(&entity.server()).json(body.clone()).send().await;
+        let response = app
+            .request(Method::PATCH, &entity.path("/credit-tiers/taken"))
+            .headers(&entity.server())
+            .json(body.clone())
+            .send()
+            .await;
         assert_eq!(response.status, StatusCode::BAD_REQUEST, "{body}");
         assert!(response.error_message().contains(field), "{body} → {}", response.error_message());
     }
@@ -202,11 +252,17 @@ async fn malformed_and_oversized_bodies_are_refused() {
     let app = TestApp::start().await;
     let entity = app.entity(&[]).await;
     let before = app.item_count().await;
-    let malformed = app.request(Method::POST, &entity.path("/credit-tiers")).headers(&entity.server()).raw("{\"name\": ").send().await;
+    let malformed = app
+        .request(Method::POST, &entity.path("/credit-tiers"))
+        .headers(&entity.server())
+        .raw("{\"name\": ")
+        .send()
+        .await;
     assert_eq!(malformed.status, StatusCode::BAD_REQUEST);
     assert!(malformed.error_message().contains("JSON"));
     let huge = json!({"name": "x".repeat(70 * 1024), "credits": 1, "price": 1});
-    let too_large = app.request(Method::POST, &entity.path("/credit-tiers")).headers(&entity.server()).json(huge).send().await;
+    let too_large =
+        app.request(Method::POST, &entity.path("/credit-tiers")).headers(&entity.server()).json(huge).send().await;
     assert_eq!(too_large.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(too_large.error_code(), "PAYLOAD_TOO_LARGE");
     assert_eq!(app.item_count().await, before);
@@ -216,7 +272,13 @@ async fn malformed_and_oversized_bodies_are_refused() {
 async fn tier_creation_replays_under_the_same_key() {
     let app = TestApp::start().await;
     let entity = app.entity(&[]).await;
-    let send = |body| app.request(Method::POST, &entity.path("/credit-tiers")).headers(&entity.server()).header("idempotency-key", "tier-1").json(body).send();
+    let send = |body| {
+        app.request(Method::POST, &entity.path("/credit-tiers"))
+            .headers(&entity.server())
+            .header("idempotency-key", "tier-1")
+            .json(body)
+            .send()
+    };
     let first = send(starter()).await;
     let again = send(starter()).await;
     assert_eq!((first.status, again.status), (StatusCode::CREATED, StatusCode::CREATED));
@@ -234,7 +296,8 @@ async fn unknown_routes_and_methods_answer_in_the_envelope() {
     let missing = app.request(Method::GET, "/api/nothing/here").headers(&entity.server()).send().await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
     assert_eq!(missing.error_code(), "NOT_FOUND");
-    let wrong_method = app.request(Method::DELETE, &entity.path("/credit-tiers")).headers(&entity.server()).send().await;
+    let wrong_method =
+        app.request(Method::DELETE, &entity.path("/credit-tiers")).headers(&entity.server()).send().await;
     assert_eq!(wrong_method.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(wrong_method.error_code(), "METHOD_NOT_ALLOWED");
     assert_eq!(wrong_method.body["success"], false);

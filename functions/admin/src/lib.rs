@@ -33,7 +33,8 @@ fn entity_not_found() -> ApiError {
 
 fn new_key(entity_id: &str) -> ApiResult<(ApiKey, String)> {
     let secret = secrets::new_secret()?;
-    let key = ApiKey { apikey: ids::new_api_key(), entity_id: entity_id.to_owned(), secret_hash: secrets::hash(&secret) };
+    let key =
+        ApiKey { apikey: ids::new_api_key(), entity_id: entity_id.to_owned(), secret_hash: secrets::hash(&secret) };
     Ok((key, secret))
 }
 
@@ -83,11 +84,7 @@ async fn set_owners(
     let update: OwnersUpdate = body.parse()?;
     validate_owners(&update.owner_user_ids)?;
     let now = state.clock.now_millis();
-    let entity = state
-        .store
-        .set_owners(&entity_id, &update.owner_user_ids, now)
-        .await?
-        .ok_or_else(entity_not_found)?;
+    let entity = state.store.set_owners(&entity_id, &update.owner_user_ids, now).await?.ok_or_else(entity_not_found)?;
     state.auth.entities.forget(&entity_id);
     Ok(respond(StatusCode::OK, envelope(entity)?))
 }

@@ -129,7 +129,9 @@ async fn settle(
     })
     .await;
     match outcome {
-        Err(err) if err.code == ErrorCode::HoldNotActive => Err(not_active(&state, &entity_id, &user_id, &hold_id).await),
+        Err(err) if err.code == ErrorCode::HoldNotActive => {
+            Err(not_active(&state, &entity_id, &user_id, &hold_id).await)
+        }
         other => other.and_then(Outcome::into_response),
     }
 }
@@ -137,10 +139,9 @@ async fn settle(
 /// Why a hold could not be settled: unknown (404) or already settled or expired (409).
 async fn not_active(state: &AppState, entity_id: &str, user_id: &str, hold_id: &str) -> ApiError {
     match state.store.get_hold(entity_id, user_id, hold_id).await {
-        Ok(Some(hold)) => ApiError::new(
-            ErrorCode::HoldNotActive,
-            format!("the hold is {}", hold.status_at(state.clock.now_millis())),
-        ),
+        Ok(Some(hold)) => {
+            ApiError::new(ErrorCode::HoldNotActive, format!("the hold is {}", hold.status_at(state.clock.now_millis())))
+        }
         Ok(None) => ApiError::not_found("hold not found"),
         Err(err) => err.into(),
     }

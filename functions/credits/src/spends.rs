@@ -64,9 +64,7 @@ pub async fn grant(
     let body: CreditsBody = request.parse()?;
     let credits = body.validate()?;
     let key = request.required_key(&entity_id)?;
-    apply_credits(&state, &entity_id, &user_id, Operation::Grant { credits }, body.reason, &key)
-        .await?
-        .into_response()
+    apply_credits(&state, &entity_id, &user_id, Operation::Grant { credits }, body.reason, &key).await?.into_response()
 }
 
 #[derive(Deserialize)]
@@ -103,7 +101,8 @@ pub async fn purchase(
         return Err(ApiError::new(ErrorCode::TierArchived, "creditTierId names an archived tier"));
     }
     let credited = tier.total_credits();
-    let operation = Operation::Purchase { credit_tier_id: tier.credit_tier_id, credits: credited, payment_intent_id: None };
+    let operation =
+        Operation::Purchase { credit_tier_id: tier.credit_tier_id, credits: credited, payment_intent_id: None };
     let change = Change { operation, reason: body.reason, idempotency_key: key.client_key() };
     accounts::change(&state, &entity_id, &user_id, &change, &key, |applied, now| {
         Ok((StatusCode::OK, entry_answer(applied, now, json!({"credited": credited}))?))
@@ -171,6 +170,8 @@ async fn decrement_item(state: &AppState, entity_id: &str, index: usize, raw: &V
             }
             result
         }
-        Err(error) => json!({"userId": user_id, "ok": false, "error": {"code": error.code.as_str(), "message": error.message}}),
+        Err(error) => {
+            json!({"userId": user_id, "ok": false, "error": {"code": error.code.as_str(), "message": error.message}})
+        }
     }
 }

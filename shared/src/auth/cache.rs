@@ -23,10 +23,7 @@ impl<V: Clone> TtlCache<V> {
 
     pub fn get(&self, key: &str, now: i64) -> Option<V> {
         let entries = self.entries.lock().ok()?;
-        entries
-            .get(key)
-            .filter(|(_, fetched_at)| now - fetched_at < self.ttl_millis)
-            .map(|(value, _)| value.clone())
+        entries.get(key).filter(|(_, fetched_at)| now - fetched_at < self.ttl_millis).map(|(value, _)| value.clone())
     }
 
     pub fn put(&self, key: &str, value: V, now: i64) {

@@ -56,13 +56,9 @@ pub fn verify(key: &Secret, token: &str, now_millis: i64) -> Result<Claims, ApiE
     validation.validate_exp = false;
     validation.set_audience(&[AUDIENCE]);
     validation.set_required_spec_claims(&["sub", "aud", "exp"]);
-    let claims = jsonwebtoken::decode::<Claims>(
-        token,
-        &DecodingKey::from_secret(key.expose().as_bytes()),
-        &validation,
-    )
-    .map_err(|_| ApiError::unauthenticated("token is invalid"))?
-    .claims;
+    let claims = jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(key.expose().as_bytes()), &validation)
+        .map_err(|_| ApiError::unauthenticated("token is invalid"))?
+        .claims;
     if claims.exp * 1000 <= now_millis {
         return Err(ApiError::unauthenticated("token has expired"));
     }

@@ -6,12 +6,29 @@ use crate::error::{ApiError, ErrorCode};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Operation {
-    Decrement { credits: u64 },
-    Grant { credits: u64 },
-    Purchase { credit_tier_id: String, credits: u64, payment_intent_id: Option<String> },
-    Hold { hold_id: String, credits: u64, ttl_seconds: u64 },
-    Capture { hold_id: String, credits: Option<u64> },
-    Release { hold_id: String },
+    Decrement {
+        credits: u64,
+    },
+    Grant {
+        credits: u64,
+    },
+    Purchase {
+        credit_tier_id: String,
+        credits: u64,
+        payment_intent_id: Option<String>,
+    },
+    Hold {
+        hold_id: String,
+        credits: u64,
+        ttl_seconds: u64,
+    },
+    Capture {
+        hold_id: String,
+        credits: Option<u64>,
+    },
+    Release {
+        hold_id: String,
+    },
     /// Only records holds that have expired.
     Sweep,
 }
@@ -224,7 +241,13 @@ pub fn apply(
     let mut next = builder.account;
     next.version = account.version + 1;
     next.updated_at = Some(now);
-    Ok(Applied { previous_version: account.version, account: next, entries: builder.entries, holds: builder.holds, purchased_tier })
+    Ok(Applied {
+        previous_version: account.version,
+        account: next,
+        entries: builder.entries,
+        holds: builder.holds,
+        purchased_tier,
+    })
 }
 
 #[cfg(test)]
@@ -269,36 +292,56 @@ mod tests {
     #[test]
     fn a_negative_balance_blocks_spends_and_holds() {
         let account = funded(-5);
-        for op in [Operation::Decrement { credits: 1 }, Operation::Hold { hold_id: "h".into(), credits: 1, ttl_seconds: 60 }] {
+        for op in
+            [Operation::Decrement { credits: 1 }, Operation::Hold { hold_id: "h".into(), credits: 1, ttl_seconds: 60 }]
+        {
             assert_eq!(apply(&account, &change(op), 0, &mut ids()).unwrap_err().code, ErrorCode::InsufficientCredits);
         }
     }
 
     #[test]
     fn holds_reserve_then_capture_part_and_release_the_rest() {
-        let held = apply(&funded(100), &change(Operation::Hold { hold_id: "h".into(), credits: 30, ttl_seconds: 60 }), 0, &mut ids()).unwrap();
+        let held = apply(
+            &funded(100),
+            &change(Operation::Hold { hold_id: "h".into(), credits: 30, ttl_seconds: 60 }),
+            0,
+            &mut ids(),
+        )
+        .unwrap();
         assert_eq!(held.account.available(0), 70);
         assert_eq!(held.entries[0].held_after, 30);
         let spend = apply(&held.account, &change(Operation::Decrement { credits: 71 }), 1, &mut ids());
         assert_eq!(spend.unwrap_err().code, ErrorCode::InsufficientCredits);
 
-        let captured = apply(&held.account, &change(Operation::Capture { hold_id: "h".into(), credits: Some(10) }), 2, &mut ids()).unwrap();
+        let captured =
+            apply(&held.account, &change(Operation::Capture { hold_id: "h".into(), credits: Some(10) }), 2, &mut ids())
+                .unwrap();
         let kinds: Vec<_> = captured.entries.iter().map(|e| e.kind).collect();
         assert_eq!(kinds, [EntryType::Capture, EntryType::Release]);
         assert_eq!((captured.entries[0].credits, captured.entries[0].held_after), (-10, 20));
         assert_eq!((captured.entries[1].balance_after, captured.entries[1].held_after), (90, 0));
         assert_eq!((captured.account.balance, captured.account.available(2)), (90, 90));
-        assert_eq!(captured.holds, [HoldChange::Settled { hold_id: "h".into(), status: HoldStatus::Captured, captured: 10, released: 20 }]);
+        assert_eq!(
+            captured.holds,
+            [HoldChange::Settled { hold_id: "h".into(), status: HoldStatus::Captured, captured: 10, released: 20 }]
+        );
 
         let again = apply(&captured.account, &change(Operation::Release { hold_id: "h".into() }), 3, &mut ids());
         assert_eq!(again.unwrap_err().code, ErrorCode::HoldNotActive);
-        let too_much = apply(&held.account, &change(Operation::Capture { hold_id: "h".into(), credits: Some(31) }), 2, &mut ids());
+        let too_much =
+            apply(&held.account, &change(Operation::Capture { hold_id: "h".into(), credits: Some(31) }), 2, &mut ids());
         assert!(too_much.unwrap_err().message.starts_with("credits"));
     }
 
     #[test]
     fn expired_holds_are_released_by_the_next_write_with_an_expire_entry() {
-        let held = apply(&funded(50), &change(Operation::Hold { hold_id: "h".into(), credits: 50, ttl_seconds: 60 }), 0, &mut ids()).unwrap();
+        let held = apply(
+            &funded(50),
+            &change(Operation::Hold { hold_id: "h".into(), credits: 50, ttl_seconds: 60 }),
+            0,
+            &mut ids(),
+        )
+        .unwrap();
         let at_expiry = 60_000;
         let spent = apply(&held.account, &change(Operation::Decrement { credits: 50 }), at_expiry, &mut ids()).unwrap();
         let kinds: Vec<_> = spent.entries.iter().map(|e| e.kind).collect();
@@ -307,11 +350,19 @@ mod tests {
         assert_eq!(spent.entries[0].position, (2, 0));
         assert_eq!(spent.entries[1].position, (2, 1));
         assert_eq!(spent.account.balance, 0);
-        let capture = apply(&held.account, &change(Operation::Capture { hold_id: "h".into(), credits: None }), at_expiry, &mut ids());
+        let capture = apply(
+            &held.account,
+            &change(Operation::Capture { hold_id: "h".into(), credits: None }),
+            at_expiry,
+            &mut ids(),
+        );
         assert_eq!(capture.unwrap_err().code, ErrorCode::HoldNotActive);
         let swept = apply(&held.account, &change(Operation::Sweep), at_expiry, &mut ids()).unwrap();
         assert_eq!(swept.entries.len(), 1);
-        assert!(apply(&held.account, &change(Operation::Sweep), at_expiry - 1, &mut ids()).is_err(), "nothing to sweep yet");
+        assert!(
+            apply(&held.account, &change(Operation::Sweep), at_expiry - 1, &mut ids()).is_err(),
+            "nothing to sweep yet"
+        );
     }
 
     #[test]
@@ -335,6 +386,9 @@ mod tests {
         assert_eq!(account.balance, 118);
         assert_eq!((account.lifetime_purchased, account.lifetime_granted, account.lifetime_consumed), (120, 10, 12));
         let purchase = all.iter().find(|e| e.kind == EntryType::Purchase).unwrap();
-        assert_eq!((purchase.credit_tier_id.as_deref(), purchase.payment_intent_id.as_deref()), (Some("t"), Some("pi_1")));
+        assert_eq!(
+            (purchase.credit_tier_id.as_deref(), purchase.payment_intent_id.as_deref()),
+            (Some("t"), Some("pi_1"))
+        );
     }
 }

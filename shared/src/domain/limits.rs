@@ -17,9 +17,7 @@ pub fn check_currency(field: &str, value: &str) -> Result<(), ApiError> {
     if value.len() == 3 && value.bytes().all(|b| b.is_ascii_lowercase()) {
         Ok(())
     } else {
-        Err(ApiError::validation(format!(
-            "{field} must be a lowercase three-letter ISO-4217 code such as \"usd\""
-        )))
+        Err(ApiError::validation(format!("{field} must be a lowercase three-letter ISO-4217 code such as \"usd\"")))
     }
 }
 

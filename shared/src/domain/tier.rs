@@ -29,9 +29,7 @@ impl Recurring {
     }
 
     pub fn parse(value: &str) -> Option<Self> {
-        [Self::None, Self::Day, Self::Week, Self::Month, Self::Year]
-            .into_iter()
-            .find(|r| r.as_str() == value)
+        [Self::None, Self::Day, Self::Week, Self::Month, Self::Year].into_iter().find(|r| r.as_str() == value)
     }
 }
 

@@ -28,32 +28,24 @@ impl JsonObject {
         serde_path_to_error::deserialize(&self.0).map_err(|err| {
             let path = err.path().to_string();
             let inner = err.into_inner().to_string();
-            if path == "." {
-                ApiError::validation(inner)
-            } else {
-                ApiError::validation(format!("{path}: {inner}"))
-            }
+            if path == "." { ApiError::validation(inner) } else { ApiError::validation(format!("{path}: {inner}")) }
         })
     }
 }
 
 async fn read_limited(body: Body) -> Result<axum::body::Bytes, ApiError> {
-    axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|_| {
-        ApiError::new(ErrorCode::PayloadTooLarge, format!("body must be at most {MAX_BODY_BYTES} bytes"))
-    })
+    axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|_| ApiError::new(ErrorCode::PayloadTooLarge, format!("body must be at most {MAX_BODY_BYTES} bytes")))
 }
 
 fn parse_object(bytes: &[u8]) -> Result<Value, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Object(Default::default()));
     }
-    let value: Value = serde_json::from_slice(bytes)
-        .map_err(|err| ApiError::validation(format!("body is not valid JSON: {err}")))?;
-    if value.is_object() {
-        Ok(value)
-    } else {
-        Err(ApiError::validation("body must be a JSON object"))
-    }
+    let value: Value =
+        serde_json::from_slice(bytes).map_err(|err| ApiError::validation(format!("body is not valid JSON: {err}")))?;
+    if value.is_object() { Ok(value) } else { Err(ApiError::validation("body must be a JSON object")) }
 }
 
 #[cfg(test)]

@@ -80,7 +80,9 @@ pub fn entry(entity_id: &str, user_id: &str, position: (u64, u32)) -> Key {
 
 pub fn is_entry_sort_key(sk: &str) -> bool {
     sk.strip_prefix(ENTRY_PREFIX).is_some_and(|rest| {
-        rest.len() == 24 && rest.as_bytes()[20] == b'#' && rest.bytes().enumerate().all(|(i, b)| i == 20 || b.is_ascii_digit())
+        rest.len() == 24
+            && rest.as_bytes()[20] == b'#'
+            && rest.bytes().enumerate().all(|(i, b)| i == 20 || b.is_ascii_digit())
     })
 }
 

@@ -48,27 +48,12 @@ pub type StoreResult<T> = Result<T, StoreError>;
 #[async_trait]
 pub trait EntityStore: Send + Sync {
     /// Writes the entity and its first API key together.
-    async fn create_entity(
-        &self,
-        entity: &Entity,
-        key: &ApiKey,
-        idem: &StoredResponse,
-    ) -> StoreResult<()>;
+    async fn create_entity(&self, entity: &Entity, key: &ApiKey, idem: &StoredResponse) -> StoreResult<()>;
     async fn get_entity(&self, entity_id: &str) -> StoreResult<Option<Entity>>;
     /// Replaces the owners; `None` when the entity does not exist.
-    async fn set_owners(
-        &self,
-        entity_id: &str,
-        owners: &[String],
-        now: i64,
-    ) -> StoreResult<Option<Entity>>;
+    async fn set_owners(&self, entity_id: &str, owners: &[String], now: i64) -> StoreResult<Option<Entity>>;
     /// Adds a key to an existing entity; `ConditionFailed` when the entity does not exist.
-    async fn add_api_key(
-        &self,
-        key: &ApiKey,
-        now: i64,
-        idem: &StoredResponse,
-    ) -> StoreResult<()>;
+    async fn add_api_key(&self, key: &ApiKey, now: i64, idem: &StoredResponse) -> StoreResult<()>;
     /// Deletes a key of this entity; `ConditionFailed` when it is not one.
     async fn revoke_api_key(&self, entity_id: &str, apikey: &str, now: i64) -> StoreResult<()>;
     async fn get_api_key(&self, apikey: &str) -> StoreResult<Option<ApiKey>>;
@@ -81,12 +66,7 @@ pub trait TierStore: Send + Sync {
     async fn get_tier(&self, entity_id: &str, tier_id: &str) -> StoreResult<Option<Tier>>;
     async fn list_tiers(&self, entity_id: &str) -> StoreResult<Vec<Tier>>;
     /// Writes `next` only if the stored version is still `expected_version`.
-    async fn update_tier(
-        &self,
-        next: &Tier,
-        expected_version: u64,
-        idem: &StoredResponse,
-    ) -> StoreResult<()>;
+    async fn update_tier(&self, next: &Tier, expected_version: u64, idem: &StoredResponse) -> StoreResult<()>;
 }
 
 #[async_trait]
@@ -111,7 +91,12 @@ pub trait LedgerStore: Send + Sync {
     /// `Stale` with the current account.
     async fn commit(&self, applied: &Applied, idem: &StoredResponse) -> StoreResult<()>;
     /// Entries newest first, and the cursor of the next page.
-    async fn entries(&self, entity_id: &str, user_id: &str, page: &EntryPage) -> StoreResult<(Vec<Entry>, Option<String>)>;
+    async fn entries(
+        &self,
+        entity_id: &str,
+        user_id: &str,
+        page: &EntryPage,
+    ) -> StoreResult<(Vec<Entry>, Option<String>)>;
     async fn get_hold(&self, entity_id: &str, user_id: &str, hold_id: &str) -> StoreResult<Option<HoldRecord>>;
     async fn purchase_counts(&self, entity_id: &str, user_id: &str) -> StoreResult<Vec<PurchaseCount>>;
 }

@@ -3,8 +3,7 @@
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TimeToLiveSpecification,
 };
 
 use crate::store::keys::{PK, SK, TTL};
@@ -31,12 +30,7 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), aws_sdk_dy
     client
         .update_time_to_live()
         .table_name(table)
-        .time_to_live_specification(
-            TimeToLiveSpecification::builder()
-                .attribute_name(TTL)
-                .enabled(true)
-                .build()?,
-        )
+        .time_to_live_specification(TimeToLiveSpecification::builder().attribute_name(TTL).enabled(true).build()?)
         .send()
         .await?;
     Ok(())
@@ -62,9 +56,5 @@ fn string_attribute(name: &str) -> AttributeDefinition {
 }
 
 fn key(name: &str, key_type: KeyType) -> KeySchemaElement {
-    KeySchemaElement::builder()
-        .attribute_name(name)
-        .key_type(key_type)
-        .build()
-        .expect("name and type are set")
+    KeySchemaElement::builder().attribute_name(name).key_type(key_type).build().expect("name and type are set")
 }

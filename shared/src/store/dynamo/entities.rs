@@ -37,7 +37,13 @@ impl DynamoStore {
     }
 
     /// Adds or removes one key in the entity's `apikeys` list (entity must exist).
-    fn touch_entity_keys(&self, entity_id: &str, expression: &str, apikey: &str, now: i64) -> StoreResult<TransactWriteItem> {
+    fn touch_entity_keys(
+        &self,
+        entity_id: &str,
+        expression: &str,
+        apikey: &str,
+        now: i64,
+    ) -> StoreResult<TransactWriteItem> {
         let update = built(
             Update::builder()
                 .table_name(&self.table)
@@ -56,11 +62,8 @@ impl DynamoStore {
 impl EntityStore for DynamoStore {
     async fn create_entity(&self, entity: &Entity, key: &ApiKey, idem: &StoredResponse) -> StoreResult<()> {
         let entity_item = to_item(entity, &keys::entity(&entity.entity_id), "entity")?;
-        let items = vec![
-            self.put_new(entity_item)?,
-            self.put_new(self.key_item(key))?,
-            idempotency::put(idem, &self.table)?,
-        ];
+        let items =
+            vec![self.put_new(entity_item)?, self.put_new(self.key_item(key))?, idempotency::put(idem, &self.table)?];
         self.transact(items, Some(2)).await
     }
 
@@ -149,4 +152,3 @@ impl EntityStore for DynamoStore {
         }
     }
 }
-

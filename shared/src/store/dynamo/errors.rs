@@ -40,7 +40,10 @@ where
 /// Why a transaction did not commit.
 pub enum TxFailure {
     /// A condition failed: the first failing action, with the item as it was (when asked).
-    Condition { index: usize, item: Option<super::Item> },
+    Condition {
+        index: usize,
+        item: Option<super::Item>,
+    },
     Store(StoreError),
 }
 
@@ -55,10 +58,12 @@ impl TxFailure {
     /// condition is `ConditionFailed`.
     pub fn into_store_error(self, idem_index: Option<usize>) -> StoreError {
         match self {
-            Self::Condition { index, item } if Some(index) == idem_index => match item.map(super::idempotency::from_item) {
-                Some(Ok(stored)) => StoreError::IdempotencyHit(Box::new(stored)),
-                _ => StoreError::Internal("idempotency record failed its condition but was not returned".into()),
-            },
+            Self::Condition { index, item } if Some(index) == idem_index => {
+                match item.map(super::idempotency::from_item) {
+                    Some(Ok(stored)) => StoreError::IdempotencyHit(Box::new(stored)),
+                    _ => StoreError::Internal("idempotency record failed its condition but was not returned".into()),
+                }
+            }
             Self::Condition { .. } => StoreError::ConditionFailed,
             Self::Store(err) => err,
         }

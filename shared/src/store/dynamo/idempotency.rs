@@ -27,9 +27,7 @@ pub fn put(record: &StoredResponse, table: &str) -> StoreResult<TransactWriteIte
         .set_item(Some(item))
         .condition_expression("attribute_not_exists(pk) OR expiresAt < :now")
         .expression_attribute_values(":now", n(record.expires_at - RETENTION_MILLIS))
-        .return_values_on_condition_check_failure(
-            aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld,
-        )
+        .return_values_on_condition_check_failure(aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld)
         .build()
         .map_err(|e| StoreError::Internal(e.to_string()))?;
     Ok(TransactWriteItem::builder().put(put).build())

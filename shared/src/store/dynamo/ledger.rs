@@ -27,7 +27,8 @@ impl DynamoStore {
         put = if applied.previous_version == 0 {
             put.condition_expression("attribute_not_exists(pk)")
         } else {
-            put.condition_expression("version = :expected").expression_attribute_values(":expected", n(applied.previous_version))
+            put.condition_expression("version = :expected")
+                .expression_attribute_values(":expected", n(applied.previous_version))
         };
         Ok(TransactWriteItem::builder().put(built(put.build())?).build())
     }
@@ -81,7 +82,12 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder().update(built(update.build())?).build())
     }
 
-    async fn query_partition(&self, pk: String, prefix: &str, page: Option<(&EntryPage, Option<Item>)>) -> StoreResult<(Vec<Item>, Option<Item>)> {
+    async fn query_partition(
+        &self,
+        pk: String,
+        prefix: &str,
+        page: Option<(&EntryPage, Option<Item>)>,
+    ) -> StoreResult<(Vec<Item>, Option<Item>)> {
         let mut query = self
             .client
             .query()
@@ -138,7 +144,12 @@ impl LedgerStore for DynamoStore {
         }
     }
 
-    async fn entries(&self, entity_id: &str, user_id: &str, page: &EntryPage) -> StoreResult<(Vec<Entry>, Option<String>)> {
+    async fn entries(
+        &self,
+        entity_id: &str,
+        user_id: &str,
+        page: &EntryPage,
+    ) -> StoreResult<(Vec<Entry>, Option<String>)> {
         let pk = keys::account_partition(entity_id, user_id);
         let mut start = page.after.as_ref().map(|sk| keys::Key { pk: pk.clone(), sk: sk.clone() }.to_item());
         let mut entries = Vec::new();
@@ -165,7 +176,8 @@ impl LedgerStore for DynamoStore {
     }
 
     async fn purchase_counts(&self, entity_id: &str, user_id: &str) -> StoreResult<Vec<PurchaseCount>> {
-        let (items, _) = self.query_partition(keys::account_partition(entity_id, user_id), PURCHASES_PREFIX, None).await?;
+        let (items, _) =
+            self.query_partition(keys::account_partition(entity_id, user_id), PURCHASES_PREFIX, None).await?;
         items.into_iter().map(from_item).collect()
     }
 }

@@ -17,8 +17,8 @@ use serde::de::DeserializeOwned;
 use crate::store::keys::Key;
 use crate::store::{StoreError, StoreResult};
 
-pub use errors::{classify, retry_read};
 use errors::TxFailure;
+pub use errors::{classify, retry_read};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -37,11 +37,11 @@ impl DynamoStore {
 
     /// Opens the connection (TCP + TLS) during init, so the first request does not pay for it.
     pub async fn warm_up(&self) {
-        let probe = self.client.get_item().table_name(&self.table).set_key(Some(Key {
-            pk: "WARMUP".into(),
-            sk: "WARMUP".into(),
-        }
-        .to_item()));
+        let probe = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(Key { pk: "WARMUP".into(), sk: "WARMUP".into() }.to_item()));
         let _ = tokio::time::timeout(WARM_UP_BUDGET, probe.send()).await;
     }
 

@@ -24,10 +24,7 @@ impl DynamoStore {
 #[async_trait]
 impl TierStore for DynamoStore {
     async fn create_tier(&self, tier: &Tier, idem: &StoredResponse) -> StoreResult<()> {
-        let items = vec![
-            self.put_tier(tier, "attribute_not_exists(pk)", None)?,
-            idempotency::put(idem, &self.table)?,
-        ];
+        let items = vec![self.put_tier(tier, "attribute_not_exists(pk)", None)?, idempotency::put(idem, &self.table)?];
         self.transact(items, Some(1)).await
     }
 

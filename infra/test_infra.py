@@ -209,10 +209,9 @@ def test_routes_match_the_watch_router():
     routes = http_api_routes()
     actual = {(r["path"], r["binary"]) for r in routes}
 
-    missing = sorted(expected - actual)
-    extra = sorted(actual - expected)
-    assert not missing, "watch-router routes with no HttpApi event (path, function): " + ", ".join(map(str, missing))
-    assert not extra, "HttpApi events not in the watch router (path, function): " + ", ".join(map(str, extra))
+    problems = [f"in the watch router but no HttpApi event: {p} -> {f}" for p, f in sorted(expected - actual)]
+    problems += [f"HttpApi event not in the watch router: {p} -> {f}" for p, f in sorted(actual - expected)]
+    assert not problems, "routes differ (paths in API Gateway syntax):\n  " + "\n  ".join(problems)
 
     for r in routes:
         assert r["method"] == "ANY", f"{r['where']}: Method {r['method']!r}, expected ANY (the function answers 405)"

@@ -10,15 +10,16 @@ const SDK_MAX_ATTEMPTS: u32 = 3;
 
 /// A DynamoDB client from the standard chain; `AWS_ENDPOINT_URL_DYNAMODB` points it at an emulator.
 pub async fn dynamodb() -> aws_sdk_dynamodb::Client {
-    let shared = aws_config::defaults(BehaviorVersion::latest())
-        .retry_config(RetryConfig::standard().with_max_attempts(SDK_MAX_ATTEMPTS))
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(2))
-                .operation_attempt_timeout(Duration::from_secs(3))
-                .build(),
-        )
-        .load()
-        .await;
+    let shared = with_service_settings(aws_config::defaults(BehaviorVersion::latest())).load().await;
     aws_sdk_dynamodb::Client::new(&shared)
+}
+
+/// The retry and time-out settings every store client uses (tests apply them too).
+pub fn with_service_settings(loader: aws_config::ConfigLoader) -> aws_config::ConfigLoader {
+    loader.retry_config(RetryConfig::standard().with_max_attempts(SDK_MAX_ATTEMPTS)).timeout_config(
+        TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(2))
+            .operation_attempt_timeout(Duration::from_secs(3))
+            .build(),
+    )
 }

@@ -19,7 +19,7 @@ use tower::ServiceExt;
 
 use shared::AppState;
 use shared::clock::ManualClock;
-use shared::config::{Config, Secret};
+use shared::config::{Config, DEFAULT_AUTH_CACHE_SECONDS, Secret};
 use shared::store::dynamo::DynamoStore;
 
 use crate::recorder::Recorder;
@@ -75,7 +75,17 @@ impl TestApp {
         Self::with_cache_seconds(shared::config::DEFAULT_AUTH_CACHE_SECONDS).await
     }
 
+    /// A service whose functions reach the store through `endpoint` (e.g. a fault proxy);
+    /// `dynamodb` stays a direct client to the emulator, for setup and checks.
+    pub async fn behind(endpoint: &str) -> Self {
+        let mut app = Self::start().await;
+        let through = emulator::client_at(endpoint).await;
+        app.functions = Self::functions(&through, &app.table, app.clock.clone(), DEFAULT_AUTH_CACHE_SECONDS);
+        app
+    }
+
     pub async fn with_cache_seconds(auth_cache_seconds: u64) -> Self {
+        shared::telemetry::init();
         let dynamodb = emulator::client().await;
         let table = format!("test-{}", ulid::Ulid::new().to_string().to_lowercase());
         shared::store::schema::create_table(&dynamodb, &table).await.expect("create table");
@@ -84,34 +94,44 @@ impl TestApp {
 
     /// Another warm process of the same service: same table, its own caches and clock.
     pub async fn sibling(&self) -> Self {
-        Self::on_table(emulator::client().await, self.table.clone(), shared::config::DEFAULT_AUTH_CACHE_SECONDS)
+        Self::on_table(emulator::client().await, self.table.clone(), DEFAULT_AUTH_CACHE_SECONDS)
     }
 
     fn on_table(dynamodb: aws_sdk_dynamodb::Client, table: String, auth_cache_seconds: u64) -> Self {
         let clock = Arc::new(ManualClock::starting_now());
+        let functions = Self::functions(&dynamodb, &table, clock.clone(), auth_cache_seconds);
+        Self { clock, dynamodb, table, functions, routes: watch_router() }
+    }
+
+    /// Every function with its own state, as separate processes would have.
+    fn functions(
+        dynamodb: &aws_sdk_dynamodb::Client,
+        table: &str,
+        clock: Arc<ManualClock>,
+        auth_cache_seconds: u64,
+    ) -> HashMap<String, Function> {
         let config = Config {
-            table_name: table.clone(),
+            table_name: table.to_owned(),
             token_signing_key: Secret::new(TOKEN_SIGNING_KEY),
             admin_token: Some(Secret::new(ADMIN_TOKEN)),
             auth_cache_seconds,
         };
         let routers: [(&str, RouterFn); 4] =
             [("admin", admin::router), ("tiers", tiers::router), ("auth", auth::router), ("credits", credits::router)];
-        let functions = routers
+        routers
             .into_iter()
             .map(|(name, router)| {
                 let recorder = Recorder::default();
                 let client = aws_sdk_dynamodb::Client::from_conf(
                     dynamodb.config().to_builder().interceptor(recorder.clone()).build(),
                 );
-                let store = Arc::new(DynamoStore::new(client, table.clone()));
+                let store = Arc::new(DynamoStore::new(client, table));
                 let state = AppState::new(config.clone(), store, clock.clone());
                 let function =
                     Function { router: router(state), recorder, declared: Arc::new(recorder::declared_actions(name)) };
                 (name.to_owned(), function)
             })
-            .collect();
-        Self { clock, dynamodb, table, functions, routes: watch_router() }
+            .collect()
     }
 
     /// What a function has asked of the store so far.

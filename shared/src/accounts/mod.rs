@@ -18,8 +18,9 @@ use crate::idempotency::{IdempotencyKey, StoredResponse};
 use crate::ids::new_ordered_id;
 use crate::store::StoreError;
 
-/// Writes one change may try before giving up on a contended account.
-const MAX_ATTEMPTS: usize = 8;
+/// Writes one change may try before giving up on a contended account (with backoff, at most
+/// about 3 s in all, within the functions' time-out).
+const MAX_ATTEMPTS: usize = 10;
 
 /// What a change answered: freshly, or by replaying the answer stored under its key.
 pub enum Outcome {
@@ -63,7 +64,7 @@ pub async fn change(
         Some(account) => (account, false),
         None => (load(state, entity_id, user_id).await?, true),
     };
-    for _ in 0..MAX_ATTEMPTS {
+    for attempt in 1..=MAX_ATTEMPTS {
         let now = state.clock.now_millis();
         let applied = match apply(&snapshot, change, now, &mut new_ordered_id) {
             Ok(applied) => applied,
@@ -91,6 +92,8 @@ pub async fn change(
             Err(StoreError::Stale(current)) => {
                 snapshot = *current;
                 fresh = true;
+                // Another process is writing this account: let it get ahead before retrying.
+                crate::store::dynamo::backoff(attempt as u32).await;
             }
             Err(StoreError::IdempotencyHit(stored)) => return Ok(Outcome::Replayed { key: key.clone(), stored }),
             Err(StoreError::Unavailable(cause)) => return resolve_unavailable(state, key, cause).await,

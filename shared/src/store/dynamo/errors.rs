@@ -70,6 +70,12 @@ impl TxFailure {
     }
 }
 
+/// Waits before retry number `tries` (1, 2, …): jittered, exponential, capped.
+pub async fn backoff(tries: u32) {
+    let ceiling = BACKOFF_BASE_MS << tries.min(6);
+    tokio::time::sleep(Duration::from_millis(fastrand::u64(ceiling / 2..=ceiling))).await;
+}
+
 /// A cancelled transaction's reasons: conditions first (the idempotency record's before
 /// others), conflicts as `Unavailable` so they are retried.
 pub fn classify_transaction<R: std::fmt::Debug>(
@@ -103,8 +109,7 @@ where
             Err(TxFailure::Store(StoreError::Unavailable(cause))) if tries + 1 < CONFLICT_ATTEMPTS => {
                 tries += 1;
                 tracing::debug!(%cause, tries, "retrying store write");
-                let ceiling = BACKOFF_BASE_MS << tries;
-                tokio::time::sleep(Duration::from_millis(fastrand::u64(ceiling / 2..=ceiling))).await;
+                backoff(tries).await;
             }
             other => return other,
         }

@@ -18,7 +18,7 @@ use crate::store::keys::Key;
 use crate::store::{StoreError, StoreResult};
 
 use errors::TxFailure;
-pub use errors::{classify, retry_read};
+pub use errors::{backoff, classify, retry_read};
 
 type Item = HashMap<String, AttributeValue>;
 

@@ -45,8 +45,11 @@ pub fn spawn(script: &str, args: &[&str]) -> Server {
     let stdout = child.stdout.take().expect("piped stdout");
     let mut line = String::new();
     BufReader::new(stdout).read_line(&mut line).expect("READY line");
-    let endpoint =
-        line.trim().strip_prefix("READY ").unwrap_or_else(|| panic!("unexpected output of {script}: {line}")).to_owned();
+    let endpoint = line
+        .trim()
+        .strip_prefix("READY ")
+        .unwrap_or_else(|| panic!("unexpected output of {script}: {line}"))
+        .to_owned();
     let stdin = child.stdin.take().expect("piped stdin");
     Server { endpoint, child, _stdin: stdin }
 }
@@ -69,4 +72,21 @@ pub async fn client_at(endpoint: &str) -> aws_sdk_dynamodb::Client {
         .load()
         .await;
     aws_sdk_dynamodb::Client::new(&config)
+}
+
+/// Posts JSON to a helper server's control route (e.g. the fault proxy's `/_proxy/config`)
+/// and returns the response body. Plain HTTP/1.1 over a socket: enough for a control call.
+pub fn control(endpoint: &str, method: &str, path: &str, body: &str) -> String {
+    use std::io::{Read, Write};
+    let address = endpoint.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address).expect("connect to helper server");
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).expect("send control request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read control response");
+    assert!(response.starts_with("HTTP/1.1 200") || response.starts_with("HTTP/1.0 200"), "{response}");
+    response.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned()
 }

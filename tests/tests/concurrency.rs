@@ -24,7 +24,10 @@ async fn two_hundred_parallel_spends_of_one_on_a_hundred_credits() {
     let entity = funded(&app, 100).await;
     let user = app.session(&entity, "u-1").await;
     let spends = (0..200).map(|_| {
-        app.request(Method::POST, &entity.path("/users/u-1/decrement-credits")).headers(&user).json(json!({"credits": 1})).send()
+        app.request(Method::POST, &entity.path("/users/u-1/decrement-credits"))
+            .headers(&user)
+            .json(json!({"credits": 1}))
+            .send()
     });
     let responses = concurrently(spends).await;
     let ok = responses.iter().filter(|r| r.status == StatusCode::OK).count();

@@ -112,7 +112,13 @@ async fn resolve_unavailable(state: &AppState, key: &IdempotencyKey, cause: Stri
     let stored = crate::store::dynamo::retry_read(|| state.store.get_response(&key.entity_id, &key.key)).await;
     match stored {
         Ok(Some(stored)) => Ok(Outcome::Replayed { key: key.clone(), stored: Box::new(stored) }),
-        Ok(None) | Err(_) => Err(ApiError::unavailable()),
+        Ok(None) => Err(ApiError::unavailable()),
+        // Not even the record could be read: say so, and how to learn the outcome later.
+        Err(_) => Err(ApiError::new(
+            crate::error::ErrorCode::Unavailable,
+            "the outcome is unknown; retry with the Idempotency-Key in error.idempotencyKey to learn it",
+        )
+        .with_details(serde_json::json!({"idempotencyKey": key.key}))),
     }
 }
 

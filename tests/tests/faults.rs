@@ -1,0 +1,93 @@
+//! Fault injection: a proxy between the functions and the emulator injects transaction
+//! conflicts, throttling, 500s, latency and dropped connections (before and after the
+//! emulator applied a write). A burst of mixed spends, grants and holds must leave the
+//! ledger exact: every 2xx reflected once, every 4xx/5xx not at all.
+
+use axum::http::{Method, StatusCode};
+use integration_tests::emulator::{self, control};
+use integration_tests::{TestApp, concurrently};
+use serde_json::{Value, json};
+
+const USERS: [&str; 3] = ["u-1", "u-2", "u-3"];
+const REQUESTS: usize = 150;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_burst_under_faults_keeps_the_ledger_exact() {
+    let proxy =
+        emulator::spawn("tests/faults/dynamodb_proxy.py", &["--upstream", emulator::endpoint(), "--seed", "11"]);
+    let app = TestApp::behind(&proxy.endpoint).await;
+    let entity = app.entity(&[]).await;
+    for user in USERS {
+        let seed = app
+            .request(Method::POST, &entity.path(&format!("/users/{user}/buy-credits")))
+            .headers(&entity.server())
+            .json(json!({"credits": 200, "idempotencyKey": format!("seed-{user}")}))
+            .send()
+            .await;
+        assert_eq!(seed.status, StatusCode::OK);
+    }
+
+    control(
+        &proxy.endpoint,
+        "POST",
+        "/_proxy/config",
+        r#"{"conflict_rate": 0.08, "throttle_rate": 0.04, "error_rate": 0.04, "drop_rate": 0.05, "drop_before_rate": 0.04, "latency_ms": 4}"#,
+    );
+    let requests = (0..REQUESTS).map(|i| {
+        let user = USERS[i % USERS.len()];
+        let reason = format!("req-{i}");
+        let (route, body) = match i % 5 {
+            0 => ("buy-credits", json!({"credits": 3, "reason": reason, "idempotencyKey": format!("grant-{i}")})),
+            1 => ("holds", json!({"credits": 2, "reason": reason})),
+            2 => ("decrement-credits", json!({"credits": 4, "reason": reason, "idempotencyKey": format!("spend-{i}")})),
+            _ => ("decrement-credits", json!({"credits": 1 + (i % 3) as u64, "reason": reason})),
+        };
+        app.request(Method::POST, &entity.path(&format!("/users/{user}/{route}")))
+            .headers(&entity.server())
+            .json(body)
+            .send()
+    });
+    let responses = concurrently(requests).await;
+    let stats = control(
+        &proxy.endpoint,
+        "POST",
+        "/_proxy/config",
+        r#"{"conflict_rate": 0, "throttle_rate": 0, "error_rate": 0, "drop_rate": 0, "drop_before_rate": 0, "latency_ms": 0}"#,
+    );
+    let injected: Value =
+        serde_json::from_str(&control(&proxy.endpoint, "GET", "/_proxy/stats", "")).unwrap_or(Value::Null);
+    println!("proxy config {stats}; stats {injected}");
+
+    let mut reasons = std::collections::HashMap::new();
+    for user in USERS {
+        let ledger = app.assert_invariant(&entity.entity_id, user).await;
+        for entry in ledger.entries {
+            if let Some(reason) = entry.reason {
+                *reasons.entry(reason).or_insert(0) += 1;
+            }
+        }
+    }
+    let mut statuses = std::collections::BTreeMap::new();
+    for (i, response) in responses.iter().enumerate() {
+        *statuses.entry(response.status.as_u16()).or_insert(0) += 1;
+        let recorded = reasons.get(&format!("req-{i}")).copied().unwrap_or(0);
+        let expected = if response.status.is_success() { 1 } else { 0 };
+        assert_eq!(
+            recorded, expected,
+            "request {i} answered {} but is in the ledger {recorded} times",
+            response.status
+        );
+        assert!(
+            matches!(response.status.as_u16(), 200 | 201 | 402 | 503),
+            "request {i}: unexpected {} {:?}",
+            response.status,
+            response.body
+        );
+    }
+    println!("statuses {statuses:?}");
+    let successes: usize = statuses.iter().filter(|(s, _)| **s < 300).map(|(_, n)| n).sum();
+    assert!(successes > REQUESTS / 2, "faults at these rates should mostly be absorbed: {statuses:?}");
+    for key in ["conflict", "throttle", "error", "drop", "drop_before"] {
+        assert!(injected[key].as_u64().unwrap_or(0) > 0, "the proxy injected no {key}: {injected}");
+    }
+}

@@ -118,6 +118,25 @@ async fn a_revoked_key_stops_working_in_other_processes_within_the_bound() {
 }
 
 #[tokio::test]
+async fn behind_iam_the_admin_token_may_come_in_its_own_header() {
+    let app = TestApp::start().await;
+    let signed = app
+        .request(Method::POST, "/admin/entities")
+        .header("authorization", "AWS4-HMAC-SHA256 Credential=AKIA/20261123/us-east-1/execute-api/aws4_request")
+        .header("x-admin-token", integration_tests::ADMIN_TOKEN)
+        .json(json!({"name": "Acme", "currency": "usd"}))
+        .send()
+        .await;
+    assert_eq!(signed.status, StatusCode::CREATED);
+    let wrong = app
+        .request(Method::GET, "/admin/entities/e-00000000-0000-0000-0000-000000000000")
+        .header("x-admin-token", "nope")
+        .send()
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
 async fn admin_routes_need_the_admin_bearer() {
     let app = TestApp::start().await;
     let entity = app.entity(&[]).await;

@@ -6,6 +6,7 @@ use crate::accounts::AccountSlots;
 use crate::auth::cache::AuthCache;
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
+use crate::payments::gateway::PaymentGateway;
 use crate::store::Store;
 use crate::store::dynamo::DynamoStore;
 
@@ -16,19 +17,36 @@ pub struct AppState {
     pub clock: SharedClock,
     pub auth: Arc<AuthCache>,
     pub accounts: Arc<AccountSlots>,
+    /// Present in the functions that take payments.
+    pub payments: Option<Arc<dyn PaymentGateway>>,
 }
 
 impl AppState {
     pub fn new(config: Config, store: Arc<dyn Store>, clock: SharedClock) -> Self {
         let auth = Arc::new(AuthCache::new(config.auth_cache_seconds));
-        Self { config: Arc::new(config), store, clock, auth, accounts: Arc::default() }
+        Self { config: Arc::new(config), store, clock, auth, accounts: Arc::default(), payments: None }
+    }
+
+    pub fn with_payments(mut self, gateway: Arc<dyn PaymentGateway>) -> Self {
+        self.payments = Some(gateway);
+        self
+    }
+
+    /// The payment gateway, for functions built with one.
+    pub fn gateway(&self) -> Result<&dyn PaymentGateway, crate::ApiError> {
+        self.payments.as_deref().ok_or_else(|| crate::ApiError::internal("payment route served without a gateway"))
     }
 
     /// Production wiring: the DynamoDB store on the real clock.
-    pub async fn from_config(config: Config) -> Self {
+    pub async fn from_config(config: Config) -> Result<Self, String> {
         let client = crate::clients::dynamodb().await;
         let store = DynamoStore::new(client, config.table_name.clone());
         store.warm_up().await;
-        Self::new(config, Arc::new(store), Arc::new(SystemClock))
+        let gateway = config.stripe.as_ref().map(crate::clients::stripe).transpose()?;
+        let state = Self::new(config, Arc::new(store), Arc::new(SystemClock));
+        Ok(match gateway {
+            Some(gateway) => state.with_payments(Arc::new(gateway)),
+            None => state,
+        })
     }
 }

@@ -23,3 +23,8 @@ pub fn with_service_settings(loader: aws_config::ConfigLoader) -> aws_config::Co
             .build(),
     )
 }
+
+/// The Stripe gateway (`STRIPE_API_BASE` points it at a local stand-in).
+pub fn stripe(config: &crate::config::StripeConfig) -> Result<crate::payments::stripe::StripeGateway, String> {
+    crate::payments::stripe::StripeGateway::new(config.secret_key.expose(), config.api_base.as_deref())
+}

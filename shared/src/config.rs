@@ -34,6 +34,14 @@ pub enum ConfigError {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Needs {
     pub admin: bool,
+    pub stripe: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct StripeConfig {
+    pub secret_key: Secret,
+    /// A local stand-in's origin; Stripe itself when unset.
+    pub api_base: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -46,6 +54,8 @@ pub struct Config {
     /// How long API keys and entities are cached per process; bounds how late a revocation
     /// takes effect.
     pub auth_cache_seconds: u64,
+    /// Only functions that talk to Stripe load it.
+    pub stripe: Option<StripeConfig>,
 }
 
 /// Default bound on how long a revoked key keeps working in another warm process.
@@ -69,6 +79,14 @@ impl Config {
             token_signing_key: Secret::new(required("TOKEN_SIGNING_KEY")?),
             admin_token: if needs.admin { Some(Secret::new(required("ADMIN_TOKEN")?)) } else { None },
             auth_cache_seconds,
+            stripe: if needs.stripe {
+                Some(StripeConfig {
+                    secret_key: Secret::new(required("STRIPE_SECRET_KEY")?),
+                    api_base: lookup("STRIPE_API_BASE").filter(|v| !v.trim().is_empty()),
+                })
+            } else {
+                None
+            },
         })
     }
 }
@@ -108,9 +126,19 @@ mod tests {
         let vars = [("TABLE_NAME", "t"), ("TOKEN_SIGNING_KEY", "k"), ("ADMIN_TOKEN", "hush")];
         let config = Config::from_lookup(Needs::default(), lookup(&vars)).unwrap();
         assert!(config.admin_token.is_none());
-        let config = Config::from_lookup(Needs { admin: true }, lookup(&vars)).unwrap();
+        let config = Config::from_lookup(Needs { admin: true, stripe: false }, lookup(&vars)).unwrap();
         assert!(!format!("{config:?}").contains("hush"));
         assert_eq!(config.auth_cache_seconds, DEFAULT_AUTH_CACHE_SECONDS);
+    }
+
+    #[test]
+    fn stripe_settings_only_when_needed() {
+        let vars = [("TABLE_NAME", "t"), ("TOKEN_SIGNING_KEY", "k")];
+        let err = Config::from_lookup(Needs { admin: false, stripe: true }, lookup(&vars)).unwrap_err();
+        assert_eq!(err, ConfigError::Missing("STRIPE_SECRET_KEY"));
+        let vars = [("TABLE_NAME", "t"), ("TOKEN_SIGNING_KEY", "k"), ("STRIPE_SECRET_KEY", "sk_test_x")];
+        let config = Config::from_lookup(Needs { admin: false, stripe: true }, lookup(&vars)).unwrap();
+        assert!(config.stripe.is_some_and(|s| s.api_base.is_none()));
     }
 
     #[test]

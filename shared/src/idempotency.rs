@@ -12,6 +12,8 @@ use crate::error::{ApiError, ErrorCode};
 pub const HEADER: &str = "idempotency-key";
 pub const REPLAYED_HEADER: &str = "idempotent-replayed";
 pub const RETENTION_MILLIS: i64 = 24 * 60 * 60 * 1000;
+/// The expiry of records kept forever (year 9999).
+pub const NEVER: i64 = 253_402_300_799_000;
 /// Secret fields are never stored; a replay shows them as `null`.
 const SECRET_FIELDS: [&str; 1] = ["apisecret"];
 
@@ -35,6 +37,8 @@ pub struct IdempotencyKey {
     pub key: String,
     pub client_supplied: bool,
     fingerprint: String,
+    /// Kept forever instead of 24 h.
+    permanent: bool,
 }
 
 impl IdempotencyKey {
@@ -51,6 +55,7 @@ impl IdempotencyKey {
             client_supplied: client_key.is_some(),
             key: client_key.unwrap_or_else(|| format!("#auto#{}", crate::ids::new_ordered_id())),
             fingerprint: fingerprint(request_line, body),
+            permanent: false,
         })
     }
 
@@ -79,6 +84,7 @@ impl IdempotencyKey {
             client_supplied: client_key.is_some(),
             key: client_key.map(str::to_owned).unwrap_or_else(|| format!("#auto#{}", crate::ids::new_ordered_id())),
             fingerprint: fingerprint(request_line, body),
+            permanent: false,
         })
     }
 
@@ -89,6 +95,19 @@ impl IdempotencyKey {
             client_supplied: false,
             key: format!("#auto#{}", crate::ids::new_ordered_id()),
             fingerprint: fingerprint(purpose, &Value::Null),
+            permanent: false,
+        }
+    }
+
+    /// A key that guards an effect forever (a payment is credited once, however late a
+    /// duplicate notification arrives).
+    pub fn permanent(entity_id: &str, key: &str, purpose: &str) -> Self {
+        Self {
+            entity_id: entity_id.to_owned(),
+            client_supplied: false,
+            key: key.to_owned(),
+            fingerprint: fingerprint(purpose, &Value::Null),
+            permanent: true,
         }
     }
 
@@ -105,7 +124,7 @@ impl IdempotencyKey {
             fingerprint: self.fingerprint.clone(),
             status: status.as_u16(),
             body: redact_secrets(body).to_string(),
-            expires_at: now + RETENTION_MILLIS,
+            expires_at: if self.permanent { NEVER } else { now + RETENTION_MILLIS },
         }
     }
 

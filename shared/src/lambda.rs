@@ -11,6 +11,6 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub async fn run(needs: Needs, router: fn(AppState) -> Router) -> Result<(), BoxError> {
     crate::telemetry::init();
     let config = Config::from_env(needs)?;
-    let state = AppState::from_config(config).await;
+    let state = AppState::from_config(config).await?;
     lambda_http::run(router(state)).await
 }

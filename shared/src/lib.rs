@@ -12,6 +12,7 @@ pub mod http;
 pub mod idempotency;
 pub mod ids;
 pub mod lambda;
+pub mod payments;
 pub mod store;
 pub mod telemetry;
 

@@ -74,19 +74,37 @@ pub async fn client_at(endpoint: &str) -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::new(&config)
 }
 
-/// Posts JSON to a helper server's control route (e.g. the fault proxy's `/_proxy/config`)
-/// and returns the response body. Plain HTTP/1.1 over a socket: enough for a control call.
-pub fn control(endpoint: &str, method: &str, path: &str, body: &str) -> String {
+/// A plain HTTP/1.1 call to a helper server (control routes, the Stripe stand-in's API):
+/// returns the status and the body. Enough for tests; no client crate needed.
+pub fn call(endpoint: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, String) {
     use std::io::{Read, Write};
     let address = endpoint.trim_start_matches("http://");
     let mut stream = std::net::TcpStream::connect(address).expect("connect to helper server");
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).expect("send control request");
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    stream.write_all(request.as_bytes()).expect("send request");
     let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read control response");
-    assert!(response.starts_with("HTTP/1.1 200") || response.starts_with("HTTP/1.0 200"), "{response}");
-    response.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned()
+    stream.read_to_string(&mut response).expect("read response");
+    let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    (status, body)
+}
+
+/// Posts JSON to a helper server's control route (e.g. the fault proxy's `/_proxy/config`)
+/// and returns the response body, asserting it answered 200.
+pub fn control(endpoint: &str, method: &str, path: &str, body: &str) -> String {
+    let (status, response) = call(endpoint, method, path, &[("Content-Type", "application/json")], body);
+    assert_eq!(status, 200, "{method} {path}: {response}");
+    response
+}
+
+static STRIPE: OnceLock<Server> = OnceLock::new();
+
+/// The Stripe stand-in shared by the tests of one binary (tests that inject Stripe faults
+/// start their own with `spawn`).
+pub fn stripe_endpoint() -> &'static str {
+    &STRIPE.get_or_init(|| spawn("tests/stripe_standin/server.py", &[])).endpoint
 }

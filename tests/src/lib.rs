@@ -19,13 +19,14 @@ use tower::ServiceExt;
 
 use shared::AppState;
 use shared::clock::ManualClock;
-use shared::config::{Config, DEFAULT_AUTH_CACHE_SECONDS, Secret};
+use shared::config::{Config, DEFAULT_AUTH_CACHE_SECONDS, Secret, StripeConfig};
 use shared::store::dynamo::DynamoStore;
 
 use crate::recorder::Recorder;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 pub const TOKEN_SIGNING_KEY: &str = "test-token-signing-key";
+pub const STRIPE_SECRET_KEY: &str = "sk_test_service";
 pub const WORKSPACE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 
 /// How each function crate exposes its router.
@@ -36,6 +37,8 @@ pub struct TestApp {
     pub clock: Arc<ManualClock>,
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub table: String,
+    /// The Stripe stand-in the payments go to.
+    pub stripe: String,
     functions: HashMap<String, Function>,
     routes: matchit::Router<String>,
 }
@@ -80,12 +83,30 @@ impl TestApp {
     pub async fn behind(endpoint: &str) -> Self {
         let mut app = Self::start().await;
         let through = emulator::client_at(endpoint).await;
-        app.functions = Self::functions(&through, &app.table, app.clock.clone(), DEFAULT_AUTH_CACHE_SECONDS);
+        app.functions =
+            Self::functions(&through, &app.table, app.clock.clone(), DEFAULT_AUTH_CACHE_SECONDS, app.stripe.clone());
+        app
+    }
+
+    /// A service whose payments go to the Stripe stand-in at `endpoint` (e.g. one of the
+    /// test's own, to inject faults or stop it).
+    pub async fn with_stripe_at(endpoint: &str) -> Self {
+        let mut app = Self::start().await;
+        app.stripe = endpoint.to_owned();
+        app.functions = Self::functions(
+            &app.dynamodb,
+            &app.table,
+            app.clock.clone(),
+            DEFAULT_AUTH_CACHE_SECONDS,
+            app.stripe.clone(),
+        );
         app
     }
 
     pub async fn with_cache_seconds(auth_cache_seconds: u64) -> Self {
-        shared::telemetry::init();
+        if std::env::var_os("RUST_LOG").is_some() {
+            shared::telemetry::init();
+        }
         let dynamodb = emulator::client().await;
         let table = format!("test-{}", ulid::Ulid::new().to_string().to_lowercase());
         shared::store::schema::create_table(&dynamodb, &table).await.expect("create table");
@@ -99,8 +120,9 @@ impl TestApp {
 
     fn on_table(dynamodb: aws_sdk_dynamodb::Client, table: String, auth_cache_seconds: u64) -> Self {
         let clock = Arc::new(ManualClock::starting_now());
-        let functions = Self::functions(&dynamodb, &table, clock.clone(), auth_cache_seconds);
-        Self { clock, dynamodb, table, functions, routes: watch_router() }
+        let stripe = emulator::stripe_endpoint().to_owned();
+        let functions = Self::functions(&dynamodb, &table, clock.clone(), auth_cache_seconds, stripe.clone());
+        Self { clock, dynamodb, table, stripe, functions, routes: watch_router() }
     }
 
     /// Every function with its own state, as separate processes would have.
@@ -109,15 +131,22 @@ impl TestApp {
         table: &str,
         clock: Arc<ManualClock>,
         auth_cache_seconds: u64,
+        stripe: String,
     ) -> HashMap<String, Function> {
         let config = Config {
             table_name: table.to_owned(),
             token_signing_key: Secret::new(TOKEN_SIGNING_KEY),
             admin_token: Some(Secret::new(ADMIN_TOKEN)),
             auth_cache_seconds,
+            stripe: Some(StripeConfig { secret_key: Secret::new(STRIPE_SECRET_KEY), api_base: Some(stripe) }),
         };
-        let routers: [(&str, RouterFn); 4] =
-            [("admin", admin::router), ("tiers", tiers::router), ("auth", auth::router), ("credits", credits::router)];
+        let routers: [(&str, RouterFn); 5] = [
+            ("admin", admin::router),
+            ("tiers", tiers::router),
+            ("auth", auth::router),
+            ("credits", credits::router),
+            ("payments", payments::router),
+        ];
         routers
             .into_iter()
             .map(|(name, router)| {
@@ -126,7 +155,8 @@ impl TestApp {
                     dynamodb.config().to_builder().interceptor(recorder.clone()).build(),
                 );
                 let store = Arc::new(DynamoStore::new(client, table));
-                let state = AppState::new(config.clone(), store, clock.clone());
+                let gateway = shared::clients::stripe(config.stripe.as_ref().expect("stripe config")).expect("gateway");
+                let state = AppState::new(config.clone(), store, clock.clone()).with_payments(Arc::new(gateway));
                 let function =
                     Function { router: router(state), recorder, declared: Arc::new(recorder::declared_actions(name)) };
                 (name.to_owned(), function)

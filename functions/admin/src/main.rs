@@ -3,5 +3,5 @@ use shared::lambda::{BoxError, run};
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
-    run(Needs { admin: true }, admin::router).await
+    run(Needs { admin: true, ..Needs::default() }, admin::router).await
 }

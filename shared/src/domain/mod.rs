@@ -4,4 +4,5 @@ pub mod account;
 pub mod entity;
 pub mod ledger;
 pub mod limits;
+pub mod payment;
 pub mod tier;

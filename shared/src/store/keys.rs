@@ -10,6 +10,7 @@
 //! | ledger entry    | `ACCOUNT#{entityId}#{userId}` | `ENTRY#{version:020}#{index:03}` |
 //! | hold            | `ACCOUNT#{entityId}#{userId}` | `HOLD#{holdId}`  |
 //! | purchase count  | `ACCOUNT#{entityId}#{userId}` | `PURCHASES#{tierId}` |
+//! | payment         | `PAYMENT#{paymentIntentId}`  | `PAYMENT`         |
 //!
 //! An account's items share its partition, so its history is one Query, newest first.
 
@@ -92,6 +93,10 @@ pub fn hold(entity_id: &str, user_id: &str, hold_id: &str) -> Key {
 
 pub fn purchases(entity_id: &str, user_id: &str, tier_id: &str) -> Key {
     Key::new(account_partition(entity_id, user_id), format!("{PURCHASES_PREFIX}{tier_id}"))
+}
+
+pub fn payment(payment_intent_id: &str) -> Key {
+    Key::new(format!("PAYMENT#{payment_intent_id}"), "PAYMENT")
 }
 
 #[cfg(test)]

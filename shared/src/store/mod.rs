@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use crate::domain::account::{Account, Entry, EntryType, HoldRecord, PurchaseCount};
 use crate::domain::entity::{ApiKey, Entity};
 use crate::domain::ledger::Applied;
+use crate::domain::payment::Payment;
 use crate::domain::tier::Tier;
 use crate::error::ApiError;
 use crate::idempotency::StoredResponse;
@@ -101,6 +102,13 @@ pub trait LedgerStore: Send + Sync {
     async fn purchase_counts(&self, entity_id: &str, user_id: &str) -> StoreResult<Vec<PurchaseCount>>;
 }
 
+#[async_trait]
+pub trait PaymentStore: Send + Sync {
+    /// Records a payment unless it is already recorded (the first snapshot wins).
+    async fn put_payment(&self, payment: &Payment) -> StoreResult<()>;
+    async fn get_payment(&self, payment_intent_id: &str) -> StoreResult<Option<Payment>>;
+}
+
 /// Everything the functions use; one DynamoDB implementation, fakes in unit tests.
-pub trait Store: EntityStore + TierStore + IdempotencyStore + LedgerStore {}
-impl<T: EntityStore + TierStore + IdempotencyStore + LedgerStore> Store for T {}
+pub trait Store: EntityStore + TierStore + IdempotencyStore + LedgerStore + PaymentStore {}
+impl<T: EntityStore + TierStore + IdempotencyStore + LedgerStore + PaymentStore> Store for T {}

@@ -82,6 +82,18 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder().update(built(update.build())?).build())
     }
 
+    /// The payment record notes which entry credited it.
+    fn mark_payment_credited(&self, entry: &Entry, now: i64) -> StoreResult<TransactWriteItem> {
+        let payment_intent_id = entry.payment_intent_id.as_deref().unwrap_or_default();
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(keys::payment(payment_intent_id).to_item()))
+            .update_expression("SET creditedEntryId = :entry, creditedAt = :now")
+            .expression_attribute_values(":entry", s(&entry.entry_id))
+            .expression_attribute_values(":now", n(now));
+        Ok(TransactWriteItem::builder().update(built(update.build())?).build())
+    }
+
     async fn query_partition(
         &self,
         pk: String,
@@ -128,6 +140,9 @@ impl LedgerStore for DynamoStore {
         }
         if let Some(tier_id) = &applied.purchased_tier {
             items.push(self.count_purchase(account, tier_id, now)?);
+        }
+        for entry in applied.entries.iter().filter(|e| e.payment_intent_id.is_some()) {
+            items.push(self.mark_payment_credited(entry, now)?);
         }
         items.push(idempotency::put(idem, &self.table)?);
         let idem_index = items.len() - 1;

@@ -4,6 +4,7 @@ mod entities;
 mod errors;
 mod idempotency;
 mod ledger;
+mod payments;
 mod tiers;
 
 use std::collections::HashMap;

@@ -1,0 +1,63 @@
+//! The payment provider as the service sees it: a narrow trait with no SDK types, so the
+//! payment flows can be unit-tested with a fake and run against Stripe (or its stand-in).
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+
+use crate::domain::payment::Intent;
+use crate::error::{ApiError, ErrorCode};
+
+/// A PaymentIntent to create (and, with a payment method, confirm at once).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewIntent {
+    pub amount: u64,
+    pub currency: String,
+    pub metadata: HashMap<String, String>,
+    pub payment_method: Option<String>,
+    pub receipt_email: Option<String>,
+    pub description: String,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum GatewayError {
+    /// The card was declined.
+    #[error("declined: {message}")]
+    Declined { message: String, decline_code: Option<String> },
+    /// The provider refused the request itself (bad parameters, unknown object).
+    #[error("rejected: {0}")]
+    Rejected(String),
+    /// Unreachable, timing out or failing (5xx) after the retries.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl From<GatewayError> for ApiError {
+    fn from(err: GatewayError) -> Self {
+        match err {
+            GatewayError::Declined { message, decline_code } => {
+                let mut error = ApiError::new(ErrorCode::PaymentFailed, format!("the payment was declined: {message}"));
+                if let Some(code) = decline_code {
+                    error = error.with_details(serde_json::json!({"declineCode": code}));
+                }
+                error
+            }
+            GatewayError::Rejected(cause) => {
+                tracing::warn!(%cause, "payment provider rejected a request");
+                ApiError::new(ErrorCode::PaymentProvider, "the payment provider refused the request")
+            }
+            GatewayError::Unavailable(cause) => {
+                tracing::warn!(%cause, "payment provider unavailable");
+                ApiError::new(ErrorCode::PaymentProvider, "the payment provider is unavailable; retry shortly")
+            }
+        }
+    }
+}
+
+#[async_trait]
+pub trait PaymentGateway: Send + Sync {
+    /// Creates an intent; the same `idempotency_key` always yields the same intent.
+    async fn create_intent(&self, intent: &NewIntent, idempotency_key: &str) -> Result<Intent, GatewayError>;
+    /// `Ok(None)` when no such intent exists.
+    async fn retrieve_intent(&self, id: &str) -> Result<Option<Intent>, GatewayError>;
+}

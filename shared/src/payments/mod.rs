@@ -1,0 +1,67 @@
+//! Payments: the provider gateway and the one exactly-once path that turns a succeeded
+//! PaymentIntent into credits. Q5, Q7 and the Stripe webhook all call `credit_payment`;
+//! whichever arrives first credits, the others learn it was already done.
+
+pub mod gateway;
+pub mod stripe;
+
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+
+use crate::accounts::{self, Outcome};
+use crate::app::AppState;
+use crate::domain::account::AccountView;
+use crate::domain::ledger::{Change, Operation};
+use crate::domain::payment::Payment;
+use crate::error::ApiError;
+use crate::idempotency::IdempotencyKey;
+
+#[derive(Debug, Clone)]
+pub struct Credited {
+    pub entry_id: Option<String>,
+    pub credited: u64,
+    pub already_credited: bool,
+    pub account: AccountView,
+}
+
+/// Credits the payment's snapshot once, keyed by its PaymentIntent id, forever.
+pub async fn credit_payment(state: &AppState, payment: &Payment) -> Result<Credited, ApiError> {
+    let key = IdempotencyKey::permanent(
+        &payment.entity_id,
+        &format!("#payment#{}", payment.payment_intent_id),
+        &format!("credit payment {}", payment.payment_intent_id),
+    );
+    let operation = Operation::Purchase {
+        credit_tier_id: payment.credit_tier_id.clone(),
+        credits: payment.total_credits(),
+        payment_intent_id: Some(payment.payment_intent_id.clone()),
+    };
+    let change = Change { operation, reason: Some("payment".into()), idempotency_key: None };
+    let outcome = accounts::change(state, &payment.entity_id, &payment.user_id, &change, &key, |applied, _| {
+        Ok((StatusCode::OK, json!({"entryId": applied.main_entry().map(|e| e.entry_id.clone())})))
+    })
+    .await?;
+    let now = state.clock.now_millis();
+    match outcome {
+        Outcome::Done { applied, body, .. } => Ok(Credited {
+            entry_id: entry_id(&body),
+            credited: payment.total_credits(),
+            already_credited: false,
+            account: applied.account.view(now),
+        }),
+        Outcome::Replayed { stored, .. } => {
+            let body: Value = serde_json::from_str(&stored.body).map_err(ApiError::internal)?;
+            let account = accounts::read(state, &payment.entity_id, &payment.user_id).await?;
+            Ok(Credited {
+                entry_id: entry_id(&body),
+                credited: payment.total_credits(),
+                already_credited: true,
+                account: account.view(now),
+            })
+        }
+    }
+}
+
+fn entry_id(body: &Value) -> Option<String> {
+    body.get("entryId").and_then(Value::as_str).map(str::to_owned)
+}

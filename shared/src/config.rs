@@ -116,7 +116,7 @@ mod tests {
         let err = Config::from_lookup(Needs::default(), lookup(&[("TABLE_NAME", "t")])).unwrap_err();
         assert_eq!(err.to_string(), "missing required environment variable TOKEN_SIGNING_KEY");
         let err =
-            Config::from_lookup(Needs { admin: true }, lookup(&[("TABLE_NAME", "t"), ("TOKEN_SIGNING_KEY", "k")]))
+            Config::from_lookup(Needs { admin: true, stripe: false }, lookup(&[("TABLE_NAME", "t"), ("TOKEN_SIGNING_KEY", "k")]))
                 .unwrap_err();
         assert_eq!(err, ConfigError::Missing("ADMIN_TOKEN"));
     }

@@ -8,7 +8,8 @@
 - table: key schema, attributes, GSIs, TTL and billing equal `create-table --print-schema`;
 - IAM: each function may perform exactly the DynamoDB actions its crate declares in
   `[package.metadata.credits] dynamodb-actions`, on the table only, and nothing on `*`;
-- secrets: only Secrets Manager dynamic references, never a secret in a parameter.
+- secrets: only Secrets Manager dynamic references (every STRIPE_* variable included), never a
+  secret in a parameter, and no STRIPE_* variable in Globals (only on the functions using it).
 
 Inputs (environment):
   TABLE_SCHEMA_JSON     file holding `cargo run -q -p shared --bin create-table -- --print-schema`
@@ -461,6 +462,9 @@ def test_secret_env_vars_are_secrets_manager_references():
 
     admin_binaries = {fn for path, fn in watch_router().items() if path.split("/")[1:2] == ["admin"]}
     params = template().get("Parameters") or {}
+    global_env = (global_function_props().get("Environment") or {}).get("Variables") or {}
+    stray = sorted(v for v in global_env if v.startswith("STRIPE_"))
+    assert not stray, f"Globals.Function sets {stray}: Stripe secrets go on only the functions that need them"
     for binary, lid in template_functions().items():
         env = (function_props(lid).get("Environment") or {}).get("Variables") or {}
         assert env.get("TABLE_NAME") == {"Ref": table_logical_id()}, f"{lid}: TABLE_NAME must !Ref the table"
@@ -468,8 +472,11 @@ def test_secret_env_vars_are_secrets_manager_references():
         assert required <= set(env), f"{lid}: missing {sorted(required - set(env))}"
         if binary not in admin_binaries:
             assert "ADMIN_TOKEN" not in env, f"{lid} serves no /admin route but gets ADMIN_TOKEN"
+        # STRIPE_API_BASE points at a local Stripe stand-in; in AWS it is never set, so every
+        # STRIPE_* variable here is a secret.
+        assert "STRIPE_API_BASE" not in env, f"{lid}: STRIPE_API_BASE is for local stand-ins only"
         for var, value in env.items():
-            if not (SECRET_NAME.search(var) or var.startswith("STRIPE_")) or var == "STRIPE_API_BASE":
+            if not (SECRET_NAME.search(var) or var.startswith("STRIPE_")):
                 continue
             text = resolved(value)
             assert text and text.startswith(SECRETSMANAGER_REF) and text.endswith("}}"), (

@@ -23,6 +23,16 @@ default_secret() { # NAME DEFAULT: use $NAME if set, else DEFAULT (and say so)
 }
 default_secret ADMIN_TOKEN dev-admin-token
 default_secret TOKEN_SIGNING_KEY dev-token-signing-key-change-me
+# Stripe: a real key (sk_test_/sk_live_ from the dashboard) talks to Stripe itself, with
+# webhooks forwarded by `stripe listen`; anything else runs the local stand-in.
+if [[ ${STRIPE_SECRET_KEY:-} == sk_test_* && ${STRIPE_SECRET_KEY:-} != sk_test_local* ]] || [[ ${STRIPE_SECRET_KEY:-} == sk_live_* ]]; then
+  STRIPE_MODE=real
+else
+  STRIPE_MODE=standin
+  STRIPE_SECRET_KEY=sk_test_local
+fi
+default_secret STRIPE_WEBHOOK_SECRET whsec_dev_local_webhook_secret
+STRIPE_PORT=${STRIPE_PORT:-12111}
 TABLE_NAME=${TABLE_NAME:-credits-local}
 DYNAMODB_PORT=${DYNAMODB_PORT:-8000}
 WATCH_PORT=${WATCH_PORT:-9000}
@@ -149,7 +159,9 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for port in "$DYNAMODB_PORT" "$WATCH_PORT"; do
+ports=("$DYNAMODB_PORT" "$WATCH_PORT")
+[[ $STRIPE_MODE == standin ]] && ports+=("$STRIPE_PORT")
+for port in "${ports[@]}"; do
   port_free "$port" || {
     echo "dev: port $port is already in use (a previous 'make dev'?)" >&2
     exit 1
@@ -167,6 +179,20 @@ wait_ready dynamodb "$READY_TIMEOUT" log_has dynamodb '^READY '
 echo "dev: DynamoDB emulator at $DYNAMODB_URL (log $DEV_DIR/dynamodb.log)"
 
 make -s table DYNAMODB_PORT="$DYNAMODB_PORT" TABLE_NAME="$TABLE_NAME"
+
+# ---- Stripe ---------------------------------------------------------------
+# The stand-in signs the events it sends with STRIPE_WEBHOOK_SECRET and delivers them to
+# the webhook route, as `stripe listen --forward-to` does.
+STRIPE_API_BASE=
+if [[ $STRIPE_MODE == standin ]]; then
+  STRIPE_API_BASE="http://127.0.0.1:$STRIPE_PORT"
+  start_bg stripe "$VENV/bin/python" tests/stripe_standin/server.py --host 127.0.0.1 --port "$STRIPE_PORT" \
+    --webhook-url "$WATCH_URL/api/stripe/webhook" --webhook-secret "$STRIPE_WEBHOOK_SECRET"
+  wait_ready stripe "$READY_TIMEOUT" log_has stripe '^READY '
+  echo "dev: Stripe stand-in at $STRIPE_API_BASE (log $DEV_DIR/stripe.log), webhooks signed with STRIPE_WEBHOOK_SECRET"
+else
+  echo "dev: using Stripe itself; forward webhooks with: stripe listen --forward-to localhost:$WATCH_PORT/api/stripe/webhook"
+fi
 
 # ---- functions ------------------------------------------------------------
 # `cargo lambda watch` passes its own environment to the functions and adds the
@@ -195,7 +221,7 @@ AWS_SECRET_ACCESS_KEY=local
 (
   umask 077
   write_env TABLE_NAME AWS_ENDPOINT_URL_DYNAMODB AWS_REGION AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY \
-    ADMIN_TOKEN TOKEN_SIGNING_KEY RUST_LOG >"$ENV_FILE"
+    ADMIN_TOKEN TOKEN_SIGNING_KEY RUST_LOG STRIPE_SECRET_KEY STRIPE_API_BASE STRIPE_WEBHOOK_SECRET >"$ENV_FILE"
 )
 
 # RUST_LOG reaches the functions through the env file; cargo-lambda itself would

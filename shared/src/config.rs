@@ -35,6 +35,8 @@ pub enum ConfigError {
 pub struct Needs {
     pub admin: bool,
     pub stripe: bool,
+    /// Verifies Stripe webhook signatures (implies `stripe`).
+    pub webhook: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -42,6 +44,8 @@ pub struct StripeConfig {
     pub secret_key: Secret,
     /// A local stand-in's origin; Stripe itself when unset.
     pub api_base: Option<String>,
+    /// Signs webhook events (`whsec_…`); only the webhook function loads it.
+    pub webhook_secret: Option<Secret>,
 }
 
 #[derive(Debug, Clone)]
@@ -79,10 +83,15 @@ impl Config {
             token_signing_key: Secret::new(required("TOKEN_SIGNING_KEY")?),
             admin_token: if needs.admin { Some(Secret::new(required("ADMIN_TOKEN")?)) } else { None },
             auth_cache_seconds,
-            stripe: if needs.stripe {
+            stripe: if needs.stripe || needs.webhook {
                 Some(StripeConfig {
                     secret_key: Secret::new(required("STRIPE_SECRET_KEY")?),
                     api_base: lookup("STRIPE_API_BASE").filter(|v| !v.trim().is_empty()),
+                    webhook_secret: if needs.webhook {
+                        Some(Secret::new(required("STRIPE_WEBHOOK_SECRET")?))
+                    } else {
+                        None
+                    },
                 })
             } else {
                 None
@@ -115,9 +124,11 @@ mod tests {
     fn names_the_missing_variable() {
         let err = Config::from_lookup(Needs::default(), lookup(&[("TABLE_NAME", "t")])).unwrap_err();
         assert_eq!(err.to_string(), "missing required environment variable TOKEN_SIGNING_KEY");
-        let err =
-            Config::from_lookup(Needs { admin: true, stripe: false }, lookup(&[("TABLE_NAME", "t"), ("TOKEN_SIGNING_KEY", "k")]))
-                .unwrap_err();
+        let err = Config::from_lookup(
+            Needs { admin: true, ..Needs::default() },
+            lookup(&[("TABLE_NAME", "t"), ("TOKEN_SIGNING_KEY", "k")]),
+        )
+        .unwrap_err();
         assert_eq!(err, ConfigError::Missing("ADMIN_TOKEN"));
     }
 
@@ -126,7 +137,7 @@ mod tests {
         let vars = [("TABLE_NAME", "t"), ("TOKEN_SIGNING_KEY", "k"), ("ADMIN_TOKEN", "hush")];
         let config = Config::from_lookup(Needs::default(), lookup(&vars)).unwrap();
         assert!(config.admin_token.is_none());
-        let config = Config::from_lookup(Needs { admin: true, stripe: false }, lookup(&vars)).unwrap();
+        let config = Config::from_lookup(Needs { admin: true, ..Needs::default() }, lookup(&vars)).unwrap();
         assert!(!format!("{config:?}").contains("hush"));
         assert_eq!(config.auth_cache_seconds, DEFAULT_AUTH_CACHE_SECONDS);
     }
@@ -134,10 +145,10 @@ mod tests {
     #[test]
     fn stripe_settings_only_when_needed() {
         let vars = [("TABLE_NAME", "t"), ("TOKEN_SIGNING_KEY", "k")];
-        let err = Config::from_lookup(Needs { admin: false, stripe: true }, lookup(&vars)).unwrap_err();
+        let err = Config::from_lookup(Needs { stripe: true, ..Needs::default() }, lookup(&vars)).unwrap_err();
         assert_eq!(err, ConfigError::Missing("STRIPE_SECRET_KEY"));
         let vars = [("TABLE_NAME", "t"), ("TOKEN_SIGNING_KEY", "k"), ("STRIPE_SECRET_KEY", "sk_test_x")];
-        let config = Config::from_lookup(Needs { admin: false, stripe: true }, lookup(&vars)).unwrap();
+        let config = Config::from_lookup(Needs { stripe: true, ..Needs::default() }, lookup(&vars)).unwrap();
         assert!(config.stripe.is_some_and(|s| s.api_base.is_none()));
     }
 

@@ -27,6 +27,7 @@ use crate::recorder::Recorder;
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 pub const TOKEN_SIGNING_KEY: &str = "test-token-signing-key";
 pub const STRIPE_SECRET_KEY: &str = "sk_test_service";
+pub const STRIPE_WEBHOOK_SECRET: &str = "whsec_test_secret";
 pub const WORKSPACE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 
 /// How each function crate exposes its router.
@@ -138,14 +139,19 @@ impl TestApp {
             token_signing_key: Secret::new(TOKEN_SIGNING_KEY),
             admin_token: Some(Secret::new(ADMIN_TOKEN)),
             auth_cache_seconds,
-            stripe: Some(StripeConfig { secret_key: Secret::new(STRIPE_SECRET_KEY), api_base: Some(stripe) }),
+            stripe: Some(StripeConfig {
+                secret_key: Secret::new(STRIPE_SECRET_KEY),
+                api_base: Some(stripe),
+                webhook_secret: Some(Secret::new(STRIPE_WEBHOOK_SECRET)),
+            }),
         };
-        let routers: [(&str, RouterFn); 5] = [
+        let routers: [(&str, RouterFn); 6] = [
             ("admin", admin::router),
             ("tiers", tiers::router),
             ("auth", auth::router),
             ("credits", credits::router),
             ("payments", payments::router),
+            ("stripe-webhook", webhook::router),
         ];
         routers
             .into_iter()

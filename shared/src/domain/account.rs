@@ -17,6 +17,16 @@ pub struct ActiveHold {
     pub expires_at: i64,
 }
 
+/// What refunds and disputes have taken back from one payment's credits.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentReversals {
+    /// Credits reversed and not re-granted (refunds and open or lost disputes).
+    pub reversed: u64,
+    /// The part of `reversed` an open dispute took, re-granted if the dispute is won.
+    pub disputed: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Account {
@@ -33,6 +43,10 @@ pub struct Account {
     pub lifetime_consumed: u64,
     pub lifetime_reversed: u64,
     pub updated_at: Option<i64>,
+    /// Per PaymentIntent with a refund or dispute: what was taken back, so no event, however
+    /// late or repeated, reverses more than the payment credited.
+    #[serde(default)]
+    pub reversals: BTreeMap<String, PaymentReversals>,
 }
 
 /// The account as the API shows it, at one instant: expired holds count as released.
@@ -66,6 +80,7 @@ impl Account {
             lifetime_consumed: 0,
             lifetime_reversed: 0,
             updated_at: None,
+            reversals: BTreeMap::new(),
         }
     }
 

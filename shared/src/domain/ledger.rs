@@ -29,6 +29,23 @@ pub enum Operation {
     Release {
         hold_id: String,
     },
+    /// A refund: reverse the payment's credits in proportion to the cumulative amount
+    /// refunded (`refunded` of `amount`), rounded down, never more than it credited.
+    Refund {
+        payment_intent_id: String,
+        credited: u64,
+        refunded: u64,
+        amount: u64,
+    },
+    /// A dispute opened: reverse whatever of the payment is not reversed yet.
+    DisputeOpened {
+        payment_intent_id: String,
+        credited: u64,
+    },
+    /// A dispute won: re-grant what the dispute reversed.
+    DisputeWon {
+        payment_intent_id: String,
+    },
     /// Only records holds that have expired.
     Sweep,
 }
@@ -128,6 +145,27 @@ impl Builder<'_> {
         });
     }
 
+    /// Takes `credits` back for a payment; `disputed` of them belong to an open dispute.
+    fn reverse(&mut self, payment_intent_id: &str, credits: u64, disputed: u64) {
+        if credits == 0 {
+            return;
+        }
+        if let Some(reversals) = self.account.reversals.get_mut(payment_intent_id) {
+            reversals.reversed += credits;
+            reversals.disputed += disputed;
+        }
+        self.account.balance -= credits as i64;
+        self.account.lifetime_reversed += credits;
+        self.record_for_payment(EntryType::Reversal, -(credits as i64), payment_intent_id);
+    }
+
+    fn record_for_payment(&mut self, kind: EntryType, credits: i64, payment_intent_id: &str) {
+        self.record(kind, credits, None);
+        if let Some(entry) = self.entries.last_mut() {
+            entry.payment_intent_id = Some(payment_intent_id.to_owned());
+        }
+    }
+
     /// Holds past their expiry are released, each with an `expire` entry.
     fn expire_holds(&mut self) {
         for hold_id in self.account.expired_hold_ids(self.now) {
@@ -217,10 +255,45 @@ impl Builder<'_> {
                 self.record(EntryType::Release, 0, Some(&hold_id));
                 self.holds.push(HoldChange::Settled { hold_id, status: HoldStatus::Released, captured: 0, released });
             }
+            Operation::Refund { payment_intent_id, credited, refunded, amount } => {
+                let target = if amount == 0 || refunded >= amount {
+                    credited
+                } else {
+                    // u128: credits (≤ 10^12) × amounts (≤ 10^12) overflows u64.
+                    (u128::from(credited) * u128::from(refunded) / u128::from(amount)) as u64
+                };
+                let reversals = self.account.reversals.entry(payment_intent_id.clone()).or_default();
+                let delta = target.min(credited).saturating_sub(reversals.reversed);
+                self.reverse(&payment_intent_id, delta, 0);
+            }
+            Operation::DisputeOpened { payment_intent_id, credited } => {
+                let reversals = self.account.reversals.entry(payment_intent_id.clone()).or_default();
+                let delta = credited.saturating_sub(reversals.reversed);
+                self.reverse(&payment_intent_id, delta, delta);
+            }
+            Operation::DisputeWon { payment_intent_id } => {
+                let reversals = self.account.reversals.entry(payment_intent_id.clone()).or_default();
+                let regrant = reversals.disputed;
+                reversals.disputed = 0;
+                reversals.reversed -= regrant;
+                if regrant > 0 {
+                    self.account.balance += regrant as i64;
+                    self.account.lifetime_reversed = self.account.lifetime_reversed.saturating_sub(regrant);
+                    self.record_for_payment(EntryType::Regrant, regrant as i64, &payment_intent_id);
+                }
+            }
             Operation::Sweep => {}
         }
         Ok(purchased_tier)
     }
+}
+
+/// The refusal of a change that would write nothing (a repeated refund amount, a sweep with
+/// nothing expired): callers that replay notifications treat it as done.
+pub const NOTHING_TO_CHANGE: &str = "nothing to change";
+
+pub fn is_nothing_to_change(err: &ApiError) -> bool {
+    err.code == ErrorCode::Validation && err.message == NOTHING_TO_CHANGE
 }
 
 /// Applies `change` to `account` at `now`. Expired holds are released first, in the same
@@ -236,7 +309,7 @@ pub fn apply(
     builder.expire_holds();
     let purchased_tier = builder.apply()?;
     if builder.entries.is_empty() {
-        return Err(ApiError::validation("nothing to change"));
+        return Err(ApiError::validation(NOTHING_TO_CHANGE));
     }
     let mut next = builder.account;
     next.version = account.version + 1;
@@ -363,6 +436,53 @@ mod tests {
             apply(&held.account, &change(Operation::Sweep), at_expiry - 1, &mut ids()).is_err(),
             "nothing to sweep yet"
         );
+    }
+
+    fn refund(refunded: u64) -> Operation {
+        Operation::Refund { payment_intent_id: "pi".into(), credited: 120, refunded, amount: 999 }
+    }
+
+    #[test]
+    fn partial_refunds_add_up_to_exactly_what_was_credited() {
+        let mut account = funded(120);
+        let mut reversed = Vec::new();
+        for refunded in [300, 300, 999, 999] {
+            match apply(&account, &change(refund(refunded)), 0, &mut ids()) {
+                Ok(applied) => {
+                    reversed.push(-applied.entries[0].credits);
+                    account = applied.account;
+                }
+                Err(_) => reversed.push(0),
+            }
+        }
+        // 300/999 of 120 = 36.03 → 36; the same cumulative amount again reverses nothing.
+        assert_eq!(reversed, [36, 0, 84, 0]);
+        assert_eq!((account.balance, account.lifetime_reversed), (0, 120));
+    }
+
+    #[test]
+    fn a_refund_after_spending_goes_negative_and_blocks_spends() {
+        let spent = apply(&funded(120), &change(Operation::Decrement { credits: 120 }), 0, &mut ids()).unwrap();
+        let refunded = apply(&spent.account, &change(refund(999)), 1, &mut ids()).unwrap();
+        assert_eq!(refunded.account.balance, -120);
+        let spend = apply(&refunded.account, &change(Operation::Decrement { credits: 1 }), 2, &mut ids());
+        assert_eq!(spend.unwrap_err().code, ErrorCode::InsufficientCredits);
+    }
+
+    #[test]
+    fn a_won_dispute_regrants_what_it_reversed_after_a_partial_refund() {
+        let refunded = apply(&funded(120), &change(refund(300)), 0, &mut ids()).unwrap();
+        let opened = Operation::DisputeOpened { payment_intent_id: "pi".into(), credited: 120 };
+        let disputed = apply(&refunded.account, &change(opened.clone()), 1, &mut ids()).unwrap();
+        assert_eq!(disputed.entries[0].credits, -84);
+        assert_eq!(disputed.account.balance, 0);
+        assert!(apply(&disputed.account, &change(opened), 2, &mut ids()).is_err(), "nothing left to reverse");
+        let won =
+            apply(&disputed.account, &change(Operation::DisputeWon { payment_intent_id: "pi".into() }), 3, &mut ids())
+                .unwrap();
+        assert_eq!((won.entries[0].kind, won.entries[0].credits), (EntryType::Regrant, 84));
+        assert_eq!((won.account.balance, won.account.lifetime_reversed), (84, 36));
+        assert_eq!(won.entries[0].payment_intent_id.as_deref(), Some("pi"));
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! | hold            | `ACCOUNT#{entityId}#{userId}` | `HOLD#{holdId}`  |
 //! | purchase count  | `ACCOUNT#{entityId}#{userId}` | `PURCHASES#{tierId}` |
 //! | payment         | `PAYMENT#{paymentIntentId}`  | `PAYMENT`         |
+//! | Stripe event    | `STRIPE_EVENT#{eventId}`     | `EVENT`           |
 //!
 //! An account's items share its partition, so its history is one Query, newest first.
 
@@ -97,6 +98,10 @@ pub fn purchases(entity_id: &str, user_id: &str, tier_id: &str) -> Key {
 
 pub fn payment(payment_intent_id: &str) -> Key {
     Key::new(format!("PAYMENT#{payment_intent_id}"), "PAYMENT")
+}
+
+pub fn stripe_event(event_id: &str) -> Key {
+    Key::new(format!("STRIPE_EVENT#{event_id}"), "EVENT")
 }
 
 #[cfg(test)]

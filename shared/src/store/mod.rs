@@ -107,6 +107,11 @@ pub trait PaymentStore: Send + Sync {
     /// Records a payment unless it is already recorded (the first snapshot wins).
     async fn put_payment(&self, payment: &Payment) -> StoreResult<()>;
     async fn get_payment(&self, payment_intent_id: &str) -> StoreResult<Option<Payment>>;
+    /// Notes Stripe's latest status of a recorded payment (no-op for unknown ones).
+    async fn set_payment_status(&self, payment_intent_id: &str, status: &str) -> StoreResult<()>;
+    async fn event_processed(&self, event_id: &str) -> StoreResult<bool>;
+    /// Remembers a processed Stripe event (kept 30 days: Stripe retries for 3).
+    async fn mark_event_processed(&self, event_id: &str, event_type: &str, now: i64) -> StoreResult<()>;
 }
 
 /// Everything the functions use; one DynamoDB implementation, fakes in unit tests.

@@ -2,7 +2,10 @@
 
 use async_trait::async_trait;
 
-use super::{DynamoStore, from_item, to_item};
+use super::{DynamoStore, from_item, n, s, to_item};
+
+/// Stripe retries a webhook for up to 3 days; remember events for 30.
+const EVENT_RETENTION_SECONDS: i64 = 30 * 24 * 3600;
 use crate::domain::payment::Payment;
 use crate::store::keys;
 use crate::store::{PaymentStore, StoreResult};
@@ -28,5 +31,40 @@ impl PaymentStore for DynamoStore {
 
     async fn get_payment(&self, payment_intent_id: &str) -> StoreResult<Option<Payment>> {
         self.get(keys::payment(payment_intent_id)).await?.map(from_item).transpose()
+    }
+
+    async fn set_payment_status(&self, payment_intent_id: &str, status: &str) -> StoreResult<()> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(keys::payment(payment_intent_id).to_item()))
+            .update_expression("SET #status = :status")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":status", s(status))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
+            Err(err) => Err(super::classify(err)),
+        }
+    }
+
+    async fn event_processed(&self, event_id: &str) -> StoreResult<bool> {
+        Ok(self.get(keys::stripe_event(event_id)).await?.is_some())
+    }
+
+    async fn mark_event_processed(&self, event_id: &str, event_type: &str, now: i64) -> StoreResult<()> {
+        let mut item = keys::stripe_event(event_id).to_item();
+        item.extend([
+            ("kind".to_owned(), s("stripe-event")),
+            ("eventType".to_owned(), s(event_type)),
+            ("processedAt".to_owned(), n(now)),
+            (keys::TTL.to_owned(), n(now / 1000 + EVENT_RETENTION_SECONDS)),
+        ]);
+        self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(super::classify)?;
+        Ok(())
     }
 }

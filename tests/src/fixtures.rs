@@ -81,3 +81,23 @@ impl TestApp {
         response.data().clone()
     }
 }
+
+impl TestApp {
+    /// Grants `credits` to `user_id` as the entity's server.
+    pub async fn grant(&self, entity: &EntityFixture, user_id: &str, credits: u64) {
+        let response = self
+            .request(Method::POST, &entity.path(&format!("/users/{user_id}/buy-credits")))
+            .headers(&entity.server())
+            .json(json!({"credits": credits, "idempotencyKey": format!("grant-{}", ulid::Ulid::new())}))
+            .send()
+            .await;
+        assert_eq!(response.status, StatusCode::OK, "{:?}", response.body);
+    }
+
+    /// An entity whose user `u-1` holds `credits`.
+    pub async fn funded(&self, credits: u64) -> EntityFixture {
+        let entity = self.entity(&[]).await;
+        self.grant(&entity, "u-1", credits).await;
+        entity
+    }
+}

@@ -6,22 +6,10 @@ use integration_tests::fixtures::EntityFixture;
 use integration_tests::{TestApp, concurrently};
 use serde_json::json;
 
-async fn funded(app: &TestApp, credits: u64) -> EntityFixture {
-    let entity = app.entity(&[]).await;
-    let granted = app
-        .request(Method::POST, &entity.path("/users/u-1/buy-credits"))
-        .headers(&entity.server())
-        .json(json!({"credits": credits, "idempotencyKey": "seed"}))
-        .send()
-        .await;
-    assert_eq!(granted.status, StatusCode::OK);
-    entity
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_hundred_parallel_spends_of_one_on_a_hundred_credits() {
     let app = TestApp::start().await;
-    let entity = funded(&app, 100).await;
+    let entity = app.funded(100).await;
     let user = app.session(&entity, "u-1").await;
     let spends = (0..200).map(|_| {
         app.request(Method::POST, &entity.path("/users/u-1/decrement-credits"))
@@ -56,7 +44,7 @@ fn spend_one(
 async fn two_warm_processes_spending_one_account_never_overspend() {
     let app = TestApp::start().await;
     let other = app.sibling().await;
-    let entity = funded(&app, 60).await;
+    let entity = app.funded(60).await;
     let requests: Vec<_> = (0..50).flat_map(|_| [spend_one(&app, &entity), spend_one(&other, &entity)]).collect();
     let responses = concurrently(requests).await;
     let statuses: Vec<_> = responses.iter().map(|r| r.status.as_u16()).collect();
@@ -74,7 +62,7 @@ async fn two_warm_processes_spending_one_account_never_overspend() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn twenty_parallel_requests_with_one_key_have_one_effect() {
     let app = TestApp::start().await;
-    let entity = funded(&app, 100).await;
+    let entity = app.funded(100).await;
     let other = app.sibling().await;
     let requests: Vec<_> = (0..20)
         .map(|i| {

@@ -5,18 +5,6 @@ use integration_tests::fixtures::EntityFixture;
 use integration_tests::{TestApp, TestResponse, concurrently};
 use serde_json::{Value, json};
 
-async fn funded(app: &TestApp, credits: u64) -> EntityFixture {
-    let entity = app.entity(&[]).await;
-    let granted = app
-        .request(Method::POST, &entity.path("/users/u-1/buy-credits"))
-        .headers(&entity.server())
-        .json(json!({"credits": credits, "idempotencyKey": "seed"}))
-        .send()
-        .await;
-    assert_eq!(granted.status, StatusCode::OK);
-    entity
-}
-
 async fn hold(app: &TestApp, entity: &EntityFixture, body: Value) -> TestResponse {
     app.request(Method::POST, &entity.path("/users/u-1/holds")).headers(&entity.server()).json(body).send().await
 }
@@ -32,7 +20,7 @@ async fn settle(app: &TestApp, entity: &EntityFixture, hold_id: &str, action: &s
 #[tokio::test]
 async fn hold_capture_part_release_the_rest() {
     let app = TestApp::start().await;
-    let entity = funded(&app, 100).await;
+    let entity = app.funded(100).await;
     let opened = hold(&app, &entity, json!({"credits": 30, "ttlSeconds": 600, "reason": "render job"})).await;
     assert_eq!(opened.status, StatusCode::CREATED, "{:?}", opened.body);
     let hold_id = opened.data()["holdId"].as_str().unwrap().to_owned();
@@ -101,7 +89,7 @@ async fn hold_capture_part_release_the_rest() {
 #[tokio::test]
 async fn an_expired_hold_counts_as_released_at_once_and_is_recorded() {
     let app = TestApp::start().await;
-    let entity = funded(&app, 50).await;
+    let entity = app.funded(50).await;
     let opened = hold(&app, &entity, json!({"credits": 50, "ttlSeconds": 60})).await;
     let hold_id = opened.data()["holdId"].as_str().unwrap().to_owned();
     let path = entity.path("/users/u-1/credits");
@@ -136,7 +124,7 @@ async fn an_expired_hold_counts_as_released_at_once_and_is_recorded() {
 #[tokio::test]
 async fn an_expired_hold_is_released_by_the_next_spend_in_the_same_write() {
     let app = TestApp::start().await;
-    let entity = funded(&app, 20).await;
+    let entity = app.funded(20).await;
     hold(&app, &entity, json!({"credits": 20, "ttlSeconds": 60})).await;
     app.clock.advance_seconds(61);
     let spend = app
@@ -154,7 +142,7 @@ async fn an_expired_hold_is_released_by_the_next_spend_in_the_same_write() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn parallel_holds_never_exceed_available() {
     let app = TestApp::start().await;
-    let entity = funded(&app, 100).await;
+    let entity = app.funded(100).await;
     let requests = (0..40).map(|_| {
         app.request(Method::POST, &entity.path("/users/u-1/holds"))
             .headers(&entity.server())
@@ -173,7 +161,7 @@ async fn parallel_holds_never_exceed_available() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn capture_and_release_racing_on_one_hold_let_exactly_one_win() {
     let app = TestApp::start().await;
-    let entity = funded(&app, 100).await;
+    let entity = app.funded(100).await;
     for _ in 0..5 {
         let opened = hold(&app, &entity, json!({"credits": 10})).await;
         let hold_id = opened.data()["holdId"].as_str().unwrap().to_owned();
@@ -198,7 +186,7 @@ async fn capture_and_release_racing_on_one_hold_let_exactly_one_win() {
 #[tokio::test]
 async fn bad_hold_input_is_refused_by_name_and_writes_nothing() {
     let app = TestApp::start().await;
-    let entity = funded(&app, 100).await;
+    let entity = app.funded(100).await;
     let opened = hold(&app, &entity, json!({"credits": 10})).await;
     let hold_id = opened.data()["holdId"].as_str().unwrap().to_owned();
     let before = app.item_count().await;

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem, Update};
 
-use super::{DynamoStore, from_item, idempotency, s, to_item};
+use super::{DynamoStore, condition_held, from_item, idempotency, s, to_item};
 use crate::clock::rfc3339;
 use crate::domain::entity::{ApiKey, Entity};
 use crate::idempotency::StoredResponse;
@@ -87,10 +87,9 @@ impl EntityStore for DynamoStore {
             .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
             .send()
             .await;
-        match result {
-            Ok(output) => output.attributes.map(from_item).transpose(),
-            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(None),
-            Err(err) => Err(super::classify(err)),
+        match condition_held(result)? {
+            Some(output) => output.attributes.map(from_item).transpose(),
+            None => Ok(None),
         }
     }
 

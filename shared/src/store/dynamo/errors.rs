@@ -37,6 +37,21 @@ where
     if unavailable { StoreError::Unavailable(context) } else { StoreError::Internal(context) }
 }
 
+/// A single-item write's outcome: `None` when its condition did not hold.
+pub fn condition_held<T, E, R>(result: Result<T, SdkError<E, R>>) -> StoreResult<Option<T>>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(err) if err.as_service_error().and_then(|e| e.code()) == Some("ConditionalCheckFailedException") => {
+            Ok(None)
+        }
+        Err(err) => Err(classify(err)),
+    }
+}
+
 /// Why a transaction did not commit.
 pub enum TxFailure {
     /// A condition failed: the first failing action, with the item as it was (when asked).

@@ -19,6 +19,7 @@ use crate::store::keys::Key;
 use crate::store::{StoreError, StoreResult};
 
 use errors::TxFailure;
+use errors::condition_held;
 pub use errors::{backoff, classify, retry_read};
 
 type Item = HashMap<String, AttributeValue>;

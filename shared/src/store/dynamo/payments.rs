@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 
-use super::{DynamoStore, from_item, n, s, to_item};
+use super::{DynamoStore, condition_held, from_item, n, s, to_item};
 
 /// Stripe retries a webhook for up to 3 days; remember events for 30.
 const EVENT_RETENTION_SECONDS: i64 = 30 * 24 * 3600;
@@ -22,11 +22,8 @@ impl PaymentStore for DynamoStore {
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
-            Err(err) => Err(super::classify(err)),
-        }
+        // Already recorded (or, for a status, never recorded): nothing to do.
+        condition_held(result).map(|_| ())
     }
 
     async fn get_payment(&self, payment_intent_id: &str) -> StoreResult<Option<Payment>> {
@@ -45,11 +42,8 @@ impl PaymentStore for DynamoStore {
             .expression_attribute_values(":status", s(status))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
-            Err(err) => Err(super::classify(err)),
-        }
+        // Already recorded (or, for a status, never recorded): nothing to do.
+        condition_held(result).map(|_| ())
     }
 
     async fn event_processed(&self, event_id: &str) -> StoreResult<bool> {

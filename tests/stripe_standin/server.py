@@ -1462,6 +1462,7 @@ class Api:
             "automatic_tax": {"disabled_reason": None, "enabled": False, "liability": None},
             "billing_cycle_anchor": t, "billing_cycle_anchor_config": None,
             "billing_mode": {"flexible": None, "type": "classic", "updated_at": None},
+            "billing_schedules": [],
             "billing_thresholds": None, "cancel_at": end if cancel_at_period_end else None,
             "cancel_at_period_end": cancel_at_period_end,
             "canceled_at": t if cancel_at_period_end else None,

@@ -4,50 +4,29 @@
 
 use axum::http::{Method, StatusCode};
 use hmac::{Hmac, Mac};
-use integration_tests::emulator::call;
 use integration_tests::fixtures::EntityFixture;
+use integration_tests::stripe::sign;
 use integration_tests::{STRIPE_WEBHOOK_SECRET, TestApp, TestResponse, concurrently};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
 const TIER: &str = "pack";
 
-fn sign(payload: &str, secret: &str, timestamp: i64) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key size");
-    mac.update(format!("{timestamp}.{payload}").as_bytes());
-    let digest: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
-    format!("t={timestamp},v1={digest}")
-}
-
 fn now(app: &TestApp) -> i64 {
     app.clock_millis() / 1000
 }
 
 fn deliver(app: &TestApp, payload: &str) -> impl std::future::Future<Output = TestResponse> + Send + 'static {
-    let signature = sign(payload, STRIPE_WEBHOOK_SECRET, now(app));
-    app.request(Method::POST, "/api/stripe/webhook")
-        .header("stripe-signature", &signature)
-        .raw(payload.to_owned())
-        .send()
+    app.deliver(payload)
 }
 
 fn stripe(app: &TestApp, method: &str, path: &str, form: &str) -> Value {
-    let (status, body) = call(
-        &app.stripe,
-        method,
-        path,
-        &[("Authorization", "Bearer sk_test_tests"), ("Content-Type", "application/x-www-form-urlencoded")],
-        form,
-    );
-    let body: Value = serde_json::from_str(&body).expect("stripe json");
-    assert!(status < 500, "{status} {body}");
-    body
+    app.stripe_api(method, path, form)
 }
 
 /// The stand-in's newest event of `kind` about `object_field == id`, as raw JSON.
 fn event(app: &TestApp, kind: &str, field: &str, id: &str) -> String {
-    let events = stripe(app, "GET", &format!("/v1/events?type={kind}&limit=100"), "");
-    let found = events["data"].as_array().expect("events").iter().find(|e| e["data"]["object"][field] == id).cloned();
+    let found = app.stripe_events(kind).into_iter().find(|e| e["data"]["object"][field] == id);
     found.unwrap_or_else(|| panic!("no {kind} event for {id}")).to_string()
 }
 

@@ -1,8 +1,10 @@
-//! Payments through Stripe: pay (Q5), create a payment intent (Q6), approve it (Q7). Credits
-//! land through `shared::payments::credit_payment`, exactly once per PaymentIntent.
+//! Payments through Stripe: pay (Q5), create a payment intent (Q6), approve it (Q7), and
+//! subscriptions to recurring tiers. Credits land through `shared::payments`, exactly once
+//! per PaymentIntent or invoice.
 
 mod approve;
 mod pay;
+mod subscriptions;
 
 use axum::Router;
 use axum::routing::post;
@@ -16,7 +18,8 @@ pub fn router(state: AppState) -> Router {
     let routes = Router::new()
         .route("/api/payment/pay", post(pay::pay))
         .route(&format!("{user}/create-payment-intent"), post(pay::create_intent))
-        .route(&format!("{user}/approve-payment"), post(approve::approve));
+        .route(&format!("{user}/approve-payment"), post(approve::approve))
+        .route(&format!("{user}/credit-tiers/{{credit_tier_id}}/cancel"), post(subscriptions::cancel));
     shared::http::finish(routes, state)
 }
 

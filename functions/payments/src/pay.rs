@@ -15,7 +15,9 @@ use shared::payments::credit_payment;
 use shared::payments::gateway::NewIntent;
 use shared::{ApiError, ApiResult, AppState, accounts, ids};
 
+use crate::subscriptions::{Subscribe, subscribe};
 use crate::{snapshot, stripe_key, tier_for_sale};
+use shared::domain::tier::Recurring;
 
 #[derive(Deserialize)]
 #[serde(untagged)]
@@ -108,8 +110,20 @@ pub async fn pay(caller: Caller, State(state): State<AppState>, request: Mutatio
         return Err(ApiError::validation(format!("product.price must equal the tier's price ({})", tier.price)));
     }
     let mut new = new_intent(&tier, &entity_id, &user_id);
-    new.payment_method = Some(body.id);
     body.card_data.unwrap_or_default().apply(&mut new)?;
+    if tier.recurring != Recurring::None {
+        let order = Subscribe {
+            entity_id: &entity_id,
+            user_id: &user_id,
+            tier: &tier,
+            payment_method: body.id,
+            email: new.receipt_email,
+            stripe_key: stripe_key("subscribe", &entity_id, key.client_key()),
+        };
+        let data = subscribe(&state, order).await?;
+        return Ok(respond(StatusCode::OK, envelope(data)?));
+    }
+    new.payment_method = Some(body.id);
     let intent = state.gateway()?.create_intent(&new, &stripe_key("pay", &entity_id, key.client_key())).await?;
     let payment = snapshot(&intent, &entity_id, &user_id, &tier, state.clock.now_millis());
     state.store.put_payment(&payment).await?;
@@ -153,6 +167,11 @@ pub async fn create_intent(
     }
     let key = request.key(&entity_id)?;
     let tier = tier_for_sale(&state, &entity_id, &body.credit_tier_id).await?;
+    if tier.recurring != Recurring::None {
+        return Err(ApiError::validation(
+            "creditTierId names a recurring tier: subscribe with POST /api/payment/pay and a payment method",
+        ));
+    }
     let mut new = new_intent(&tier, &entity_id, &user_id);
     body.card_data.unwrap_or_default().apply(&mut new)?;
     let intent = state.gateway()?.create_intent(&new, &stripe_key("intent", &entity_id, key.client_key())).await?;

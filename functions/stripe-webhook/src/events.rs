@@ -1,13 +1,15 @@
 //! What each Stripe event does. Every effect is guarded by its own permanent key (the
-//! PaymentIntent, the refunded amount, the dispute), so a repeated or late event is a no-op.
+//! PaymentIntent, the refunded amount, the dispute, the invoice), so a repeated or late
+//! event is a no-op.
 
 use serde_json::Value;
 
 use shared::accounts::{self, Outcome};
+use shared::domain::account::SubscriptionUpdate;
 use shared::domain::ledger::{Change, Operation, is_nothing_to_change};
 use shared::domain::payment::{Intent, Payment};
 use shared::idempotency::IdempotencyKey;
-use shared::payments::credit_payment;
+use shared::payments::{credit_invoice, credit_payment};
 use shared::{ApiResult, AppState};
 
 /// Acts on one event; `false` when the event is not one this service acts on.
@@ -56,8 +58,66 @@ pub async fn handle(state: &AppState, kind: &str, object: &Value) -> ApiResult<b
             };
             reverse(state, &payment, operation, &format!("#dispute#{dispute}#{step}"), "dispute").await
         }
+        "invoice.paid" => {
+            let Some(subscription) = subscription_of(object, state.clock.now_millis()) else { return Ok(false) };
+            credit_invoice(state, &subscription, text(object, "id")).await?;
+            // The line's period is the one this invoice paid for (a renewal's own
+            // `period_end` is the period just ended).
+            let period_end = object["lines"]["data"][0]["period"]["end"].as_i64().map(|end| end * 1000);
+            let update = SubscriptionUpdate {
+                subscription_id: subscription.payment_intent_id.clone(),
+                status: None,
+                current_period_end: period_end,
+            };
+            state
+                .store
+                .update_subscription(
+                    &subscription.entity_id,
+                    &subscription.user_id,
+                    &subscription.credit_tier_id,
+                    &update,
+                )
+                .await?;
+            Ok(true)
+        }
+        "customer.subscription.deleted" => {
+            let metadata = strings(&object["metadata"]);
+            let Some(subscription) = Payment::from_metadata(text(object, "id"), &metadata, 0) else { return Ok(false) };
+            let update = SubscriptionUpdate {
+                subscription_id: subscription.payment_intent_id.clone(),
+                status: Some("ended".into()),
+                current_period_end: None,
+            };
+            state
+                .store
+                .update_subscription(
+                    &subscription.entity_id,
+                    &subscription.user_id,
+                    &subscription.credit_tier_id,
+                    &update,
+                )
+                .await?;
+            Ok(true)
+        }
         _ => Ok(false),
     }
+}
+
+/// The subscription an invoice paid for, with the snapshot this service put in the
+/// subscription's metadata (Stripe copies it onto the invoice; older and newer API versions
+/// put it in different places).
+fn subscription_of(invoice: &Value, now: i64) -> Option<Payment> {
+    let details = [&invoice["parent"]["subscription_details"], &invoice["subscription_details"]];
+    let id = details.iter().find_map(|d| d["subscription"].as_str()).or_else(|| invoice["subscription"].as_str())?;
+    let metadata = details.iter().map(|d| strings(&d["metadata"])).find(|m| !m.is_empty())?;
+    Payment::from_metadata(id, &metadata, now)
+}
+
+fn strings(object: &Value) -> std::collections::HashMap<String, String> {
+    object
+        .as_object()
+        .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned()))).collect())
+        .unwrap_or_default()
 }
 
 async fn reverse(
@@ -101,10 +161,7 @@ async fn payment_of(state: &AppState, intent_id: &str, intent: Option<&Value>) -
 }
 
 fn intent_from_json(object: &Value) -> Intent {
-    let metadata = object["metadata"]
-        .as_object()
-        .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned()))).collect())
-        .unwrap_or_default();
+    let metadata = strings(&object["metadata"]);
     Intent {
         id: text(object, "id").to_owned(),
         status: text(object, "status").to_owned(),

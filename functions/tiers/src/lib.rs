@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use shared::auth::Caller;
 use shared::clock::rfc3339;
+use shared::domain::account::TierPurchases;
 use shared::domain::tier::{NewTier, Tier, TierPatch, TierStatus, sort_for_listing};
 use shared::http::body::Mutation;
 use shared::http::{envelope, finish, idempotent, respond};
@@ -127,6 +128,16 @@ async fn update_tier(
     }
 }
 
+/// `{"subscriptionId", "status", "currentPeriodEnd"}` of a user's subscription to a tier.
+fn subscription_view(purchases: &TierPurchases) -> Option<Value> {
+    let id = purchases.subscription_id.as_ref()?;
+    Some(serde_json::json!({
+        "subscriptionId": id,
+        "status": purchases.subscription_status,
+        "currentPeriodEnd": purchases.current_period_end.map(rfc3339),
+    }))
+}
+
 /// A tier as one user sees it (Q4).
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -138,7 +149,7 @@ struct TierForUser {
     subscription: Option<Value>,
 }
 
-/// Q4: the active tiers with this user's purchase counts (subscriptions come with recurring tiers).
+/// Q4: the active tiers with this user's purchase counts and subscriptions.
 async fn tiers_for_user(
     caller: Caller,
     State(state): State<AppState>,
@@ -148,15 +159,15 @@ async fn tiers_for_user(
     ids::validate_user_id("userId", &user_id)?;
     caller.require_reader_of(&user_id)?;
     let tiers = visible_tiers(&state, &entity_id, false).await?;
-    let counts = state.store.purchase_counts(&entity_id, &user_id).await?;
+    let purchases = state.store.tier_purchases(&entity_id, &user_id).await?;
     let views: Vec<TierForUser> = tiers
         .into_iter()
         .map(|tier| {
-            let bought = counts.iter().find(|c| c.credit_tier_id == tier.credit_tier_id);
+            let bought = purchases.iter().find(|p| p.credit_tier_id == tier.credit_tier_id);
             TierForUser {
-                purchase_count: bought.map_or(0, |c| c.purchase_count),
-                last_purchased_at: bought.map(|c| rfc3339(c.last_purchased_at)),
-                subscription: None,
+                purchase_count: bought.map_or(0, |p| p.purchase_count),
+                last_purchased_at: bought.and_then(|p| p.last_purchased_at).map(rfc3339),
+                subscription: bought.and_then(subscription_view),
                 tier,
             }
         })

@@ -205,13 +205,28 @@ impl HoldRecord {
     }
 }
 
-/// How often one user bought one tier.
+/// How one user stands with one tier: how often they bought it, and their subscription to
+/// it when the tier is recurring.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct PurchaseCount {
+pub struct TierPurchases {
     pub credit_tier_id: String,
+    #[serde(default)]
     pub purchase_count: u64,
-    pub last_purchased_at: i64,
+    pub last_purchased_at: Option<i64>,
+    pub subscription_id: Option<String>,
+    /// `active | canceling | ended` (and Stripe's own, e.g. `incomplete`, `past_due`).
+    pub subscription_status: Option<String>,
+    pub current_period_end: Option<i64>,
+}
+
+/// A change to a user's subscription record; `None` fields stay as they are.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SubscriptionUpdate {
+    pub subscription_id: String,
+    pub status: Option<String>,
+    /// Only ever moves forward (late events never roll it back).
+    pub current_period_end: Option<i64>,
 }
 
 #[cfg(test)]

@@ -51,17 +51,27 @@ impl Payment {
 
     /// The snapshot as Stripe holds it, for an intent whose record is missing.
     pub fn from_intent(intent: &Intent, now: i64) -> Option<Self> {
-        let get = |key: &str| intent.metadata.get(key).cloned();
+        let mut payment = Self::from_metadata(&intent.id, &intent.metadata, now)?;
+        payment.amount = intent.amount;
+        payment.currency = intent.currency.clone();
+        payment.status = intent.status.clone();
+        Some(payment)
+    }
+
+    /// The snapshot in the metadata of an intent or a subscription this service created;
+    /// `None` for objects it did not create.
+    pub fn from_metadata(id: &str, metadata: &HashMap<String, String>, now: i64) -> Option<Self> {
+        let get = |key: &str| metadata.get(key).cloned();
         Some(Self {
-            payment_intent_id: intent.id.clone(),
+            payment_intent_id: id.to_owned(),
             entity_id: get(metadata::ENTITY)?,
             user_id: get(metadata::USER)?,
             credit_tier_id: get(metadata::TIER)?,
             credits: get(metadata::CREDITS)?.parse().ok()?,
             bonus_credits: get(metadata::BONUS)?.parse().ok()?,
-            amount: intent.amount,
-            currency: intent.currency.clone(),
-            status: intent.status.clone(),
+            amount: 0,
+            currency: String::new(),
+            status: String::new(),
             created_at: now,
         })
     }

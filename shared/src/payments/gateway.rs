@@ -19,6 +19,29 @@ pub struct NewIntent {
     pub description: String,
 }
 
+/// A subscription to start: a customer paying `amount` every `interval` with a card.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewSubscription {
+    pub amount: u64,
+    pub currency: String,
+    /// `day | week | month | year`.
+    pub interval: String,
+    pub product_name: String,
+    pub payment_method: String,
+    pub email: Option<String>,
+    pub metadata: HashMap<String, String>,
+}
+
+/// A subscription as the service needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StartedSubscription {
+    pub id: String,
+    pub status: String,
+    pub current_period_end: Option<i64>,
+    /// The invoice that paid the first period.
+    pub latest_invoice: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum GatewayError {
     /// The card was declined.
@@ -30,6 +53,17 @@ pub enum GatewayError {
     /// Unreachable, timing out or failing (5xx) after the retries.
     #[error("unavailable: {0}")]
     Unavailable(String),
+}
+
+impl GatewayError {
+    /// The same error, saying which step of a multi-call operation failed (for the logs).
+    pub fn during(self, step: &str) -> Self {
+        match self {
+            Self::Rejected(cause) => Self::Rejected(format!("{step}: {cause}")),
+            Self::Unavailable(cause) => Self::Unavailable(format!("{step}: {cause}")),
+            declined => declined,
+        }
+    }
 }
 
 impl From<GatewayError> for ApiError {
@@ -60,4 +94,13 @@ pub trait PaymentGateway: Send + Sync {
     async fn create_intent(&self, intent: &NewIntent, idempotency_key: &str) -> Result<Intent, GatewayError>;
     /// `Ok(None)` when no such intent exists.
     async fn retrieve_intent(&self, id: &str) -> Result<Option<Intent>, GatewayError>;
+    /// Creates the customer, the recurring price and the subscription (each idempotent
+    /// under keys derived from `idempotency_key`); the first period is charged at once.
+    async fn create_subscription(
+        &self,
+        subscription: &NewSubscription,
+        idempotency_key: &str,
+    ) -> Result<StartedSubscription, GatewayError>;
+    /// Stops renewal at the end of the current period.
+    async fn cancel_at_period_end(&self, subscription_id: &str) -> Result<StartedSubscription, GatewayError>;
 }

@@ -26,17 +26,31 @@ pub struct Credited {
 
 /// Credits the payment's snapshot once, keyed by its PaymentIntent id, forever.
 pub async fn credit_payment(state: &AppState, payment: &Payment) -> Result<Credited, ApiError> {
-    let key = IdempotencyKey::permanent(
-        &payment.entity_id,
-        &format!("#payment#{}", payment.payment_intent_id),
-        &format!("credit payment {}", payment.payment_intent_id),
-    );
+    let key = format!("#payment#{}", payment.payment_intent_id);
+    credit_once(state, payment, &key, Some(payment.payment_intent_id.clone()), "payment".into()).await
+}
+
+/// Credits one paid period of a subscription (whose snapshot is `subscription`), once per
+/// invoice, forever.
+pub async fn credit_invoice(state: &AppState, subscription: &Payment, invoice_id: &str) -> Result<Credited, ApiError> {
+    let key = format!("#invoice#{invoice_id}");
+    credit_once(state, subscription, &key, None, format!("subscription invoice {invoice_id}")).await
+}
+
+async fn credit_once(
+    state: &AppState,
+    payment: &Payment,
+    key: &str,
+    payment_intent_id: Option<String>,
+    reason: String,
+) -> Result<Credited, ApiError> {
+    let key = IdempotencyKey::permanent(&payment.entity_id, key, key);
     let operation = Operation::Purchase {
         credit_tier_id: payment.credit_tier_id.clone(),
         credits: payment.total_credits(),
-        payment_intent_id: Some(payment.payment_intent_id.clone()),
+        payment_intent_id,
     };
-    let change = Change { operation, reason: Some("payment".into()), idempotency_key: None };
+    let change = Change { operation, reason: Some(reason), idempotency_key: None };
     let outcome = accounts::change(state, &payment.entity_id, &payment.user_id, &change, &key, |applied, _| {
         Ok((StatusCode::OK, json!({"entryId": applied.main_entry().map(|e| e.entry_id.clone())})))
     })

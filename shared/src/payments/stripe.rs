@@ -6,13 +6,16 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use stripe::{IdempotencyKey, RequestStrategy, StripeError, StripeRequest};
+use stripe_billing::subscription::{CreateSubscription, CreateSubscriptionItems, UpdateSubscription};
+use stripe_core::customer::CreateCustomer;
 use stripe_core::payment_intent::{
     CreatePaymentIntent, CreatePaymentIntentAutomaticPaymentMethods,
     CreatePaymentIntentAutomaticPaymentMethodsAllowRedirects, RetrievePaymentIntent,
 };
+use stripe_product::price::{CreatePrice, CreatePriceProductData, CreatePriceRecurring, CreatePriceRecurringInterval};
 
 use crate::domain::payment::Intent;
-use crate::payments::gateway::{GatewayError, NewIntent, PaymentGateway};
+use crate::payments::gateway::{GatewayError, NewIntent, NewSubscription, PaymentGateway, StartedSubscription};
 
 /// Attempts per Stripe call on connection failures and 5xx (same idempotency key each time).
 const ATTEMPTS: u32 = 3;
@@ -41,6 +44,23 @@ fn intent(pi: stripe_shared::PaymentIntent) -> Intent {
         client_secret: pi.client_secret,
         metadata: pi.metadata,
     }
+}
+
+fn subscription(sub: stripe_shared::Subscription) -> StartedSubscription {
+    StartedSubscription {
+        id: sub.id.to_string(),
+        status: sub.status.as_str().to_owned(),
+        current_period_end: sub.items.data.first().map(|item| item.current_period_end * 1000),
+        latest_invoice: sub.latest_invoice.and_then(|invoice| invoice.id().as_ref().map(ToString::to_string)),
+    }
+}
+
+fn idempotent(key: &str) -> Result<RequestStrategy, GatewayError> {
+    IdempotencyKey::new(key).map(RequestStrategy::Idempotent).map_err(|e| GatewayError::Rejected(e.to_string()))
+}
+
+fn currency(code: &str) -> Result<stripe_types::Currency, GatewayError> {
+    stripe_types::Currency::from_str(code).map_err(|_| GatewayError::Rejected(format!("unknown currency {code}")))
 }
 
 fn classify(err: StripeError) -> GatewayError {
@@ -78,9 +98,8 @@ where
 #[async_trait]
 impl PaymentGateway for StripeGateway {
     async fn create_intent(&self, new: &NewIntent, idempotency_key: &str) -> Result<Intent, GatewayError> {
-        let currency = stripe_types::Currency::from_str(&new.currency)
-            .map_err(|_| GatewayError::Rejected(format!("unknown currency {}", new.currency)))?;
-        let key = IdempotencyKey::new(idempotency_key).map_err(|e| GatewayError::Rejected(e.to_string()))?;
+        let currency = currency(&new.currency)?;
+        let strategy = idempotent(idempotency_key)?;
         // Cards only, never a redirect: a server-side confirmation has nowhere to return to.
         let mut methods = CreatePaymentIntentAutomaticPaymentMethods::new(true);
         methods.allow_redirects = Some(CreatePaymentIntentAutomaticPaymentMethodsAllowRedirects::Never);
@@ -94,11 +113,60 @@ impl PaymentGateway for StripeGateway {
         if let Some(email) = &new.receipt_email {
             request = request.receipt_email(email.clone());
         }
-        let created = with_retries(|| {
-            request.customize().request_strategy(RequestStrategy::Idempotent(key.clone())).send(&self.client)
-        })
-        .await?;
+        let created =
+            with_retries(|| request.customize().request_strategy(strategy.clone()).send(&self.client)).await?;
         Ok(intent(created))
+    }
+
+    async fn create_subscription(
+        &self,
+        new: &NewSubscription,
+        idempotency_key: &str,
+    ) -> Result<StartedSubscription, GatewayError> {
+        let mut customer = CreateCustomer::new().payment_method(new.payment_method.clone());
+        if let Some(email) = &new.email {
+            customer = customer.email(email.clone());
+        }
+        let strategy = idempotent(&format!("{idempotency_key}:customer"))?;
+        let customer = with_retries(|| customer.customize().request_strategy(strategy.clone()).send(&self.client))
+            .await
+            .map_err(|e| e.during("creating the customer"))?;
+
+        let interval = match new.interval.as_str() {
+            "day" => CreatePriceRecurringInterval::Day,
+            "week" => CreatePriceRecurringInterval::Week,
+            "year" => CreatePriceRecurringInterval::Year,
+            _ => CreatePriceRecurringInterval::Month,
+        };
+        let price = CreatePrice::new(currency(&new.currency)?)
+            .unit_amount(new.amount as i64)
+            .recurring(CreatePriceRecurring::new(interval))
+            .product_data(CreatePriceProductData::new(new.product_name.clone()));
+        let strategy = idempotent(&format!("{idempotency_key}:price"))?;
+        let price = with_retries(|| price.customize().request_strategy(strategy.clone()).send(&self.client))
+            .await
+            .map_err(|e| e.during("creating the price"))?;
+
+        let mut item = CreateSubscriptionItems::new();
+        item.price = Some(price.id.to_string());
+        let request = CreateSubscription::new()
+            .customer(customer.id.to_string())
+            .items(vec![item])
+            .default_payment_method(new.payment_method.clone())
+            .metadata(new.metadata.clone());
+        let strategy = idempotent(&format!("{idempotency_key}:subscription"))?;
+        let created = with_retries(|| request.customize().request_strategy(strategy.clone()).send(&self.client))
+            .await
+            .map_err(|e| e.during("creating the subscription"))?;
+        Ok(subscription(created))
+    }
+
+    async fn cancel_at_period_end(&self, subscription_id: &str) -> Result<StartedSubscription, GatewayError> {
+        let request = UpdateSubscription::new(subscription_id).cancel_at_period_end(true);
+        let strategy = idempotent(&format!("cancel:{subscription_id}"))?;
+        let updated =
+            with_retries(|| request.customize().request_strategy(strategy.clone()).send(&self.client)).await?;
+        Ok(subscription(updated))
     }
 
     async fn retrieve_intent(&self, id: &str) -> Result<Option<Intent>, GatewayError> {

@@ -6,7 +6,7 @@ pub mod schema;
 
 use async_trait::async_trait;
 
-use crate::domain::account::{Account, Entry, EntryType, HoldRecord, PurchaseCount};
+use crate::domain::account::{Account, Entry, EntryType, HoldRecord, SubscriptionUpdate, TierPurchases};
 use crate::domain::entity::{ApiKey, Entity};
 use crate::domain::ledger::Applied;
 use crate::domain::payment::Payment;
@@ -99,7 +99,15 @@ pub trait LedgerStore: Send + Sync {
         page: &EntryPage,
     ) -> StoreResult<(Vec<Entry>, Option<String>)>;
     async fn get_hold(&self, entity_id: &str, user_id: &str, hold_id: &str) -> StoreResult<Option<HoldRecord>>;
-    async fn purchase_counts(&self, entity_id: &str, user_id: &str) -> StoreResult<Vec<PurchaseCount>>;
+    /// Per tier the user bought or subscribed to: counts and subscription.
+    async fn tier_purchases(&self, entity_id: &str, user_id: &str) -> StoreResult<Vec<TierPurchases>>;
+    async fn update_subscription(
+        &self,
+        entity_id: &str,
+        user_id: &str,
+        tier_id: &str,
+        update: &SubscriptionUpdate,
+    ) -> StoreResult<()>;
 }
 
 #[async_trait]

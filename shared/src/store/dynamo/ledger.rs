@@ -5,7 +5,7 @@ use aws_sdk_dynamodb::types::{Put, ReturnValuesOnConditionCheckFailure, Transact
 
 use super::errors::TxFailure;
 use super::{DynamoStore, Item, from_item, idempotency, n, s, to_item};
-use crate::domain::account::{Account, Entry, HoldRecord, PurchaseCount};
+use crate::domain::account::{Account, Entry, HoldRecord, SubscriptionUpdate, TierPurchases};
 use crate::domain::ledger::{Applied, HoldChange};
 use crate::idempotency::StoredResponse;
 use crate::store::keys::{self, ENTRY_PREFIX, PURCHASES_PREFIX};
@@ -190,9 +190,40 @@ impl LedgerStore for DynamoStore {
         self.get(keys::hold(entity_id, user_id, hold_id)).await?.map(from_item).transpose()
     }
 
-    async fn purchase_counts(&self, entity_id: &str, user_id: &str) -> StoreResult<Vec<PurchaseCount>> {
+    async fn tier_purchases(&self, entity_id: &str, user_id: &str) -> StoreResult<Vec<TierPurchases>> {
         let (items, _) =
             self.query_partition(keys::account_partition(entity_id, user_id), PURCHASES_PREFIX, None).await?;
         items.into_iter().map(from_item).collect()
+    }
+
+    async fn update_subscription(
+        &self,
+        entity_id: &str,
+        user_id: &str,
+        tier_id: &str,
+        update: &SubscriptionUpdate,
+    ) -> StoreResult<()> {
+        let mut set = vec!["subscriptionId = :id", "creditTierId = :tier", "kind = :kind"];
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(keys::purchases(entity_id, user_id, tier_id).to_item()))
+            .expression_attribute_values(":id", s(&update.subscription_id))
+            .expression_attribute_values(":tier", s(tier_id))
+            .expression_attribute_values(":kind", s("purchases"));
+        if let Some(status) = &update.status {
+            set.push("subscriptionStatus = :status");
+            request = request.expression_attribute_values(":status", s(status));
+        }
+        if let Some(end) = update.current_period_end {
+            set.push("currentPeriodEnd = :end");
+            request = request
+                .condition_expression("attribute_not_exists(currentPeriodEnd) OR currentPeriodEnd < :end")
+                .expression_attribute_values(":end", n(end));
+        }
+        let result = request.update_expression(format!("SET {}", set.join(", "))).send().await;
+        // A failed condition means a later period is already recorded.
+        super::condition_held(result).map(|_| ())
     }
 }

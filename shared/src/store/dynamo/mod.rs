@@ -19,7 +19,8 @@ use crate::store::keys::Key;
 use crate::store::{StoreError, StoreResult};
 
 use errors::TxFailure;
-use errors::condition_held;
+pub(crate) use errors::condition_held;
+
 pub use errors::{backoff, classify, retry_read};
 
 type Item = HashMap<String, AttributeValue>;

@@ -42,11 +42,6 @@ impl AppState {
         let client = crate::clients::dynamodb().await;
         let store = DynamoStore::new(client, config.table_name.clone());
         store.warm_up().await;
-        let gateway = config.stripe.as_ref().map(crate::clients::stripe).transpose()?;
-        let state = Self::new(config, Arc::new(store), Arc::new(SystemClock));
-        Ok(match gateway {
-            Some(gateway) => state.with_payments(Arc::new(gateway)),
-            None => state,
-        })
+        Ok(Self::new(config, Arc::new(store), Arc::new(SystemClock)))
     }
 }

@@ -13,10 +13,12 @@ DYNAMODB_PORT ?= 8000
 TABLE_NAME    ?= credits-local
 
 VENV_PYTHON := $(VENV)/bin/python
+# Every function crate's package name, from functions/*/Cargo.toml (new functions join in).
+FUNCTIONS = $(foreach m,$(wildcard functions/*/Cargo.toml),$(shell sed -n 's/^name *= *"\(.*\)"/\1/p;T;q' $(m)))
 # Directories searched for Python tests (test_*.py / *_test.py).
 PY_TEST_DIRS := tests infra
 
-.PHONY: help venv emulator table dev test lint clean-local
+.PHONY: help venv emulator table dev test lint clean-local bench package
 
 help:
 	@echo "make venv        Python venv in $(VENV) (moto, cargo-lambda, cfn-lint, pytest)"
@@ -25,6 +27,8 @@ help:
 	@echo "make dev         emulator + table + cargo lambda watch (infra/local/dev.sh)"
 	@echo "make test        cargo tests (they spawn their own emulator) + Python tests"
 	@echo "make lint        rustfmt check + clippy -D warnings"
+	@echo "make bench       release build + cold start, latency, round trips, RSS (tests/bench/RESULTS.md)"
+	@echo "make package     release zips of every function for Lambda (target/lambda/*/bootstrap.zip)"
 	@echo "make clean-local remove $(VENV) and .dev"
 
 venv: $(VENV)/.stamp
@@ -82,3 +86,23 @@ lint:
 
 clean-local:
 	rm -rf $(VENV) .dev
+
+# Benchmarks (never part of `make test`): release binaries of every crate under functions/
+# (package names read from functions/*/Cargo.toml, so new functions are included), the
+# hello-world baseline and create-table; then tests/bench/bench.py prints the table and
+# writes tests/bench/RESULTS.md. Knobs: BENCH_RUNS, BENCH_WARM, BENCH_PROCS, BENCH_FIRST.
+.PHONY: bench
+bench: venv
+	cargo build --release --locked $(addprefix -p ,$(FUNCTIONS) bench-hello shared) --bins
+	PYTHONDONTWRITEBYTECODE=1 $(VENV_PYTHON) tests/bench/bench.py
+
+# Release zips for Lambda (provided.al2023, `bootstrap` inside), one per crate under
+# functions/, in target/lambda/<function>/bootstrap.zip. This machine builds x86_64 only (the
+# aarch64 std cannot be downloaded here); where `rustup target add aarch64-unknown-linux-gnu`
+# works, `make package ARCH=arm64` builds what the template deploys by default.
+ARCH ?= x86-64
+.PHONY: package
+package: venv
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --locked --$(ARCH) --output-format zip \
+	  $(addprefix -p ,$(FUNCTIONS))
+	@ls -l target/lambda/*/bootstrap.zip

@@ -91,3 +91,29 @@ async fn a_burst_under_faults_keeps_the_ledger_exact() {
         assert!(injected[key].as_u64().unwrap_or(0) > 0, "the proxy injected no {key}: {injected}");
     }
 }
+
+/// A store that keeps failing (5xx, throttling) is `503 UNAVAILABLE` with `retry-after`,
+/// never a 500, and the refused write is not in the ledger.
+#[tokio::test]
+async fn a_store_that_keeps_failing_answers_503_and_writes_nothing() {
+    let proxy = emulator::spawn("tests/faults/dynamodb_proxy.py", &["--upstream", emulator::endpoint()]);
+    let app = TestApp::behind(&proxy.endpoint).await;
+    let entity = app.entity(&[]).await;
+    app.grant(&entity, "u-1", 10).await;
+    let spend = json!({"credits": 1, "reason": "under faults"});
+    for faults in [r#"{"error_rate": 1}"#, r#"{"throttle_rate": 1}"#, r#"{"throttle_rate": 0.5, "error_rate": 0.5}"#] {
+        control(&proxy.endpoint, "POST", "/_proxy/config", faults);
+        let response = app
+            .request(Method::POST, &entity.path("/users/u-1/decrement-credits"))
+            .headers(&entity.server())
+            .json(spend.clone())
+            .send()
+            .await;
+        assert_eq!(response.status, StatusCode::SERVICE_UNAVAILABLE, "{faults}: {:?}", response.body);
+        assert_eq!(response.error_code(), "UNAVAILABLE");
+        assert!(response.headers.contains_key("retry-after"));
+        control(&proxy.endpoint, "POST", "/_proxy/config", r#"{"error_rate": 0, "throttle_rate": 0}"#);
+    }
+    let ledger = app.assert_invariant(&entity.entity_id, "u-1").await;
+    assert_eq!((ledger.account.balance, ledger.entries.len()), (10, 1), "nothing was spent");
+}

@@ -3,6 +3,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 
@@ -20,16 +21,14 @@ const CONFLICT_ATTEMPTS: u32 = 6;
 const BACKOFF_BASE_MS: u64 = 10;
 
 /// Throttling, time-outs, connection failures and 5xx are `Unavailable`; the rest `Internal`.
-pub fn classify<E, R>(err: SdkError<E, R>) -> StoreError
+pub fn classify<E>(err: SdkError<E, HttpResponse>) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
 {
     let unavailable = match &err {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => true,
         SdkError::ServiceError(service) => {
-            THROTTLING.contains(&service.err().code().unwrap_or_default())
-                || format!("{:?}", service.raw()).contains("status: 5")
+            THROTTLING.contains(&service.err().code().unwrap_or_default()) || service.raw().status().is_server_error()
         }
         _ => false,
     };
@@ -38,10 +37,9 @@ where
 }
 
 /// A single-item write's outcome: `None` when its condition did not hold.
-pub fn condition_held<T, E, R>(result: Result<T, SdkError<E, R>>) -> StoreResult<Option<T>>
+pub fn condition_held<T, E>(result: Result<T, SdkError<E, HttpResponse>>) -> StoreResult<Option<T>>
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
 {
     match result {
         Ok(value) => Ok(Some(value)),
@@ -93,8 +91,8 @@ pub async fn backoff(tries: u32) {
 
 /// A cancelled transaction's reasons: conditions first (the idempotency record's before
 /// others), conflicts as `Unavailable` so they are retried.
-pub fn classify_transaction<R: std::fmt::Debug>(
-    err: SdkError<TransactWriteItemsError, R>,
+pub fn classify_transaction(
+    err: SdkError<TransactWriteItemsError, HttpResponse>,
     idem_index: Option<usize>,
 ) -> TxFailure {
     let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) = err.as_service_error() else {

@@ -18,7 +18,11 @@ means. The driver:
 Knobs (environment): BENCH_RUNS cold starts per binary (15), BENCH_WARM warm requests per
 route per process (200), BENCH_PROCS warm processes per function (3), BENCH_FIRST fresh
 processes per route for "first call after a cold start" (5), BENCH_RESULTS output file
-(tests/bench/RESULTS.md), BENCH_ONLY comma-separated function binaries (default: all). Everything it starts is stopped on exit; every wait is bounded.
+(tests/bench/RESULTS.md), BENCH_ONLY comma-separated function binaries (default: all; the word
+`concurrency` in it adds the "Q11 under concurrency" section, `BENCH_ONLY=concurrency` runs that
+section alone and replaces only it in the results file), BENCH_CONC_CLIENTS (1,8,32),
+BENCH_CONC_REQUESTS measured calls per concurrency cell (320). Everything it starts is stopped on
+exit; every wait is bounded.
 """
 
 from __future__ import annotations
@@ -190,6 +194,7 @@ class StoreRelay:
         self.events: collections.deque[tuple[float, int, str]] = collections.deque(maxlen=20_000)  # diagnostics
         self.exchanges = 0
         self.seconds = 0.0
+        self.ops: collections.Counter[str] = collections.Counter()  # requests per X-Amz-Target operation
         self.stopping = threading.Event()
         self.server = socket.create_server(("127.0.0.1", 0))
         self.server.settimeout(0.2)
@@ -200,6 +205,10 @@ class StoreRelay:
     def snapshot(self) -> tuple[int, int, float]:
         with self.lock:
             return self.connections, self.exchanges, self.seconds
+
+    def op_counts(self) -> collections.Counter[str]:
+        with self.lock:
+            return collections.Counter(self.ops)
 
     def _event(self, conn_id: int, kind: str, at: float | None = None) -> None:
         with self.lock:
@@ -280,6 +289,11 @@ class StoreRelay:
                         if started is None:
                             started, head, body_left = now, b"", None
                             self._event(conn_id, "request", now)
+                            at = data.lower().find(b"x-amz-target:")
+                            if at >= 0:
+                                line = data[at + 13 : data.find(b"\r\n", at)].decode("latin-1").strip()
+                                with self.lock:
+                                    self.ops[line.rsplit(".", 1)[-1]] += 1
                         continue
                     # Upstream bytes: find where the response ends.
                     while True:
@@ -1158,6 +1172,235 @@ def first_calls(route: Route, relay: StoreRelay, proxy: ProxyControl, s: Seed, r
                 row.first_init.append({"init_ms": round(init_ms, 2), "store_exchanges_in_init": init_exchanges})
 
 
+# --------------------------------------------------------------------------- Q11 under concurrency
+
+CONC_CLIENTS = [int(x) for x in os.environ.get("BENCH_CONC_CLIENTS", "1,8,32").split(",") if x.strip()]
+CONC_REQUESTS = env_int("BENCH_CONC_REQUESTS", 320)  # measured calls per cell (split over the clients)
+CONC_BATCH = 40  # calls between trims: every client stops at a barrier, the table is trimmed
+CONC_COMPACT = 160  # calls between emulator restarts within a cell
+CONC_SECTION = "## Q11 under concurrency"
+
+
+@dataclass
+class ConcCell:
+    mode: str  # "one" account for all clients, or "own" account per client
+    clients: int
+    ms: list[float] = field(default_factory=list)
+    own_ms: list[float] = field(default_factory=list)
+    requests: list[int] = field(default_factory=list)
+    ops: dict[str, int] = field(default_factory=dict)
+    statuses: dict[int, int] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    wall_s: float = 0.0
+    proxy_requests: int = 0
+
+
+def conc_seed_accounts(relay: StoreRelay, proxy: ProxyControl, s: Seed, n: int) -> list[str]:
+    """One account per client (same entity), 1,000,000 credits each; kept by the trims."""
+    users = [f"u-conc-{i:02d}" for i in range(n)]
+    with FunctionProcess("credits", relay) as fp:
+        fp.start()
+        fp.wait_ready()
+        for u in users:
+            body = {"credits": 1_000_000, "idempotencyKey": f"seed-{u}"}
+            ev = api_event("POST", f"/api/entities/{s.entity_id}/users/{u}/buy-credits", server_headers(s), body)
+            call(fp, proxy, "seed credits", ev, (200, 201))
+    wanted = {f"ACCOUNT#{s.entity_id}#{u}" for u in users}
+    for item in STORE._scan(keys_only=True):
+        if item.get("pk", {}).get("S") in wanted and item.get("sk", {}).get("S") == "ACCOUNT":
+            STORE.keep.add(STORE._id(item))
+    STORE.trim()
+    return users
+
+
+OTHER_BUSY: set[str] = set()  # build/test processes seen running during the section
+
+
+def note_other_busy() -> None:
+    """Records cargo/rustc/test processes running beside the bench (they disturb the figures)."""
+    me = os.getpid()
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit() or int(d.name) == me:
+            continue
+        try:
+            comm = (d / "comm").read_text().strip()
+        except OSError:
+            continue
+        if comm in ("cargo", "rustc", "cc", "ld", "rust-lld") or comm.startswith("cargo-"):
+            OTHER_BUSY.add(comm)
+
+
+def conc_note(elapsed_s: float, seed_s: float | None) -> str:
+    load = os.getloadavg()
+    parts = [
+        f"{machine_line()} Section wall time {elapsed_s:.0f} s"
+        + (f" (of which {seed_s:.0f} s start-up and seed)" if seed_s is not None else "")
+        + f"; load average at the end {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} (1 / 5 / 15 min)."
+    ]
+    if OTHER_BUSY:
+        parts.append(
+            f"**Disturbed:** other build/test processes ({', '.join(sorted(OTHER_BUSY))}) were running on this "
+            "2-core machine during the section; latencies and p99 are inflated, store request counts are not."
+        )
+    else:
+        parts.append("No cargo/rustc process was seen running beside the bench (checked before and after each cell).")
+    return " ".join(parts)
+
+
+def conc_cell(procs: list[FunctionProcess], relays: list[StoreRelay], proxy: ProxyControl, s: Seed, mode: str,
+              n: int, users: list[str]) -> ConcCell:
+    note_other_busy()
+    cell = ConcCell(mode, n)
+    events = [
+        api_event(
+            "POST",
+            f"/api/entities/{s.entity_id}/users/{s.user_id if mode == 'one' else users[i]}/decrement-credits",
+            server_headers(s),
+            {"credits": 1},
+        )
+        for i in range(n)
+    ]
+    STORE.compact()
+    for i in range(n):  # one unmeasured call each: auth cache and account cache warm
+        procs[i].invoke(events[i])
+    STORE.trim()
+    lock = threading.Lock()
+    per_client = max(1, CONC_REQUESTS // n)
+    rounds_per_batch = max(1, CONC_BATCH // n)
+
+    def client(i: int, k: int) -> None:
+        for _ in range(k):
+            before = relays[i].op_counts()
+            try:
+                inv = procs[i].invoke(events[i])
+            except StartFailed as exc:
+                with lock:
+                    cell.errors.append(str(exc)[:200])
+                return
+            ops = relays[i].op_counts() - before
+            status, _ = inv.answer()
+            with lock:
+                cell.statuses[status] = cell.statuses.get(status, 0) + 1
+                cell.ms.append(inv.latency_ms)
+                cell.own_ms.append(inv.latency_ms - inv.store_ms)
+                cell.requests.append(sum(ops.values()))
+                for op, c in ops.items():
+                    cell.ops[op] = cell.ops.get(op, 0) + c
+
+    done, since_compact = 0, 0
+    proxy.reset()
+    while done < per_client:
+        k = min(rounds_per_batch, per_client - done)
+        t0 = time.perf_counter()
+        threads = [threading.Thread(target=client, args=(i, k), daemon=True) for i in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=INVOKE_TIMEOUT_S * k + 5)
+        cell.wall_s += time.perf_counter() - t0
+        if any(t.is_alive() for t in threads):
+            cell.errors.append("a client did not finish in time; cell stopped")
+            break
+        done += k
+        if done >= per_client:
+            note_other_busy()
+        cell.proxy_requests += sum(proxy.ops().values())
+        since_compact += k * n
+        if since_compact >= CONC_COMPACT:  # between batches only, never during a call
+            STORE.compact()
+            since_compact = 0
+        else:
+            STORE.trim()
+        proxy.reset()
+    return cell
+
+
+def concurrency(relay: StoreRelay, proxy: ProxyControl, s: Seed) -> list[ConcCell]:
+    """Q11 decrement with N concurrent clients, each with its own warm `credits` process (as
+    Lambda scales out: one invocation at a time per process), on one shared account and on
+    one account per client. Every process has its own relay, so store time and store
+    requests (with their operations) are per call even while the calls overlap."""
+    most = max(CONC_CLIENTS)
+    users = conc_seed_accounts(relay, proxy, s, most)
+    log(f"Q11 under concurrency: {most} credits processes, clients {CONC_CLIENTS}, {CONC_REQUESTS} calls per cell")
+    relays = [StoreRelay(relay.upstream_port) for _ in range(most)]
+    procs = [FunctionProcess("credits", r) for r in relays]
+    cells: list[ConcCell] = []
+    try:
+        for fp in procs:
+            fp.start()
+        for fp in procs:
+            fp.wait_ready()
+        for mode in ("one", "own"):
+            for n in CONC_CLIENTS:
+                cell = conc_cell(procs, relays, proxy, s, mode, n, users)
+                log(
+                    f"  {mode} account(s), {n} clients: {len(cell.ms)} calls in {cell.wall_s:.1f}s, "
+                    f"p50 {median(cell.ms):.1f} ms, statuses {cell.statuses}, ops {cell.ops}, "
+                    f"proxy saw {cell.proxy_requests}"
+                )
+                cells.append(cell)
+    finally:
+        for fp in procs:
+            fp.stop()
+        for r in relays:
+            r.close()
+    return cells
+
+
+def conc_report(cells: list[ConcCell], note: str) -> str:
+    out = [CONC_SECTION + "\n"]
+    out.append(
+        "Q11 decrement (`POST …/users/{u}/decrement-credits` `{\"credits\":1}`, server credentials) with N "
+        "concurrent clients. As Lambda scales out, each client has its own warm `credits` process (one "
+        "invocation at a time each), so on **one account** N processes contend for the same account item "
+        "(a version conflict returns the current item; the service backs off, jittered 10–20 ms, 20–40 ms, … "
+        "capped at 320–640 ms, and retries, up to 10 writes, then answers 503); with **own account** every client decrements a "
+        f"different account of the same entity. {CONC_REQUESTS} measured calls per cell, split evenly over "
+        f"the clients, after one unmeasured call per process; every {CONC_BATCH} calls all clients stop "
+        "at a barrier and the table is trimmed (restarted every "
+        f"{CONC_COMPACT} calls and before each cell), as in the sections above. Each process has its own "
+        "relay, so store time and store requests are per call: \"excl. store\" subtracts the call's own "
+        "store exchanges (which include waiting for the single-threaded emulator behind other clients' "
+        "requests) but keeps the backoff sleeps. Store requests per call are counted at the relay, by "
+        "operation; each TransactWriteItems beyond the first is a retried conflict. GetItem calls in "
+        f"a cell that lasts over {AUTH_CACHE_SECONDS} s include the processes' re-reads of the API key and "
+        "entity (cache expiry, by design). \"answers\" counts status codes, 503 included; the latencies "
+        "include the 503s. calls/s = calls over the cell's wall time (barriers included).\n"
+    )
+    out.append(
+        "| accounts | clients | calls | p50 / p99 ms | p50 / p99 excl. store ms | store requests per call: "
+        "mean (max) | per call by operation | answers | calls/s |"
+    )
+    out.append("|---|---|---|---|---|---|---|---|---|")
+    for c in cells:
+        n = len(c.ms)
+        answers = ", ".join(f"{k}: {v}" for k, v in sorted(c.statuses.items()))
+        if c.errors:
+            answers += f"; errors: {len(c.errors)} ({c.errors[0]})"
+        out.append(
+            f"| {'one (shared)' if c.mode == 'one' else 'own (one each)'} | {c.clients} | {n} "
+            f"| {fmt(median(c.ms), 2)} / {fmt(percentile(c.ms, 99), 2)} "
+            f"| {fmt(median(c.own_ms), 2)} / {fmt(percentile(c.own_ms, 99), 2)} "
+            f"| {fmt(mean(c.requests), 2)} ({max(c.requests) if c.requests else '–'}) "
+            f"| {ops_text(c.ops, n or 1)} | {answers} "
+            f"| {fmt(n / c.wall_s if c.wall_s else math.nan, 0)} |"
+        )
+    out.append("")
+    if note:
+        out.append(note + "\n")
+    return "\n".join(out)
+
+
+def splice_section(text: str, section: str) -> str:
+    """`text` with its Q11-under-concurrency section replaced by `section` (appended if none)."""
+    start = text.find(CONC_SECTION)
+    if start < 0:
+        return text.rstrip("\n") + "\n\n" + section
+    end = text.find("\n## ", start + len(CONC_SECTION))
+    return text[:start] + section + ("" if end < 0 else text[end + 1 :])
+
+
 # --------------------------------------------------------------------------- report
 
 
@@ -1389,8 +1632,10 @@ def main() -> int:
         old.unlink()
     all_functions = discover_functions()
     only = [n.strip() for n in os.environ.get("BENCH_ONLY", "").split(",") if n.strip()]
+    conc_only = only == ["concurrency"]  # BENCH_ONLY=concurrency: the Q11-under-concurrency section alone
+    run_conc = not only or "concurrency" in only
     functions = [f for f in all_functions if f in only] if only else all_functions
-    binaries = [*functions, BASELINE]
+    binaries = [] if conc_only else [*functions, BASELINE]
     seeders = ["admin", "auth", "tiers", "credits"]
     missing = [b for b in [*binaries, *seeders, "create-table"] if not (RELEASE / b).is_file()]
     if missing:
@@ -1418,58 +1663,73 @@ def main() -> int:
         )
         STORE.track([k["AttributeName"] for k in schema["keySchema"]])
         log(f"seeded entity {s.entity_id}, user {s.user_id}; {len(STORE.keep)} items kept")
-        bstats = {b: BinaryStats(b, (RELEASE / b).stat().st_size) for b in binaries}
-        rows: dict[str, RowStats] = {}
-        for route in ROUTES:
-            if route.function in functions:
-                for label in route.rows:
-                    rows[label] = RowStats(label, route.function)
+        if conc_only:
+            seeded_at = time.monotonic() - started
+            cells = concurrency(relay, proxy, s)
+            section = conc_report(cells, conc_note(time.monotonic() - started, seeded_at))
+            (WORK / "concurrency.json").write_text(json.dumps([c.__dict__ for c in cells], indent=1, default=str))
+            text = section
+        else:
+            bstats = {b: BinaryStats(b, (RELEASE / b).stat().st_size) for b in binaries}
+            rows: dict[str, RowStats] = {}
+            for route in ROUTES:
+                if route.function in functions:
+                    for label in route.rows:
+                        rows[label] = RowStats(label, route.function)
 
-        # Cold starts, interleaved so drift hits every binary alike; one unrecorded start each
-        # first (page cache).
-        log(f"cold starts: {COLD_RUNS} per binary")
-        for i in range(COLD_RUNS + 1):
+            # Cold starts, interleaved so drift hits every binary alike; one unrecorded start each
+            # first (page cache).
+            log(f"cold starts: {COLD_RUNS} per binary")
+            for i in range(COLD_RUNS + 1):
+                for b in binaries:
+                    if bstats[b].error:
+                        continue
+                    try:
+                        cold_start(b, relay, proxy, bstats[b], record=i > 0)
+                    except StartFailed as exc:
+                        bstats[b].error = str(exc)[:300]
+                        log(str(exc))
+
+            log(f"warm runs: {WARM_PROCS} processes × {WARM_REQUESTS} requests per route")
             for b in binaries:
                 if bstats[b].error:
                     continue
                 try:
-                    cold_start(b, relay, proxy, bstats[b], record=i > 0)
+                    warm_runs(b, relay, proxy, s if b != BASELINE else None, bstats[b], rows)
                 except StartFailed as exc:
                     bstats[b].error = str(exc)[:300]
                     log(str(exc))
 
-        log(f"warm runs: {WARM_PROCS} processes × {WARM_REQUESTS} requests per route")
-        for b in binaries:
-            if bstats[b].error:
-                continue
-            try:
-                warm_runs(b, relay, proxy, s if b != BASELINE else None, bstats[b], rows)
-            except StartFailed as exc:
-                bstats[b].error = str(exc)[:300]
-                log(str(exc))
+            log(f"first calls after a cold start: {FIRST_RUNS} fresh processes per route")
+            for route in ROUTES:
+                if route.function in functions and not bstats[route.function].error:
+                    try:
+                        first_calls(route, relay, proxy, s, rows)
+                    except StartFailed as exc:
+                        for label in route.rows:
+                            rows[label].error = str(exc)[:300]
 
-        log(f"first calls after a cold start: {FIRST_RUNS} fresh processes per route")
-        for route in ROUTES:
-            if route.function in functions and not bstats[route.function].error:
-                try:
-                    first_calls(route, relay, proxy, s, rows)
-                except StartFailed as exc:
-                    for label in route.rows:
-                        rows[label].error = str(exc)[:300]
-
-        skipped = [f for f in functions if not any(r.function == f for r in ROUTES)]
-        text = report(bstats, rows, time.monotonic() - started, skipped)
-        raw = {
-            "binaries": {k: v.__dict__ for k, v in bstats.items()},
-            "rows": {k: v.__dict__ for k, v in rows.items()},
-        }
-        (WORK / "results.json").write_text(json.dumps(raw, indent=1, default=str))
+            skipped = [f for f in functions if not any(r.function == f for r in ROUTES)]
+            text = report(bstats, rows, time.monotonic() - started, skipped)
+            raw: dict[str, Any] = {
+                "binaries": {k: v.__dict__ for k, v in bstats.items()},
+                "rows": {k: v.__dict__ for k, v in rows.items()},
+            }
+            if run_conc:
+                conc_started = time.monotonic()
+                cells = concurrency(relay, proxy, s)
+                text = splice_section(text, conc_report(cells, conc_note(time.monotonic() - conc_started, None)))
+                raw["concurrency"] = [c.__dict__ for c in cells]
+            (WORK / "results.json").write_text(json.dumps(raw, indent=1, default=str))
     finally:
         proxy.close()
         relay.close()
         for child in list(CHILDREN):
             stop_child(child)
     print(text, end="")
+    if conc_only:
+        previous = RESULTS_PATH.read_text() if RESULTS_PATH.is_file() else "# `make bench` results\n"
+        text = splice_section(previous, text)
     RESULTS_PATH.write_text(text)
     log(f"wrote {RESULTS_PATH.relative_to(ROOT) if RESULTS_PATH.is_relative_to(ROOT) else RESULTS_PATH}")
     return 0

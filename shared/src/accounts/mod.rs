@@ -101,6 +101,8 @@ pub async fn change(
         }
     }
     tracing::warn!(entity_id, user_id, "account too contended; giving up");
+    // The last state seen is the freshest there is: keep it for the next change.
+    *cached = Some(snapshot);
     Err(ApiError::unavailable())
 }
 

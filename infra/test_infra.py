@@ -432,6 +432,22 @@ def test_each_function_gets_exactly_its_declared_dynamodb_actions():
         assert not missing, f"{lid} lacks {missing}, declared in {crate['path']}"
 
 
+def test_every_declared_dynamodb_action_is_used_by_its_function():
+    """`make test` runs the Rust integration tests first; their harness notes every DynamoDB
+    action each function performs in target/dynamodb-actions/<function> (and fails on any
+    action a function performs without declaring it). Here: every declared - hence granted -
+    action must have been performed, so no policy grants an action its function does not use."""
+    used_dir = Path(os.environ.get("DYNAMODB_ACTIONS_DIR", ROOT / "target" / "dynamodb-actions"))
+    if not used_dir.is_dir():
+        pytest.skip("no record of used actions: run the Rust integration tests first (make test does)")
+    for binary, crate in sorted(function_crates().items()):
+        declared = (crate.get("package", {}).get("metadata", {}).get("credits", {}) or {}).get("dynamodb-actions") or []
+        record = used_dir / binary
+        used = set(record.read_text().split()) if record.exists() else set()
+        unused = sorted(set(declared) - used)
+        assert not unused, f"{binary} declares (and is granted) {unused} but never performed them in the integration tests"
+
+
 # --------------------------------------------------------------------------------------------
 # Secrets
 # --------------------------------------------------------------------------------------------

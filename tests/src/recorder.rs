@@ -90,6 +90,21 @@ impl Intercept for Recorder {
     }
 }
 
+/// Notes `actions` as performed by `function` in `target/dynamodb-actions/<function>` (one
+/// per line, appended), so the infra test can check, after the whole suite, that every
+/// action a function's IAM policy grants was used by that function.
+pub fn note_used(function: &str, actions: &[&'static str]) {
+    use std::io::Write;
+    let dir = format!("{}/target/dynamodb-actions", crate::WORKSPACE);
+    if std::fs::create_dir_all(&dir).is_err() {
+        return;
+    }
+    let lines: String = actions.iter().map(|a| format!("{a}\n")).collect();
+    if let Ok(mut file) = std::fs::OpenOptions::new().create(true).append(true).open(format!("{dir}/{function}")) {
+        let _ = file.write_all(lines.as_bytes());
+    }
+}
+
 /// The `dynamodb-actions` list of a function crate's Cargo.toml.
 pub fn declared_actions(function: &str) -> Vec<String> {
     let path = format!("{}/functions/{function}/Cargo.toml", crate::WORKSPACE);

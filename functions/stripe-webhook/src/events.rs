@@ -64,43 +64,33 @@ pub async fn handle(state: &AppState, kind: &str, object: &Value) -> ApiResult<b
             // The line's period is the one this invoice paid for (a renewal's own
             // `period_end` is the period just ended).
             let period_end = object["lines"]["data"][0]["period"]["end"].as_i64().map(|end| end * 1000);
-            let update = SubscriptionUpdate {
-                subscription_id: subscription.payment_intent_id.clone(),
-                status: None,
-                current_period_end: period_end,
-            };
-            state
-                .store
-                .update_subscription(
-                    &subscription.entity_id,
-                    &subscription.user_id,
-                    &subscription.credit_tier_id,
-                    &update,
-                )
-                .await?;
-            Ok(true)
+            note_subscription(state, &subscription, None, period_end).await
         }
         "customer.subscription.deleted" => {
             let metadata = strings(&object["metadata"]);
             let Some(subscription) = Payment::from_metadata(text(object, "id"), &metadata, 0) else { return Ok(false) };
-            let update = SubscriptionUpdate {
-                subscription_id: subscription.payment_intent_id.clone(),
-                status: Some("ended".into()),
-                current_period_end: None,
-            };
-            state
-                .store
-                .update_subscription(
-                    &subscription.entity_id,
-                    &subscription.user_id,
-                    &subscription.credit_tier_id,
-                    &update,
-                )
-                .await?;
-            Ok(true)
+            note_subscription(state, &subscription, Some("ended"), None).await
         }
         _ => Ok(false),
     }
+}
+
+/// Records what an event says of a subscription (`subscription` is its snapshot; its id is
+/// the subscription's).
+async fn note_subscription(
+    state: &AppState,
+    subscription: &Payment,
+    status: Option<&str>,
+    current_period_end: Option<i64>,
+) -> ApiResult<bool> {
+    let update = SubscriptionUpdate {
+        subscription_id: subscription.payment_intent_id.clone(),
+        status: status.map(str::to_owned),
+        current_period_end,
+    };
+    let (entity, user, tier) = (&subscription.entity_id, &subscription.user_id, &subscription.credit_tier_id);
+    state.store.update_subscription(entity, user, tier, &update).await?;
+    Ok(true)
 }
 
 /// The subscription an invoice paid for, with the snapshot this service put in the

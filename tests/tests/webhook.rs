@@ -16,14 +16,6 @@ fn now(app: &TestApp) -> i64 {
     app.clock_millis() / 1000
 }
 
-fn deliver(app: &TestApp, payload: &str) -> impl std::future::Future<Output = TestResponse> + Send + 'static {
-    app.deliver(payload)
-}
-
-fn stripe(app: &TestApp, method: &str, path: &str, form: &str) -> Value {
-    app.stripe_api(method, path, form)
-}
-
 /// The stand-in's newest event of `kind` about `object_field == id`, as raw JSON.
 fn event(app: &TestApp, kind: &str, field: &str, id: &str) -> String {
     let found = app.stripe_events(kind).into_iter().find(|e| e["data"]["object"][field] == id);
@@ -59,7 +51,7 @@ async fn confirmed_elsewhere(app: &TestApp, entity: &EntityFixture, user: &str) 
         .await;
     let intent = created.data()["paymentIntentId"].as_str().unwrap().to_owned();
     let confirmed =
-        stripe(app, "POST", &format!("/v1/payment_intents/{intent}/confirm"), "payment_method=pm_card_visa");
+        app.stripe_api("POST", &format!("/v1/payment_intents/{intent}/confirm"), "payment_method=pm_card_visa");
     assert_eq!(confirmed["status"], "succeeded");
     intent
 }
@@ -111,11 +103,11 @@ async fn one_event_delivered_five_times_in_a_row_and_at_once_has_one_effect() {
     let first = confirmed_elsewhere(&app, &entity, "u-dup").await;
     let payload = event(&app, "payment_intent.succeeded", "id", &first);
     for _ in 0..5 {
-        assert_eq!(deliver(&app, &payload).await.status, StatusCode::OK);
+        assert_eq!(app.deliver(&payload).await.status, StatusCode::OK);
     }
     let second = confirmed_elsewhere(&app, &entity, "u-dup").await;
     let payload = event(&app, "payment_intent.succeeded", "id", &second);
-    let responses = concurrently((0..5).map(|_| deliver(&app, &payload))).await;
+    let responses = concurrently((0..5).map(|_| app.deliver(&payload))).await;
     assert!(responses.iter().all(|r| r.status == StatusCode::OK));
     let ledger = app.assert_invariant(&entity.entity_id, "u-dup").await;
     assert_eq!((ledger.account.balance, ledger.entries.len()), (240, 2));
@@ -129,7 +121,7 @@ async fn the_webhook_and_approve_racing_credit_once() {
     let payload = event(&app, "payment_intent.succeeded", "id", &intent);
     let mut racers: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = TestResponse> + Send>>> = Vec::new();
     for _ in 0..5 {
-        racers.push(Box::pin(deliver(&app, &payload)));
+        racers.push(Box::pin(app.deliver(&payload)));
         let approve = app
             .request(Method::POST, &entity.path("/users/u-race/approve-payment"))
             .headers(&entity.server())
@@ -152,15 +144,15 @@ async fn partial_refunds_reverse_in_proportion_and_never_more_than_credited() {
     let app = TestApp::start().await;
     let entity = shop(&app).await;
     let intent = paid(&app, &entity, "u-ref", "pm_card_visa").await;
-    stripe(&app, "POST", "/v1/refunds", &format!("payment_intent={intent}&amount=300"));
+    app.stripe_api("POST", "/v1/refunds", &format!("payment_intent={intent}&amount=300"));
     let thirty = event(&app, "charge.refunded", "payment_intent", &intent);
-    assert_eq!(deliver(&app, &thirty).await.status, StatusCode::OK);
+    assert_eq!(app.deliver(&thirty).await.status, StatusCode::OK);
     assert_eq!(app.assert_invariant(&entity.entity_id, "u-ref").await.account.balance, 84, "30% of 120 reversed");
-    stripe(&app, "POST", "/v1/refunds", &format!("payment_intent={intent}&amount=700"));
+    app.stripe_api("POST", "/v1/refunds", &format!("payment_intent={intent}&amount=700"));
     let full = event(&app, "charge.refunded", "payment_intent", &intent);
     assert_ne!(full, thirty);
-    assert_eq!(deliver(&app, &full).await.status, StatusCode::OK);
-    assert_eq!(deliver(&app, &thirty).await.status, StatusCode::OK, "a late, older event changes nothing");
+    assert_eq!(app.deliver(&full).await.status, StatusCode::OK);
+    assert_eq!(app.deliver(&thirty).await.status, StatusCode::OK, "a late, older event changes nothing");
     let ledger = app.assert_invariant(&entity.entity_id, "u-ref").await;
     assert_eq!(ledger.account.balance, 0);
     assert_eq!(ledger.account.lifetime_reversed, 120);
@@ -180,8 +172,8 @@ async fn a_refund_after_spending_goes_negative_until_a_new_purchase() {
             .send()
     };
     assert_eq!(spend(120).await.status, StatusCode::OK);
-    stripe(&app, "POST", "/v1/refunds", &format!("payment_intent={intent}"));
-    assert_eq!(deliver(&app, &event(&app, "charge.refunded", "payment_intent", &intent)).await.status, StatusCode::OK);
+    app.stripe_api("POST", "/v1/refunds", &format!("payment_intent={intent}"));
+    assert_eq!(app.deliver(&event(&app, "charge.refunded", "payment_intent", &intent)).await.status, StatusCode::OK);
     let read = app.request(Method::GET, &entity.path("/users/u-neg/credits")).headers(&entity.server()).send().await;
     assert_eq!((read.data()["balance"].as_i64(), read.data()["available"].as_i64()), (Some(-120), Some(-120)));
     let blocked = spend(1).await;
@@ -205,14 +197,14 @@ async fn a_dispute_created_then_won_nets_to_zero() {
     let entity = shop(&app).await;
     let intent = paid(&app, &entity, "u-disp", "pm_card_createDispute").await;
     let created = event(&app, "charge.dispute.created", "payment_intent", &intent);
-    assert_eq!(deliver(&app, &created).await.status, StatusCode::OK);
+    assert_eq!(app.deliver(&created).await.status, StatusCode::OK);
     assert_eq!(app.assert_invariant(&entity.entity_id, "u-disp").await.account.balance, 0);
     let dispute: Value = serde_json::from_str(&created).unwrap();
     let dispute_id = dispute["data"]["object"]["id"].as_str().unwrap();
-    stripe(&app, "POST", &format!("/v1/disputes/{dispute_id}"), "evidence[uncategorized_text]=winning_evidence");
+    app.stripe_api("POST", &format!("/v1/disputes/{dispute_id}"), "evidence[uncategorized_text]=winning_evidence");
     let closed = event(&app, "charge.dispute.closed", "id", dispute_id);
-    assert_eq!(deliver(&app, &closed).await.status, StatusCode::OK);
-    assert_eq!(deliver(&app, &closed).await.status, StatusCode::OK);
+    assert_eq!(app.deliver(&closed).await.status, StatusCode::OK);
+    assert_eq!(app.deliver(&closed).await.status, StatusCode::OK);
     let ledger = app.assert_invariant(&entity.entity_id, "u-disp").await;
     let kinds: Vec<_> = ledger.entries.iter().rev().map(|e| (e.kind.as_str(), e.credits)).collect();
     assert_eq!(kinds, [("purchase", 120), ("reversal", -120), ("regrant", 120)]);
@@ -225,24 +217,23 @@ async fn out_of_order_unknown_and_foreign_events_end_right() {
     let entity = shop(&app).await;
     // Refunded before the service heard that the payment succeeded.
     let intent = confirmed_elsewhere(&app, &entity, "u-ooo").await;
-    stripe(&app, "POST", "/v1/refunds", &format!("payment_intent={intent}&amount=500"));
-    assert_eq!(deliver(&app, &event(&app, "charge.refunded", "payment_intent", &intent)).await.status, StatusCode::OK);
-    assert_eq!(deliver(&app, &event(&app, "payment_intent.succeeded", "id", &intent)).await.status, StatusCode::OK);
+    app.stripe_api("POST", "/v1/refunds", &format!("payment_intent={intent}&amount=500"));
+    assert_eq!(app.deliver(&event(&app, "charge.refunded", "payment_intent", &intent)).await.status, StatusCode::OK);
+    assert_eq!(app.deliver(&event(&app, "payment_intent.succeeded", "id", &intent)).await.status, StatusCode::OK);
     let ledger = app.assert_invariant(&entity.entity_id, "u-ooo").await;
     assert_eq!(ledger.account.balance, 60, "half refunded");
 
     let unknown = json!({"id": "evt_unknown_1", "object": "event", "type": "customer.created", "created": now(&app), "livemode": false,
         "pending_webhooks": 1, "api_version": "2025-01-27.acacia", "request": null, "data": {"object": {"id": "cus_1", "object": "customer"}}});
-    let response = deliver(&app, &unknown.to_string()).await;
+    let response = app.deliver(&unknown.to_string()).await;
     assert_eq!(response.status, StatusCode::OK);
     assert_eq!(response.data()["handled"], false);
-    let foreign = stripe(
-        &app,
+    let foreign = app.stripe_api(
         "POST",
         "/v1/payment_intents",
         "amount=500&currency=usd&payment_method=pm_card_visa&confirm=true&automatic_payment_methods[enabled]=true&automatic_payment_methods[allow_redirects]=never",
     );
     let foreign_id = foreign["id"].as_str().unwrap();
-    let response = deliver(&app, &event(&app, "payment_intent.succeeded", "id", foreign_id)).await;
+    let response = app.deliver(&event(&app, "payment_intent.succeeded", "id", foreign_id)).await;
     assert_eq!((response.status, response.data()["handled"].as_bool()), (StatusCode::OK, Some(false)));
 }

@@ -8,18 +8,16 @@ use aws_sdk_dynamodb::types::{
 
 use crate::store::keys::{PK, SK, TTL};
 
+/// The table's key: every key attribute is a string. No secondary indexes.
+const KEYS: [(&str, KeyType); 2] = [(PK, KeyType::Hash), (SK, KeyType::Range)];
+
 /// Creates the table if it does not exist yet and turns on TTL.
 pub async fn create_table(client: &Client, table: &str) -> Result<(), aws_sdk_dynamodb::Error> {
-    let created = client
-        .create_table()
-        .table_name(table)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(string_attribute(PK))
-        .attribute_definitions(string_attribute(SK))
-        .key_schema(key(PK, KeyType::Hash))
-        .key_schema(key(SK, KeyType::Range))
-        .send()
-        .await;
+    let mut request = client.create_table().table_name(table).billing_mode(BillingMode::PayPerRequest);
+    for (name, key_type) in KEYS {
+        request = request.attribute_definitions(string_attribute(name)).key_schema(key(name, key_type));
+    }
+    let created = request.send().await;
     match created {
         Ok(_) => {}
         Err(err) if err.as_service_error().is_some_and(|e| e.is_resource_in_use_exception()) => {
@@ -36,14 +34,23 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), aws_sdk_dy
     Ok(())
 }
 
-/// The schema as JSON, for the infra parity test: `create-table --print-schema`.
+/// The schema as JSON, for the infra parity test: `create-table --print-schema`. Built from
+/// the same `KEYS` as `create_table`, so the two cannot drift apart.
 pub fn describe() -> serde_json::Value {
+    let key_schema: Vec<_> = KEYS
+        .iter()
+        .map(|(name, key_type)| serde_json::json!({"AttributeName": name, "KeyType": key_type.as_str()}))
+        .collect();
+    let attributes: Vec<_> = KEYS
+        .iter()
+        .map(|(name, _)| serde_json::json!({"AttributeName": name, "AttributeType": ScalarAttributeType::S.as_str()}))
+        .collect();
     serde_json::json!({
-        "keySchema": [{"AttributeName": PK, "KeyType": "HASH"}, {"AttributeName": SK, "KeyType": "RANGE"}],
-        "attributeDefinitions": [{"AttributeName": PK, "AttributeType": "S"}, {"AttributeName": SK, "AttributeType": "S"}],
+        "keySchema": key_schema,
+        "attributeDefinitions": attributes,
         "globalSecondaryIndexes": [],
         "ttlAttribute": TTL,
-        "billingMode": "PAY_PER_REQUEST",
+        "billingMode": BillingMode::PayPerRequest.as_str(),
     })
 }
 

@@ -144,7 +144,10 @@ def table_logical_id() -> str:
 
 
 def matchit_to_apigw(path: str) -> str:
-    """`{param}` stays; a `{*rest}` catch-all (last segment only) becomes `{proxy+}`."""
+    """`{param}` stays; a `{*rest}` catch-all (last segment only) becomes `{proxy+}`, and
+    the root catch-all becomes the `$default` route."""
+    if path.startswith("/{*") and path.count("/") == 1:
+        return "$default"
     segments = path.split("/")
     out = []
     for i, seg in enumerate(segments):

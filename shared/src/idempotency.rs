@@ -26,6 +26,9 @@ pub struct StoredResponse {
     pub status: u16,
     pub body: String,
     pub expires_at: i64,
+    /// Which attempt wrote it: a request that meets its own earlier attempt (a store write
+    /// retried after its answer was lost) is not a replay and still answers in full.
+    pub attempt: String,
 }
 
 /// The key guarding one mutation, bound to what the request asks for. A request without a
@@ -39,6 +42,8 @@ pub struct IdempotencyKey {
     fingerprint: String,
     /// Kept forever instead of 24 h.
     permanent: bool,
+    /// Fresh for every request handled (see `StoredResponse::attempt`).
+    attempt: String,
 }
 
 impl IdempotencyKey {
@@ -56,6 +61,7 @@ impl IdempotencyKey {
             key: client_key.unwrap_or_else(|| format!("#auto#{}", crate::ids::new_ordered_id())),
             fingerprint: fingerprint(request_line, body),
             permanent: false,
+            attempt: new_attempt(),
         })
     }
 
@@ -69,22 +75,27 @@ impl IdempotencyKey {
         }
     }
 
-    /// The key of one item of a batch: the item's own key if it has one, else a fresh one.
+    /// The key of one item of a batch: the item's own key if it has one; else, in a batch
+    /// sent under a client's key, one derived from it (`{key}#{index}`), so a retried batch
+    /// finds every item's earlier effect; else a fresh one.
     pub fn for_item(
-        entity_id: &str,
-        client_key: Option<&str>,
+        batch: &IdempotencyKey,
+        index: usize,
+        own: Option<&str>,
         request_line: &str,
         body: &Value,
     ) -> Result<Self, ApiError> {
-        if let Some(key) = client_key {
+        if let Some(key) = own {
             check_key("idempotencyKey", key)?;
         }
+        let key = own.map(str::to_owned).or_else(|| batch.client_supplied.then(|| format!("{}#{index}", batch.key)));
         Ok(Self {
-            entity_id: entity_id.to_owned(),
-            client_supplied: client_key.is_some(),
-            key: client_key.map(str::to_owned).unwrap_or_else(|| format!("#auto#{}", crate::ids::new_ordered_id())),
+            entity_id: batch.entity_id.clone(),
+            client_supplied: key.is_some(),
+            key: key.unwrap_or_else(|| format!("#auto#{}", crate::ids::new_ordered_id())),
             fingerprint: fingerprint(request_line, body),
             permanent: false,
+            attempt: new_attempt(),
         })
     }
 
@@ -96,6 +107,7 @@ impl IdempotencyKey {
             key: format!("#auto#{}", crate::ids::new_ordered_id()),
             fingerprint: fingerprint(purpose, &Value::Null),
             permanent: false,
+            attempt: new_attempt(),
         }
     }
 
@@ -108,12 +120,33 @@ impl IdempotencyKey {
             key: key.to_owned(),
             fingerprint: fingerprint(purpose, &Value::Null),
             permanent: true,
+            attempt: new_attempt(),
         }
     }
 
     /// The client's key, if the client sent one (recorded on ledger entries).
     pub fn client_key(&self) -> Option<String> {
         self.client_supplied.then(|| self.key.clone())
+    }
+
+    /// A key for a downstream provider (Stripe) derived from this request: the same request
+    /// under the same key maps to the same provider request, and any other request (another
+    /// card after a refusal) to a new one. `None` without a client key.
+    pub fn provider_key(&self, purpose: &str) -> Option<String> {
+        if !self.client_supplied {
+            return None;
+        }
+        let mut hasher = Sha256::new();
+        for part in [purpose, &self.entity_id, &self.key, &self.fingerprint] {
+            hasher.update(part.as_bytes());
+            hasher.update(b"\n");
+        }
+        Some(format!("{purpose}:{}", hex(&hasher.finalize())))
+    }
+
+    /// Whether `stored` was written by this very request (an earlier attempt of its write).
+    pub fn is_own(&self, stored: &StoredResponse) -> bool {
+        stored.attempt == self.attempt
     }
 
     /// The record to write with the effect.
@@ -125,6 +158,7 @@ impl IdempotencyKey {
             status: status.as_u16(),
             body: redact_secrets(body).to_string(),
             expires_at: if self.permanent { NEVER } else { now + RETENTION_MILLIS },
+            attempt: self.attempt.clone(),
         }
     }
 
@@ -172,6 +206,10 @@ fn client_key(headers: &HeaderMap, body: &Value) -> Result<Option<String>, ApiEr
         (None, None) => return Ok(None),
     };
     Ok(Some(key))
+}
+
+fn new_attempt() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
 }
 
 fn invalid_key(field: &str) -> ApiError {
@@ -284,5 +322,23 @@ mod tests {
         assert_eq!(replay.headers()[REPLAYED_HEADER], "true");
         let other = key_for(&json!({"a": 2}), Some("k")).unwrap().unwrap();
         assert_eq!(other.replay(&stored).unwrap_err().code, ErrorCode::IdempotencyKeyReused);
+        assert!(key.is_own(&stored), "the attempt that wrote a record recognises it");
+        let retry = key_for(&json!({"a": 1}), Some("k")).unwrap().unwrap();
+        assert!(!retry.is_own(&stored), "a second request under the key is a replay");
+    }
+
+    #[test]
+    fn provider_keys_follow_the_request_and_item_keys_the_batch() {
+        let first = key_for(&json!({"card": "a"}), Some("k")).unwrap().unwrap();
+        let again = key_for(&json!({"card": "a"}), Some("k")).unwrap().unwrap();
+        let other_card = key_for(&json!({"card": "b"}), Some("k")).unwrap().unwrap();
+        assert_eq!(first.provider_key("pay"), again.provider_key("pay"));
+        assert_ne!(first.provider_key("pay"), other_card.provider_key("pay"));
+        assert!(build(&json!({}), None).unwrap().provider_key("pay").is_none());
+        let item =
+            |batch: &IdempotencyKey, own| IdempotencyKey::for_item(batch, 2, own, "POST /i", &json!({})).unwrap();
+        assert_eq!(item(&first, None).key, "k#2");
+        assert_eq!(item(&first, Some("own")).key, "own");
+        assert!(!item(&build(&json!({}), None).unwrap(), None).client_supplied);
     }
 }

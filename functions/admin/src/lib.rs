@@ -62,10 +62,8 @@ async fn create_entity(_: Admin, State(state): State<AppState>, request: Mutatio
     data["apisecret"] = json!(secret);
     let body = envelope(data)?;
     let record = key.record(StatusCode::CREATED, &body, now);
-    match state.store.create_entity(&entity, &api_key, &record).await {
-        Ok(()) => Ok(respond(StatusCode::CREATED, body)),
-        Err(err) => idempotent::failed(&key, err, || ApiError::internal("generated id collided")),
-    }
+    let written = state.store.create_entity(&entity, &api_key, &record).await;
+    idempotent::settle(&key, written, (StatusCode::CREATED, body), || ApiError::internal("generated id collided"))
 }
 
 async fn get_entity(_: Admin, State(state): State<AppState>, Path(entity_id): Path<String>) -> ApiResult<Response> {
@@ -110,13 +108,9 @@ async fn add_api_key(
     let (api_key, secret) = new_key(&entity_id)?;
     let body = envelope(json!({"entityId": entity_id, "apikey": api_key.apikey, "apisecret": secret}))?;
     let record = key.record(StatusCode::CREATED, &body, now);
-    match state.store.add_api_key(&api_key, now, &record).await {
-        Ok(()) => {
-            state.auth.entities.forget(&entity_id);
-            Ok(respond(StatusCode::CREATED, body))
-        }
-        Err(err) => idempotent::failed(&key, err, entity_not_found),
-    }
+    let written = state.store.add_api_key(&api_key, now, &record).await;
+    state.auth.entities.forget(&entity_id);
+    idempotent::settle(&key, written, (StatusCode::CREATED, body), entity_not_found)
 }
 
 async fn revoke_api_key(

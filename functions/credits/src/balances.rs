@@ -1,12 +1,13 @@
 //! Reading accounts (Q3) and their history.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 use serde_json::json;
+use shared::http::query::Query;
 
 use shared::auth::Caller;
 use shared::domain::account::EntryType;
@@ -80,11 +81,10 @@ pub async fn history(
     caller: Caller,
     State(state): State<AppState>,
     Path((entity_id, user_id)): Path<(String, String)>,
-    query: Result<Query<HistoryQuery>, axum::extract::rejection::QueryRejection>,
+    Query(query): Query<HistoryQuery>,
 ) -> ApiResult<Response> {
     check_path(&caller, &entity_id, &user_id)?;
     caller.require_reader_of(&user_id)?;
-    let Query(query) = query.map_err(|e| ApiError::validation(format!("query: {}", e.body_text())))?;
     let page = query.page()?;
     // Expired holds are recorded before the history is shown.
     accounts::read(&state, &entity_id, &user_id).await?;

@@ -12,6 +12,7 @@ use shared::auth::Caller;
 use shared::domain::ledger::{Change, Operation};
 use shared::domain::tier::TierStatus;
 use shared::http::body::Mutation;
+use shared::http::idempotent;
 use shared::idempotency::IdempotencyKey;
 use shared::{ApiError, ApiResult, AppState, ErrorCode, ids};
 
@@ -89,7 +90,7 @@ pub async fn purchase(
     check_reason(&body.reason)?;
     ids::validate_tier_id("creditTierId", &body.credit_tier_id)?;
     let key = request.required_key(&entity_id)?;
-    if let Some(replay) = shared::http::idempotent::prior(&state, &key).await? {
+    if let Some(replay) = idempotent::prior(&state, &key).await? {
         return Ok(replay);
     }
     let tier = state
@@ -126,7 +127,11 @@ struct BatchItem {
     idempotency_key: Option<String>,
 }
 
-/// Q13: each item is its own spend (own idempotency key, own outcome), in request order.
+/// Q13: each item is its own spend (own idempotency record, own outcome), in request
+/// order. Under an `Idempotency-Key` the whole answer is recorded too: the same batch again
+/// replays it, another batch under the key is refused, and an item without its own key gets
+/// one derived from the batch's (`{key}#{index}`), so a retry after a lost answer finds every
+/// item's earlier effect instead of spending twice.
 pub async fn decrement_many(
     caller: Caller,
     State(state): State<AppState>,
@@ -139,14 +144,17 @@ pub async fn decrement_many(
     if !(1..=MAX_BATCH).contains(&body.decrements.len()) {
         return Err(ApiError::validation(format!("decrements must hold 1 to {MAX_BATCH} items")));
     }
-    let items = body.decrements.iter().enumerate().map(|(i, item)| decrement_item(&state, &entity_id, i, item));
-    let results = futures::future::join_all(items).await;
-    let data = json!({"results": results});
-    Ok(shared::http::respond(StatusCode::OK, json!({"success": true, "data": data})))
+    let key = request.key(&entity_id)?;
+    idempotent::guarded(&state, &key, async {
+        let items = body.decrements.iter().enumerate().map(|(i, item)| decrement_item(&state, &key, i, item));
+        let results = futures::future::join_all(items).await;
+        Ok((StatusCode::OK, shared::http::envelope(json!({"results": results}))?))
+    })
+    .await
 }
 
-async fn decrement_item(state: &AppState, entity_id: &str, index: usize, raw: &Value) -> Value {
-    let user_id = raw.get("userId").and_then(Value::as_str).unwrap_or_default().to_owned();
+async fn decrement_item(state: &AppState, batch: &IdempotencyKey, index: usize, raw: &Value) -> Value {
+    let entity_id = batch.entity_id.as_str();
     let outcome = async {
         let item: BatchItem = shared::http::body::JsonObject(raw.clone())
             .parse()
@@ -156,12 +164,14 @@ async fn decrement_item(state: &AppState, entity_id: &str, index: usize, raw: &V
         let credits = positive_credits("credits", item.credits)?;
         let line = format!("POST /api/entities/{entity_id}/users/{}/decrement-credits", item.user_id);
         let body = json!({"credits": credits, "reason": item.reason});
-        let key = IdempotencyKey::for_item(entity_id, item.idempotency_key.as_deref(), &line, &body)?;
+        let key = IdempotencyKey::for_item(batch, index, item.idempotency_key.as_deref(), &line, &body)?;
         apply_credits(state, entity_id, &item.user_id, Operation::Decrement { credits }, item.reason, &key)
             .await?
             .into_body()
     }
     .await;
+    // Echo the item's user id only when it is one (a malformed item has none).
+    let user_id = raw.get("userId").filter(|id| id.is_string()).cloned().unwrap_or(Value::Null);
     match outcome {
         Ok(body) => {
             let mut result = json!({"userId": user_id, "ok": true});

@@ -8,7 +8,6 @@ use serde::Deserialize;
 use serde_json::json;
 
 use shared::auth::Caller;
-use shared::domain::payment::Payment;
 use shared::http::body::JsonObject;
 use shared::http::{envelope, respond};
 use shared::payments::credit_payment;
@@ -37,21 +36,23 @@ pub async fn approve(
         return Err(ApiError::validation("paymentIntentId must be a PaymentIntent id (pi_…)"));
     }
     let not_found = || ApiError::not_found("no such payment for this user");
-    let intent = state.gateway()?.retrieve_intent(&id).await?.ok_or_else(not_found)?;
-    if !intent.belongs_to(&entity_id, &user_id) {
+    // Only a payment this service recorded for this user can be credited, and only with
+    // what the record says it bought.
+    let payment = state.store.get_payment(&id).await?.ok_or_else(not_found)?;
+    if payment.entity_id != entity_id || payment.user_id != user_id {
         return Err(not_found());
     }
+    let intent = state.gateway()?.retrieve_intent(&id).await?.ok_or_else(not_found)?;
     if !intent.succeeded() {
         return Err(ApiError::new(
             ErrorCode::PaymentNotSucceeded,
             format!("the payment has not succeeded: its status is {}", intent.status),
         ));
     }
-    let now = state.clock.now_millis();
-    let payment = match state.store.get_payment(&id).await? {
-        Some(payment) => payment,
-        None => Payment::from_intent(&intent, now).ok_or_else(not_found)?,
-    };
+    if !payment.matches(intent.amount, &intent.currency) {
+        tracing::warn!(payment_intent_id = %id, "intent amount or currency differs from the payment record");
+        return Err(not_found());
+    }
     let credited = credit_payment(&state, &payment).await?;
     let data = json!({
         "paymentIntentId": id,

@@ -9,8 +9,8 @@ mod subscriptions;
 use axum::Router;
 use axum::routing::post;
 
-use shared::domain::payment::Payment;
 use shared::domain::tier::{Tier, TierStatus};
+use shared::idempotency::IdempotencyKey;
 use shared::{ApiError, ApiResult, AppState, ErrorCode, ids};
 
 pub fn router(state: AppState) -> Router {
@@ -34,32 +34,8 @@ async fn tier_for_sale(state: &AppState, entity_id: &str, tier_id: &str) -> ApiR
     Ok(tier)
 }
 
-/// The payment record: a snapshot of the tier at the time the intent was created.
-fn snapshot(
-    intent: &shared::domain::payment::Intent,
-    entity_id: &str,
-    user_id: &str,
-    tier: &Tier,
-    now: i64,
-) -> Payment {
-    Payment {
-        payment_intent_id: intent.id.clone(),
-        entity_id: entity_id.to_owned(),
-        user_id: user_id.to_owned(),
-        credit_tier_id: tier.credit_tier_id.clone(),
-        credits: tier.credits,
-        bonus_credits: tier.bonus_credits,
-        amount: intent.amount,
-        currency: intent.currency.clone(),
-        status: intent.status.clone(),
-        created_at: now,
-    }
-}
-
-/// The Stripe idempotency key for a client's request: the client's key, scoped; else fresh.
-fn stripe_key(operation: &str, entity_id: &str, client_key: Option<String>) -> String {
-    match client_key {
-        Some(key) => format!("{operation}:{entity_id}:{key}"),
-        None => format!("{operation}:{}", uuid::Uuid::new_v4()),
-    }
+/// The Stripe idempotency key for a request: derived from the client's key and the request
+/// (a retry after a refusal that changes the request is a new Stripe request), else fresh.
+fn stripe_key(purpose: &str, key: &IdempotencyKey) -> String {
+    key.provider_key(purpose).unwrap_or_else(|| format!("{purpose}:{}", uuid::Uuid::new_v4()))
 }

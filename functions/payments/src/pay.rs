@@ -9,15 +9,15 @@ use serde_json::{Value, json};
 
 use shared::auth::Caller;
 use shared::domain::payment::Payment;
+use shared::domain::tier::{Recurring, Tier};
 use shared::http::body::Mutation;
-use shared::http::{envelope, respond};
+use shared::http::{envelope, idempotent};
 use shared::payments::credit_payment;
 use shared::payments::gateway::NewIntent;
 use shared::{ApiError, ApiResult, AppState, accounts, ids};
 
 use crate::subscriptions::{Subscribe, subscribe};
-use crate::{snapshot, stripe_key, tier_for_sale};
-use shared::domain::tier::Recurring;
+use crate::{stripe_key, tier_for_sale};
 
 #[derive(Deserialize)]
 #[serde(untagged)]
@@ -83,7 +83,7 @@ struct PayBody {
     info: Info,
 }
 
-fn new_intent(tier: &shared::domain::tier::Tier, entity_id: &str, user_id: &str) -> NewIntent {
+fn new_intent(tier: &Tier, entity_id: &str, user_id: &str) -> NewIntent {
     NewIntent {
         amount: tier.price,
         currency: tier.currency.clone(),
@@ -95,6 +95,8 @@ fn new_intent(tier: &shared::domain::tier::Tier, entity_id: &str, user_id: &str)
 }
 
 /// Q5: charges the payment method for the tier's price; credits at once when it succeeds.
+/// The payment is recorded before it is confirmed, so no money moves for a payment this
+/// service has no record of.
 pub async fn pay(caller: Caller, State(state): State<AppState>, request: Mutation) -> ApiResult<Response> {
     let body: PayBody = request.parse()?;
     let (entity_id, user_id) = (body.info.entity_id, body.info.user_id);
@@ -105,42 +107,53 @@ pub async fn pay(caller: Caller, State(state): State<AppState>, request: Mutatio
         return Err(ApiError::validation("id must be a payment method id (pm_…)"));
     }
     let key = request.key(&entity_id)?;
-    let tier = tier_for_sale(&state, &entity_id, &body.product.credit_tier_id).await?;
-    if body.product.price.is_some_and(|price| price != tier.price) {
-        return Err(ApiError::validation(format!("product.price must equal the tier's price ({})", tier.price)));
-    }
-    let mut new = new_intent(&tier, &entity_id, &user_id);
-    body.card_data.unwrap_or_default().apply(&mut new)?;
-    if tier.recurring != Recurring::None {
-        let order = Subscribe {
-            entity_id: &entity_id,
-            user_id: &user_id,
-            tier: &tier,
-            payment_method: body.id,
-            email: new.receipt_email,
-            stripe_key: stripe_key("subscribe", &entity_id, key.client_key()),
-        };
-        let data = subscribe(&state, order).await?;
-        return Ok(respond(StatusCode::OK, envelope(data)?));
-    }
-    new.payment_method = Some(body.id);
-    let intent = state.gateway()?.create_intent(&new, &stripe_key("pay", &entity_id, key.client_key())).await?;
-    let payment = snapshot(&intent, &entity_id, &user_id, &tier, state.clock.now_millis());
+    idempotent::guarded(&state, &key, async {
+        let tier = tier_for_sale(&state, &entity_id, &body.product.credit_tier_id).await?;
+        if body.product.price.is_some_and(|price| price != tier.price) {
+            return Err(ApiError::validation(format!("product.price must equal the tier's price ({})", tier.price)));
+        }
+        let mut new = new_intent(&tier, &entity_id, &user_id);
+        body.card_data.unwrap_or_default().apply(&mut new)?;
+        if tier.recurring != Recurring::None {
+            let order = Subscribe {
+                entity_id: &entity_id,
+                user_id: &user_id,
+                tier: &tier,
+                payment_method: body.id,
+                email: new.receipt_email,
+                stripe_key: stripe_key("subscribe", &key),
+            };
+            return Ok((StatusCode::OK, envelope(subscribe(&state, order).await?)?));
+        }
+        new.payment_method = Some(body.id);
+        let data = charge(&state, &new, &tier, &user_id, &stripe_key("pay", &key)).await?;
+        Ok((StatusCode::OK, envelope(data)?))
+    })
+    .await
+}
+
+/// Creates the intent, records it, then confirms it; credits it if it succeeded.
+async fn charge(state: &AppState, new: &NewIntent, tier: &Tier, user_id: &str, stripe_key: &str) -> ApiResult<Value> {
+    let gateway = state.gateway()?;
+    let created = gateway.create_intent(new, stripe_key).await?;
+    let now = state.clock.now_millis();
+    let payment = Payment::of_tier(&created.id, &tier.entity_id, user_id, tier, &created.status, now);
     state.store.put_payment(&payment).await?;
+    let intent = gateway.confirm_intent(&created.id, &format!("{stripe_key}:confirm")).await?;
     let mut data = json!({"paymentIntentId": intent.id, "status": intent.status});
     if intent.succeeded() {
-        let credited = credit_payment(&state, &payment).await?;
+        let credited = credit_payment(state, &payment).await?;
         data["credited"] = json!(credited.credited);
         data["account"] = serde_json::to_value(credited.account).map_err(ApiError::internal)?;
     } else {
-        let account = accounts::read(&state, &entity_id, &user_id).await?;
+        let account = accounts::read(state, &tier.entity_id, user_id).await?;
         data["credited"] = json!(0);
-        data["account"] = serde_json::to_value(account.view(state.clock.now_millis())).map_err(ApiError::internal)?;
+        data["account"] = serde_json::to_value(account.view(now)).map_err(ApiError::internal)?;
         if intent.status == "requires_action" {
             data["clientSecret"] = json!(intent.client_secret);
         }
     }
-    Ok(respond(StatusCode::OK, envelope(data)?))
+    Ok(data)
 }
 
 #[derive(Deserialize)]
@@ -166,26 +179,32 @@ pub async fn create_intent(
         return Err(ApiError::validation("forEntityId must equal the entity in the path"));
     }
     let key = request.key(&entity_id)?;
-    let tier = tier_for_sale(&state, &entity_id, &body.credit_tier_id).await?;
-    if tier.recurring != Recurring::None {
-        return Err(ApiError::validation(
-            "creditTierId names a recurring tier: subscribe with POST /api/payment/pay and a payment method",
-        ));
-    }
-    let mut new = new_intent(&tier, &entity_id, &user_id);
-    body.card_data.unwrap_or_default().apply(&mut new)?;
-    let intent = state.gateway()?.create_intent(&new, &stripe_key("intent", &entity_id, key.client_key())).await?;
-    let payment = snapshot(&intent, &entity_id, &user_id, &tier, state.clock.now_millis());
-    state.store.put_payment(&payment).await?;
-    let data: Value = json!({
-        "paymentIntentId": intent.id,
-        "clientSecret": intent.client_secret,
-        "amount": intent.amount,
-        "currency": intent.currency,
-        "creditTierId": tier.credit_tier_id,
-        "credits": tier.credits,
-        "bonusCredits": tier.bonus_credits,
-        "status": intent.status,
-    });
-    Ok(respond(StatusCode::CREATED, envelope(data)?))
+    idempotent::guarded(&state, &key, async {
+        let tier = tier_for_sale(&state, &entity_id, &body.credit_tier_id).await?;
+        if tier.recurring != Recurring::None {
+            return Err(ApiError::validation(
+                "creditTierId names a recurring tier: subscribe with POST /api/payment/pay and a payment method",
+            ));
+        }
+        let mut new = new_intent(&tier, &entity_id, &user_id);
+        body.card_data.unwrap_or_default().apply(&mut new)?;
+        let intent = state.gateway()?.create_intent(&new, &stripe_key("intent", &key)).await?;
+        let now = state.clock.now_millis();
+        state
+            .store
+            .put_payment(&Payment::of_tier(&intent.id, &entity_id, &user_id, &tier, &intent.status, now))
+            .await?;
+        let data: Value = json!({
+            "paymentIntentId": intent.id,
+            "clientSecret": intent.client_secret,
+            "amount": intent.amount,
+            "currency": intent.currency,
+            "creditTierId": tier.credit_tier_id,
+            "credits": tier.credits,
+            "bonusCredits": tier.bonus_credits,
+            "status": intent.status,
+        });
+        Ok((StatusCode::CREATED, envelope(data)?))
+    })
+    .await
 }

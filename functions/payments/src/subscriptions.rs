@@ -58,6 +58,10 @@ pub async fn subscribe(state: &AppState, order: Subscribe<'_>) -> ApiResult<Valu
         metadata: Payment::intent_metadata(entity_id, user_id, tier),
     };
     let started = state.gateway()?.create_subscription(&new, &order.stripe_key).await?;
+    let now = state.clock.now_millis();
+    // The record that alone lets invoices of this subscription credit anything.
+    let snapshot = Payment::of_tier(&started.id, entity_id, user_id, tier, &started.status, now);
+    state.store.put_subscription(&snapshot).await?;
     let update = SubscriptionUpdate {
         subscription_id: started.id.clone(),
         status: Some(started.status.clone()),
@@ -70,12 +74,9 @@ pub async fn subscribe(state: &AppState, order: Subscribe<'_>) -> ApiResult<Valu
             format!("the subscription's first payment did not go through (status {})", started.status),
         ));
     };
-    let now = state.clock.now_millis();
-    let snapshot =
-        Payment::from_metadata(&started.id, &new.metadata, now).ok_or_else(|| ApiError::internal("snapshot"))?;
     let credited = credit_invoice(state, &snapshot, invoice).await?;
+    // A subscription is paid by invoices: no PaymentIntent of ours names it.
     Ok(json!({
-        "paymentIntentId": null,
         "subscriptionId": started.id,
         "invoiceId": invoice,
         "status": "succeeded",

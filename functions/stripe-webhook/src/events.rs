@@ -7,16 +7,17 @@ use serde_json::Value;
 use shared::accounts::{self, Outcome};
 use shared::domain::account::SubscriptionUpdate;
 use shared::domain::ledger::{Change, Operation, is_nothing_to_change};
-use shared::domain::payment::{Intent, Payment};
+use shared::domain::payment::Payment;
 use shared::idempotency::IdempotencyKey;
 use shared::payments::{credit_invoice, credit_payment};
 use shared::{ApiResult, AppState};
 
-/// Acts on one event; `false` when the event is not one this service acts on.
+/// Acts on one event; `false` when the event is not one this service acts on, or concerns
+/// a payment or subscription this service has no record of (whatever its metadata says).
 pub async fn handle(state: &AppState, kind: &str, object: &Value) -> ApiResult<bool> {
     match kind {
         "payment_intent.succeeded" => {
-            let Some(payment) = payment_of(state, text(object, "id"), Some(object)).await? else { return Ok(false) };
+            let Some(payment) = recorded_payment(state, text(object, "id"), object).await? else { return Ok(false) };
             credit_payment(state, &payment).await?;
             Ok(true)
         }
@@ -26,7 +27,7 @@ pub async fn handle(state: &AppState, kind: &str, object: &Value) -> ApiResult<b
             Ok(true)
         }
         "charge.refunded" => {
-            let Some(payment) = payment_of(state, text(object, "payment_intent"), None).await? else {
+            let Some(payment) = recorded_payment(state, text(object, "payment_intent"), object).await? else {
                 return Ok(false);
             };
             let refunded = number(object, "amount_refunded");
@@ -34,15 +35,13 @@ pub async fn handle(state: &AppState, kind: &str, object: &Value) -> ApiResult<b
                 payment_intent_id: payment.payment_intent_id.clone(),
                 credited: payment.total_credits(),
                 refunded,
-                amount: number(object, "amount").max(payment.amount),
+                amount: payment.amount,
             };
             let key = format!("#refund#{}#{refunded}", payment.payment_intent_id);
             reverse(state, &payment, operation, &key, "refund").await
         }
         "charge.dispute.created" | "charge.dispute.closed" => {
-            let Some(payment) = payment_of(state, text(object, "payment_intent"), None).await? else {
-                return Ok(false);
-            };
+            let Some(payment) = disputed_payment(state, object).await? else { return Ok(false) };
             let dispute = text(object, "id");
             let (operation, step) = match (kind, text(object, "status")) {
                 ("charge.dispute.created", _) => (
@@ -59,7 +58,7 @@ pub async fn handle(state: &AppState, kind: &str, object: &Value) -> ApiResult<b
             reverse(state, &payment, operation, &format!("#dispute#{dispute}#{step}"), "dispute").await
         }
         "invoice.paid" => {
-            let Some(subscription) = subscription_of(object, state.clock.now_millis()) else { return Ok(false) };
+            let Some(subscription) = invoiced_subscription(state, object).await? else { return Ok(false) };
             credit_invoice(state, &subscription, text(object, "id")).await?;
             // The line's period is the one this invoice paid for (a renewal's own
             // `period_end` is the period just ended).
@@ -67,12 +66,69 @@ pub async fn handle(state: &AppState, kind: &str, object: &Value) -> ApiResult<b
             note_subscription(state, &subscription, None, period_end).await
         }
         "customer.subscription.deleted" => {
-            let metadata = strings(&object["metadata"]);
-            let Some(subscription) = Payment::from_metadata(text(object, "id"), &metadata, 0) else { return Ok(false) };
+            let Some(subscription) = state.store.get_subscription(text(object, "id")).await? else {
+                return Ok(ignored("subscription", text(object, "id")));
+            };
             note_subscription(state, &subscription, Some("ended"), None).await
         }
         _ => Ok(false),
     }
+}
+
+/// Logs an event about something this service has no record of (or whose money does not
+/// match the record) and acts on nothing.
+fn ignored(what: &str, id: &str) -> bool {
+    tracing::warn!(
+        what,
+        id,
+        "stripe event for an object this service did not create, or that disagrees with its record; ignored"
+    );
+    false
+}
+
+/// The payment record of a PaymentIntent, if the event's object (the intent or its charge)
+/// carries the amount and currency the record sold.
+async fn recorded_payment(state: &AppState, intent_id: &str, object: &Value) -> ApiResult<Option<Payment>> {
+    if intent_id.is_empty() {
+        return Ok(None);
+    }
+    let payment = state.store.get_payment(intent_id).await?;
+    Ok(payment.filter(|p| p.matches(number(object, "amount"), text(object, "currency"))).or_else(|| {
+        ignored("payment", intent_id);
+        None
+    }))
+}
+
+/// The payment a dispute is about (a dispute's `amount` may be part of the charge: only its
+/// currency must agree).
+async fn disputed_payment(state: &AppState, dispute: &Value) -> ApiResult<Option<Payment>> {
+    let intent_id = text(dispute, "payment_intent");
+    let payment = match intent_id {
+        "" => None,
+        id => state.store.get_payment(id).await?,
+    };
+    let agrees = |p: &Payment| p.currency.eq_ignore_ascii_case(text(dispute, "currency"));
+    Ok(payment.filter(agrees).or_else(|| {
+        ignored("disputed payment", intent_id);
+        None
+    }))
+}
+
+/// The subscription record an invoice paid for, if the invoice paid what the record sold.
+async fn invoiced_subscription(state: &AppState, invoice: &Value) -> ApiResult<Option<Payment>> {
+    // Newer API versions name the subscription under `parent`, older ones at the top.
+    let id = [&invoice["parent"]["subscription_details"]["subscription"], &invoice["subscription"]]
+        .into_iter()
+        .find_map(Value::as_str)
+        .unwrap_or_default();
+    if id.is_empty() {
+        return Ok(None);
+    }
+    let subscription = state.store.get_subscription(id).await?;
+    Ok(subscription.filter(|s| s.matches(number(invoice, "amount_paid"), text(invoice, "currency"))).or_else(|| {
+        ignored("subscription", id);
+        None
+    }))
 }
 
 /// Records what an event says of a subscription (`subscription` is its snapshot; its id is
@@ -93,23 +149,6 @@ async fn note_subscription(
     Ok(true)
 }
 
-/// The subscription an invoice paid for, with the snapshot this service put in the
-/// subscription's metadata (Stripe copies it onto the invoice; older and newer API versions
-/// put it in different places).
-fn subscription_of(invoice: &Value, now: i64) -> Option<Payment> {
-    let details = [&invoice["parent"]["subscription_details"], &invoice["subscription_details"]];
-    let id = details.iter().find_map(|d| d["subscription"].as_str()).or_else(|| invoice["subscription"].as_str())?;
-    let metadata = details.iter().map(|d| strings(&d["metadata"])).find(|m| !m.is_empty())?;
-    Payment::from_metadata(id, &metadata, now)
-}
-
-fn strings(object: &Value) -> std::collections::HashMap<String, String> {
-    object
-        .as_object()
-        .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned()))).collect())
-        .unwrap_or_default()
-}
-
 async fn reverse(
     state: &AppState,
     payment: &Payment,
@@ -127,38 +166,6 @@ async fn reverse(
         Ok(Outcome::Done { .. } | Outcome::Replayed { .. }) => Ok(true),
         Err(err) if is_nothing_to_change(&err) => Ok(true),
         Err(err) => Err(err),
-    }
-}
-
-/// The payment a PaymentIntent id stands for: our record, else the snapshot in the intent's
-/// metadata (from the event, or asked of Stripe). `None` for intents this service did not make.
-async fn payment_of(state: &AppState, intent_id: &str, intent: Option<&Value>) -> ApiResult<Option<Payment>> {
-    if intent_id.is_empty() {
-        return Ok(None);
-    }
-    if let Some(payment) = state.store.get_payment(intent_id).await? {
-        return Ok(Some(payment));
-    }
-    let intent = match intent {
-        Some(object) => Some(intent_from_json(object)),
-        None => state.gateway()?.retrieve_intent(intent_id).await?,
-    };
-    let payment = intent.and_then(|intent| Payment::from_intent(&intent, state.clock.now_millis()));
-    if payment.is_none() {
-        tracing::info!(intent_id, "event for a payment this service did not create; ignored");
-    }
-    Ok(payment)
-}
-
-fn intent_from_json(object: &Value) -> Intent {
-    let metadata = strings(&object["metadata"]);
-    Intent {
-        id: text(object, "id").to_owned(),
-        status: text(object, "status").to_owned(),
-        amount: number(object, "amount"),
-        currency: text(object, "currency").to_owned(),
-        client_secret: None,
-        metadata,
     }
 }
 

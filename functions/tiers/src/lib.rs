@@ -1,12 +1,13 @@
 //! Credit tier routes: Q1, Q2, Q4, Q8, Q9.
 
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use shared::http::query::Query;
 
 use shared::auth::Caller;
 use shared::clock::rfc3339;
@@ -91,12 +92,10 @@ async fn create_tier(
     let tier = new.into_tier(&entity_id, &caller.entity.currency, ids::new_tier_id(), now)?;
     let body = envelope(&tier)?;
     let record = key.record(StatusCode::CREATED, &body, now);
-    match state.store.create_tier(&tier, &record).await {
-        Ok(()) => Ok(respond(StatusCode::CREATED, body)),
-        Err(err) => idempotent::failed(&key, err, || {
-            ApiError::new(ErrorCode::AlreadyExists, format!("creditTierId {} already exists", tier.credit_tier_id))
-        }),
-    }
+    let written = state.store.create_tier(&tier, &record).await;
+    idempotent::settle(&key, written, (StatusCode::CREATED, body), || {
+        ApiError::new(ErrorCode::AlreadyExists, format!("creditTierId {} already exists", tier.credit_tier_id))
+    })
 }
 
 /// Q9: read, apply, write back only if nobody wrote in between.
@@ -120,12 +119,10 @@ async fn update_tier(
     let next = patch.apply(&current, now)?;
     let body = envelope(&next)?;
     let record = key.record(StatusCode::OK, &body, now);
-    match state.store.update_tier(&next, current.version, &record).await {
-        Ok(()) => Ok(respond(StatusCode::OK, body)),
-        Err(err) => idempotent::failed(&key, err, || {
-            ApiError::new(ErrorCode::VersionConflict, "the tier changed concurrently; read it and retry")
-        }),
-    }
+    let written = state.store.update_tier(&next, current.version, &record).await;
+    idempotent::settle(&key, written, (StatusCode::OK, body), || {
+        ApiError::new(ErrorCode::VersionConflict, "the tier changed concurrently; read it and retry")
+    })
 }
 
 /// `{"subscriptionId", "status", "currentPeriodEnd"}` of a user's subscription to a tier.

@@ -95,6 +95,11 @@ pub async fn change(
                 // Another process is writing this account: let it get ahead before retrying.
                 crate::store::dynamo::backoff(attempt as u32).await;
             }
+            // Our own earlier attempt landed (its answer was lost and the SDK retried).
+            Err(StoreError::IdempotencyHit(stored)) if key.is_own(&stored) => {
+                *cached = Some(applied.account.clone());
+                return Ok(Outcome::Done { status, body, applied: Box::new(applied) });
+            }
             Err(StoreError::IdempotencyHit(stored)) => return Ok(Outcome::Replayed { key: key.clone(), stored }),
             Err(StoreError::Unavailable(cause)) => return resolve_unavailable(state, key, cause).await,
             Err(err) => return Err(err.into()),

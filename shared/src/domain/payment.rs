@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::tier::Tier;
 
-/// Metadata keys the service puts on every PaymentIntent it creates; they let a payment be
-/// recognised (and its snapshot recovered) from Stripe's side alone.
+/// Metadata keys the service puts on every PaymentIntent and subscription it creates, for
+/// people reading Stripe's dashboard. Never trusted: crediting reads the service's own record.
 pub mod metadata {
     pub const ENTITY: &str = "entity_id";
     pub const USER: &str = "user_id";
@@ -49,31 +49,27 @@ impl Payment {
         ])
     }
 
-    /// The snapshot as Stripe holds it, for an intent whose record is missing.
-    pub fn from_intent(intent: &Intent, now: i64) -> Option<Self> {
-        let mut payment = Self::from_metadata(&intent.id, &intent.metadata, now)?;
-        payment.amount = intent.amount;
-        payment.currency = intent.currency.clone();
-        payment.status = intent.status.clone();
-        Some(payment)
+    /// What a payment (or each period of a subscription) `id` for `tier` buys, as recorded
+    /// when the service creates it at Stripe.
+    pub fn of_tier(id: &str, entity_id: &str, user_id: &str, tier: &Tier, status: &str, now: i64) -> Self {
+        Self {
+            payment_intent_id: id.to_owned(),
+            entity_id: entity_id.to_owned(),
+            user_id: user_id.to_owned(),
+            credit_tier_id: tier.credit_tier_id.clone(),
+            credits: tier.credits,
+            bonus_credits: tier.bonus_credits,
+            amount: tier.price,
+            currency: tier.currency.clone(),
+            status: status.to_owned(),
+            created_at: now,
+        }
     }
 
-    /// The snapshot in the metadata of an intent or a subscription this service created;
-    /// `None` for objects it did not create.
-    pub fn from_metadata(id: &str, metadata: &HashMap<String, String>, now: i64) -> Option<Self> {
-        let get = |key: &str| metadata.get(key).cloned();
-        Some(Self {
-            payment_intent_id: id.to_owned(),
-            entity_id: get(metadata::ENTITY)?,
-            user_id: get(metadata::USER)?,
-            credit_tier_id: get(metadata::TIER)?,
-            credits: get(metadata::CREDITS)?.parse().ok()?,
-            bonus_credits: get(metadata::BONUS)?.parse().ok()?,
-            amount: 0,
-            currency: String::new(),
-            status: String::new(),
-            created_at: now,
-        })
+    /// Whether what Stripe reports (an intent, a charge, an invoice) is what this record
+    /// says was sold: same amount, same currency. Anything else is not ours to credit.
+    pub fn matches(&self, amount: u64, currency: &str) -> bool {
+        self.amount == amount && self.currency.eq_ignore_ascii_case(currency)
     }
 }
 
@@ -91,12 +87,6 @@ pub struct Intent {
 impl Intent {
     pub fn succeeded(&self) -> bool {
         self.status == "succeeded"
-    }
-
-    /// Whether this intent was created for this entity's user.
-    pub fn belongs_to(&self, entity_id: &str, user_id: &str) -> bool {
-        self.metadata.get(metadata::ENTITY).map(String::as_str) == Some(entity_id)
-            && self.metadata.get(metadata::USER).map(String::as_str) == Some(user_id)
     }
 }
 
@@ -123,19 +113,11 @@ mod tests {
     }
 
     #[test]
-    fn the_snapshot_survives_a_round_trip_through_stripe_metadata() {
-        let intent = Intent {
-            id: "pi_1".into(),
-            status: "succeeded".into(),
-            amount: 999,
-            currency: "usd".into(),
-            client_secret: None,
-            metadata: Payment::intent_metadata("e-1", "u-1", &tier()),
-        };
-        let payment = Payment::from_intent(&intent, 5).unwrap();
-        assert_eq!((payment.total_credits(), payment.credit_tier_id.as_str()), (120, "ct-1"));
-        assert!(intent.belongs_to("e-1", "u-1"));
-        assert!(!intent.belongs_to("e-1", "u-2"));
-        assert!(!intent.belongs_to("e-2", "u-1"));
+    fn a_record_matches_only_what_it_sold() {
+        let payment = Payment::of_tier("pi_1", "e-1", "u-1", &tier(), "requires_payment_method", 5);
+        assert_eq!((payment.total_credits(), payment.amount, payment.currency.as_str()), (120, 999, "usd"));
+        assert!(payment.matches(999, "usd") && payment.matches(999, "USD"));
+        assert!(!payment.matches(1, "usd"));
+        assert!(!payment.matches(999, "eur"));
     }
 }

@@ -1,4 +1,7 @@
 //! JSON bodies: at most 64 KiB, an object, unknown fields refused, errors naming the field.
+//! Duplicate keys and `null` values are refused at every level: a proxy or audit log that
+//! reads the first of two values must never see another request than the one we execute,
+//! and an optional field is either sent with a value or left out.
 
 use axum::body::Body;
 use axum::extract::{FromRequest, Request};
@@ -43,9 +46,119 @@ fn parse_object(bytes: &[u8]) -> Result<Value, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Object(Default::default()));
     }
-    let value: Value =
-        serde_json::from_slice(bytes).map_err(|err| ApiError::validation(format!("body is not valid JSON: {err}")))?;
+    let value = strict::parse(bytes)?;
     if value.is_object() { Ok(value) } else { Err(ApiError::validation("body must be a JSON object")) }
+}
+
+/// A JSON parser that names the path of a duplicate key or a `null`.
+mod strict {
+    use std::fmt;
+
+    use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+    use serde_json::{Map, Value};
+
+    use crate::error::ApiError;
+
+    pub fn parse(bytes: &[u8]) -> Result<Value, ApiError> {
+        let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+        let value = Strict { path: String::new() }
+            .deserialize(&mut deserializer)
+            .and_then(|value| deserializer.end().map(|()| value))
+            .map_err(|err| match err.classify() {
+                serde_json::error::Category::Data => ApiError::validation(data_error(&err)),
+                _ => ApiError::validation(format!("body is not valid JSON: {err}")),
+            })?;
+        Ok(value)
+    }
+
+    /// Our own messages, without serde_json's position suffix.
+    fn data_error(err: &serde_json::Error) -> String {
+        let text = err.to_string();
+        match text.rfind(" at line ") {
+            Some(at) => text[..at].to_owned(),
+            None => text,
+        }
+    }
+
+    struct Strict {
+        path: String,
+    }
+
+    impl Strict {
+        fn child(&self, name: &str) -> Self {
+            let path = if self.path.is_empty() { name.to_owned() } else { format!("{}.{name}", self.path) };
+            Self { path }
+        }
+
+        fn element(&self, index: usize) -> Self {
+            Self { path: format!("{}[{index}]", self.path) }
+        }
+    }
+
+    impl<'de> DeserializeSeed<'de> for Strict {
+        type Value = Value;
+
+        fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+            deserializer.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Strict {
+        type Value = Value;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a JSON value")
+        }
+
+        fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+            Ok(Value::Bool(v))
+        }
+
+        fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+            Ok(Value::from(v))
+        }
+
+        fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+            Ok(Value::from(v))
+        }
+
+        fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+            Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+        }
+
+        fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+            Ok(Value::String(v.to_owned()))
+        }
+
+        fn visit_string<E>(self, v: String) -> Result<Value, E> {
+            Ok(Value::String(v))
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+            Err(E::custom(format!("{} must not be null: leave the field out instead", self.path)))
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+            let mut items = Vec::new();
+            while let Some(item) = seq.next_element_seed(self.element(items.len()))? {
+                items.push(item);
+            }
+            Ok(Value::Array(items))
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+            let mut object = Map::new();
+            while let Some(key) = map.next_key::<String>()? {
+                let child = self.child(&key);
+                if object.contains_key(&key) {
+                    return Err(de::Error::custom(format!("duplicate key {}", child.path)));
+                }
+                let value = map.next_value_seed(child)?;
+                object.insert(key, value);
+            }
+            Ok(Value::Object(object))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -74,6 +187,18 @@ mod tests {
         assert!(parse(r#"{"credits": "#).unwrap_err().message.starts_with("body is not valid JSON"));
         assert!(parse("[1]").unwrap_err().message.contains("JSON object"));
         assert_eq!(parse(r#"{"credits": 7}"#).unwrap().credits, 7);
+    }
+
+    #[test]
+    fn duplicate_keys_and_nulls_are_refused_naming_their_path() {
+        let message = |raw: &str| parse_object(raw.as_bytes()).unwrap_err().message;
+        assert_eq!(message(r#"{"credits":1,"credits":1000}"#), "duplicate key credits");
+        assert_eq!(message(r#"{"info":{"entityId":"a","entityId":"b"}}"#), "duplicate key info.entityId");
+        assert_eq!(message(r#"{"a":[{"b":1,"b":2}]}"#), "duplicate key a[0].b");
+        assert!(message(r#"{"reason":null}"#).starts_with("reason must not be null"));
+        assert!(message(r#"{"cardData":{"email":null}}"#).starts_with("cardData.email must not be null"));
+        assert!(message(r#"{"a":1} x"#).starts_with("body is not valid JSON"));
+        assert!(parse_object(br#"{"a":{"b":[1,2.5,"x",true]}}"#).is_ok());
     }
 }
 

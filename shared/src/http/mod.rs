@@ -3,6 +3,7 @@
 
 pub mod body;
 pub mod idempotent;
+pub mod query;
 pub mod request_id;
 
 use axum::Router;

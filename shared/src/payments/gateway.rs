@@ -8,7 +8,8 @@ use async_trait::async_trait;
 use crate::domain::payment::Intent;
 use crate::error::{ApiError, ErrorCode};
 
-/// A PaymentIntent to create (and, with a payment method, confirm at once).
+/// A PaymentIntent to create (with a payment method, ready to be confirmed by
+/// `confirm_intent`: the service records the payment before any money moves).
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewIntent {
     pub amount: u64,
@@ -92,6 +93,8 @@ impl From<GatewayError> for ApiError {
 pub trait PaymentGateway: Send + Sync {
     /// Creates an intent; the same `idempotency_key` always yields the same intent.
     async fn create_intent(&self, intent: &NewIntent, idempotency_key: &str) -> Result<Intent, GatewayError>;
+    /// Confirms an intent created with a payment method.
+    async fn confirm_intent(&self, id: &str, idempotency_key: &str) -> Result<Intent, GatewayError>;
     /// `Ok(None)` when no such intent exists.
     async fn retrieve_intent(&self, id: &str) -> Result<Option<Intent>, GatewayError>;
     /// Creates the customer, the recurring price and the subscription (each idempotent

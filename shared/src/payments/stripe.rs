@@ -9,7 +9,7 @@ use stripe::{IdempotencyKey, RequestStrategy, StripeError, StripeRequest};
 use stripe_billing::subscription::{CreateSubscription, CreateSubscriptionItems, UpdateSubscription};
 use stripe_core::customer::CreateCustomer;
 use stripe_core::payment_intent::{
-    CreatePaymentIntent, CreatePaymentIntentAutomaticPaymentMethods,
+    ConfirmPaymentIntent, CreatePaymentIntent, CreatePaymentIntentAutomaticPaymentMethods,
     CreatePaymentIntentAutomaticPaymentMethodsAllowRedirects, RetrievePaymentIntent,
 };
 use stripe_product::price::{CreatePrice, CreatePriceProductData, CreatePriceRecurring, CreatePriceRecurringInterval};
@@ -108,7 +108,7 @@ impl PaymentGateway for StripeGateway {
             .automatic_payment_methods(methods)
             .description(new.description.clone());
         if let Some(method) = &new.payment_method {
-            request = request.payment_method(method.clone()).confirm(true);
+            request = request.payment_method(method.clone());
         }
         if let Some(email) = &new.receipt_email {
             request = request.receipt_email(email.clone());
@@ -116,6 +116,14 @@ impl PaymentGateway for StripeGateway {
         let created =
             with_retries(|| request.customize().request_strategy(strategy.clone()).send(&self.client)).await?;
         Ok(intent(created))
+    }
+
+    async fn confirm_intent(&self, id: &str, idempotency_key: &str) -> Result<Intent, GatewayError> {
+        let strategy = idempotent(idempotency_key)?;
+        let request = ConfirmPaymentIntent::new(id);
+        let confirmed =
+            with_retries(|| request.customize().request_strategy(strategy.clone()).send(&self.client)).await?;
+        Ok(intent(confirmed))
     }
 
     async fn create_subscription(

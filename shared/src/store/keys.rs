@@ -100,6 +100,11 @@ pub fn payment(payment_intent_id: &str) -> Key {
     Key::new(format!("PAYMENT#{payment_intent_id}"), "PAYMENT")
 }
 
+/// The snapshot of what each paid period of a subscription buys.
+pub fn subscription(subscription_id: &str) -> Key {
+    Key::new(format!("SUBSCRIPTION#{subscription_id}"), "SUBSCRIPTION")
+}
+
 pub fn stripe_event(event_id: &str) -> Key {
     Key::new(format!("STRIPE_EVENT#{event_id}"), "EVENT")
 }

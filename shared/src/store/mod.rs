@@ -73,6 +73,9 @@ pub trait TierStore: Send + Sync {
 #[async_trait]
 pub trait IdempotencyStore: Send + Sync {
     async fn get_response(&self, entity_id: &str, key: &str) -> StoreResult<Option<StoredResponse>>;
+    /// Records an answer on its own (for effects outside one store transaction); the key's
+    /// earlier answer comes back as `IdempotencyHit`.
+    async fn put_response(&self, record: &StoredResponse) -> StoreResult<()>;
 }
 
 /// One page of an account's history, newest first.
@@ -115,6 +118,10 @@ pub trait PaymentStore: Send + Sync {
     /// Records a payment unless it is already recorded (the first snapshot wins).
     async fn put_payment(&self, payment: &Payment) -> StoreResult<()>;
     async fn get_payment(&self, payment_intent_id: &str) -> StoreResult<Option<Payment>>;
+    /// Records what each period of a subscription buys (its id in `payment_intent_id`),
+    /// unless already recorded.
+    async fn put_subscription(&self, subscription: &Payment) -> StoreResult<()>;
+    async fn get_subscription(&self, subscription_id: &str) -> StoreResult<Option<Payment>>;
     /// Notes Stripe's latest status of a recorded payment (no-op for unknown ones).
     async fn set_payment_status(&self, payment_intent_id: &str, status: &str) -> StoreResult<()>;
     async fn event_processed(&self, event_id: &str) -> StoreResult<bool>;

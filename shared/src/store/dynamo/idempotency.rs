@@ -20,6 +20,7 @@ pub fn put(record: &StoredResponse, table: &str) -> StoreResult<TransactWriteIte
         ("status".to_owned(), n(record.status)),
         ("body".to_owned(), s(&record.body)),
         ("expiresAt".to_owned(), n(record.expires_at)),
+        ("attempt".to_owned(), s(&record.attempt)),
         (TTL.to_owned(), n(record.expires_at / 1000)),
     ]);
     let put = Put::builder()
@@ -44,6 +45,7 @@ pub fn from_item(item: Item) -> StoreResult<StoredResponse> {
         status: number("status").and_then(|v| u16::try_from(v).ok()).ok_or_else(corrupt)?,
         body: text("body").ok_or_else(corrupt)?,
         expires_at: number("expiresAt").ok_or_else(corrupt)?,
+        attempt: text("attempt").unwrap_or_default(),
     })
 }
 
@@ -51,5 +53,9 @@ pub fn from_item(item: Item) -> StoreResult<StoredResponse> {
 impl IdempotencyStore for DynamoStore {
     async fn get_response(&self, entity_id: &str, key: &str) -> StoreResult<Option<StoredResponse>> {
         self.get(keys::idempotency(entity_id, key)).await?.map(from_item).transpose()
+    }
+
+    async fn put_response(&self, record: &StoredResponse) -> StoreResult<()> {
+        self.transact(vec![put(record, &self.table)?], Some(0)).await
     }
 }

@@ -1,33 +1,48 @@
-//! Payment records, keyed by PaymentIntent id.
+//! Payment records (keyed by PaymentIntent id), subscription records (by subscription id)
+//! and processed Stripe events: the service's own records, which alone decide what a Stripe
+//! event may credit.
 
 use async_trait::async_trait;
 
 use super::{DynamoStore, condition_held, from_item, n, s, to_item};
-
-/// Stripe retries a webhook for up to 3 days; remember events for 30.
-const EVENT_RETENTION_SECONDS: i64 = 30 * 24 * 3600;
 use crate::domain::payment::Payment;
 use crate::store::keys;
 use crate::store::{PaymentStore, StoreResult};
 
-#[async_trait]
-impl PaymentStore for DynamoStore {
-    async fn put_payment(&self, payment: &Payment) -> StoreResult<()> {
-        let item = to_item(payment, &keys::payment(&payment.payment_intent_id), "payment")?;
+/// Stripe retries a webhook for up to 3 days; remember events for 30.
+const EVENT_RETENTION_SECONDS: i64 = 30 * 24 * 3600;
+
+impl DynamoStore {
+    /// Writes a snapshot unless one is there already: the first one wins.
+    async fn put_snapshot(&self, snapshot: &Payment, key: &keys::Key, kind: &str) -> StoreResult<()> {
         let result = self
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(item))
+            .set_item(Some(to_item(snapshot, key, kind)?))
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;
-        // Already recorded (or, for a status, never recorded): nothing to do.
         condition_held(result).map(|_| ())
+    }
+}
+
+#[async_trait]
+impl PaymentStore for DynamoStore {
+    async fn put_payment(&self, payment: &Payment) -> StoreResult<()> {
+        self.put_snapshot(payment, &keys::payment(&payment.payment_intent_id), "payment").await
     }
 
     async fn get_payment(&self, payment_intent_id: &str) -> StoreResult<Option<Payment>> {
         self.get(keys::payment(payment_intent_id)).await?.map(from_item).transpose()
+    }
+
+    async fn put_subscription(&self, subscription: &Payment) -> StoreResult<()> {
+        self.put_snapshot(subscription, &keys::subscription(&subscription.payment_intent_id), "subscription").await
+    }
+
+    async fn get_subscription(&self, subscription_id: &str) -> StoreResult<Option<Payment>> {
+        self.get(keys::subscription(subscription_id)).await?.map(from_item).transpose()
     }
 
     async fn set_payment_status(&self, payment_intent_id: &str, status: &str) -> StoreResult<()> {

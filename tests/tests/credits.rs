@@ -328,3 +328,37 @@ async fn roles_and_other_users_are_kept_apart() {
     assert_eq!(cross.status, StatusCode::FORBIDDEN);
     assert_eq!(app.item_count().await, before, "refusals write nothing");
 }
+
+#[tokio::test]
+async fn a_batch_under_one_idempotency_key_charges_once() {
+    let app = TestApp::start().await;
+    let entity = app.entity(&[]).await;
+    grant(&app, &entity, "u-b", 20).await;
+    let batch = |key: &str, credits: u64| {
+        app.request(Method::POST, &entity.path("/users/decrement-credits"))
+            .headers(&entity.server())
+            .header("idempotency-key", key)
+            .json(json!({"decrements": [{"userId": "u-b", "credits": credits}, {"credits": 1}]}))
+            .send()
+    };
+    let first = batch("batch-1", 3).await;
+    assert_eq!(first.status, StatusCode::OK, "{:?}", first.body);
+    let results = first.data()["results"].as_array().unwrap();
+    assert_eq!((results[0]["ok"].as_bool(), results[0]["account"]["balance"].as_i64()), (Some(true), Some(17)));
+    assert_eq!((results[1]["ok"].as_bool(), &results[1]["userId"]), (Some(false), &Value::Null), "no userId, no \"\"");
+    for _ in 0..2 {
+        let again = batch("batch-1", 3).await;
+        assert_eq!((again.status, &again.body), (StatusCode::OK, &first.body));
+        assert_eq!(again.headers["idempotent-replayed"], "true");
+    }
+    let reused = batch("batch-1", 4).await;
+    assert_eq!((reused.status, reused.error_code()), (StatusCode::CONFLICT, "IDEMPOTENCY_KEY_REUSED"));
+    for bad in [String::new(), "k".repeat(256)] {
+        let refused = batch(&bad, 3).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "key of {} chars", bad.len());
+        assert!(refused.error_message().contains("Idempotency-Key"));
+    }
+    let ledger = app.assert_invariant(&entity.entity_id, "u-b").await;
+    assert_eq!((ledger.account.balance, ledger.entries.len()), (17, 2));
+    assert_eq!(ledger.entries[0].idempotency_key.as_deref(), Some("batch-1#0"), "items carry the batch's key");
+}

@@ -1,6 +1,8 @@
 //! Payments through the Stripe stand-in (the real async-stripe client on Stripe's wire
 //! format): Q5, Q6, Q7, credited exactly once per PaymentIntent.
 
+use std::future::Future;
+
 use axum::http::{Method, StatusCode};
 use integration_tests::emulator::{self, call, control};
 use integration_tests::fixtures::{EntityFixture, Headers};
@@ -306,4 +308,65 @@ async fn stripe_down_or_failing_is_502_and_a_retry_with_the_same_key_charges_onc
     let down = pay(&app, &entity.server(), pay_body(&entity, "payer-10", "pm_card_visa")).await;
     assert_eq!(down.status, StatusCode::BAD_GATEWAY);
     assert_eq!(app.ledger(&entity.entity_id, "payer-10").await.entries.len(), 0);
+}
+
+fn keyed_pay(app: &TestApp, entity: &EntityFixture, key: &str, body: Value) -> impl Future<Output = TestResponse> {
+    app.request(Method::POST, "/api/payment/pay")
+        .headers(&entity.server())
+        .header("idempotency-key", key)
+        .json(body)
+        .send()
+}
+
+#[tokio::test]
+async fn a_key_reused_for_another_payment_is_409_and_a_declined_key_can_pay_again() {
+    let app = TestApp::start().await;
+    let entity = shop(&app).await;
+    let first = keyed_pay(&app, &entity, "order-1", pay_body(&entity, "payer-k", "pm_card_visa")).await;
+    assert_eq!(first.status, StatusCode::OK, "{:?}", first.body);
+    let replay = keyed_pay(&app, &entity, "order-1", pay_body(&entity, "payer-k", "pm_card_visa")).await;
+    assert_eq!((replay.status, &replay.body), (StatusCode::OK, &first.body));
+    assert_eq!(replay.headers["idempotent-replayed"], "true");
+    let reused = keyed_pay(&app, &entity, "order-1", pay_body(&entity, "payer-other", "pm_card_visa")).await;
+    assert_eq!((reused.status, reused.error_code()), (StatusCode::CONFLICT, "IDEMPOTENCY_KEY_REUSED"));
+
+    let declined = keyed_pay(&app, &entity, "order-2", pay_body(&entity, "payer-k", "pm_card_chargeDeclined")).await;
+    assert_eq!(declined.status, StatusCode::PAYMENT_REQUIRED, "{:?}", declined.body);
+    let good_card = keyed_pay(&app, &entity, "order-2", pay_body(&entity, "payer-k", "pm_card_visa")).await;
+    assert_eq!(good_card.status, StatusCode::OK, "{:?}", good_card.body);
+    assert_eq!(good_card.data()["status"], "succeeded");
+    assert_eq!(app.assert_invariant(&entity.entity_id, "payer-k").await.account.balance, 240);
+    assert_eq!(app.ledger(&entity.entity_id, "payer-other").await.entries.len(), 0);
+
+    let intent = |key: &str, tier: &str| {
+        app.request(Method::POST, &entity.path("/users/payer-k/create-payment-intent"))
+            .headers(&entity.server())
+            .header("idempotency-key", key)
+            .json(json!({"creditTierId": tier}))
+            .send()
+    };
+    let created = intent("intent-1", TIER).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    assert_eq!(intent("intent-1", TIER).await.body, created.body);
+    let other = intent("intent-1", "another-tier").await;
+    assert_eq!((other.status, other.error_code()), (StatusCode::CONFLICT, "IDEMPOTENCY_KEY_REUSED"));
+}
+
+#[tokio::test]
+async fn approving_an_intent_this_service_never_created_is_404_whatever_its_metadata() {
+    let app = TestApp::start().await;
+    let entity = shop(&app).await;
+    let metadata = format!(
+        "metadata[entity_id]={}&metadata[user_id]=payer-f&metadata[credit_tier_id]={TIER}&metadata[credits]=1000000&metadata[bonus_credits]=0",
+        entity.entity_id
+    );
+    let foreign = app.stripe_api(
+        "POST",
+        "/v1/payment_intents",
+        &format!("amount=50&currency=usd&payment_method=pm_card_visa&confirm=true&automatic_payment_methods[enabled]=true&automatic_payment_methods[allow_redirects]=never&{metadata}"),
+    );
+    assert_eq!(foreign["status"], "succeeded");
+    let approved = approve(&app, &entity, "payer-f", foreign["id"].as_str().unwrap()).await;
+    assert_eq!(approved.status, StatusCode::NOT_FOUND, "{:?}", approved.body);
+    assert_eq!(app.ledger(&entity.entity_id, "payer-f").await.entries.len(), 0);
 }

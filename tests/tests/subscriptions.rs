@@ -58,6 +58,8 @@ async fn a_monthly_tier_credits_once_per_paid_period_until_cancelled() {
     let data = bought.data();
     let subscription = data["subscriptionId"].as_str().unwrap().to_owned();
     assert!(subscription.starts_with("sub_"));
+    assert!(data.get("paymentIntentId").is_none(), "a subscription is paid by invoices: {data}");
+    assert!(data["invoiceId"].as_str().is_some_and(|id| id.starts_with("in_")));
     assert_eq!((data["status"].as_str(), data["credited"].as_u64()), (Some("succeeded"), Some(100)));
     assert_eq!(data["account"]["balance"], 100);
     let again = app.request(Method::POST, "/api/payment/pay").headers(&user).json(buy).send().await;

@@ -237,3 +237,79 @@ async fn out_of_order_unknown_and_foreign_events_end_right() {
     let response = app.deliver(&event(&app, "payment_intent.succeeded", "id", foreign_id)).await;
     assert_eq!((response.status, response.data()["handled"].as_bool()), (StatusCode::OK, Some(false)));
 }
+
+/// A Stripe event around `object`, as Stripe would sign and send it.
+fn forged(app: &TestApp, kind: &str, object: Value) -> String {
+    json!({"id": format!("evt_forged_{}", ulid::Ulid::new()), "object": "event", "type": kind, "created": now(app),
+        "livemode": false, "pending_webhooks": 1, "api_version": "2025-03-31.basil", "request": null,
+        "data": {"object": object}})
+    .to_string()
+}
+
+async fn balance(app: &TestApp, entity: &EntityFixture, user: &str) -> i64 {
+    app.assert_invariant(&entity.entity_id, user).await.account.balance
+}
+
+#[tokio::test]
+async fn signed_events_for_payments_this_service_never_made_credit_nothing() {
+    let app = TestApp::start().await;
+    let entity = shop(&app).await;
+    let generous = json!({"entity_id": entity.entity_id, "user_id": "u-mint", "credit_tier_id": TIER,
+        "credits": "1000000", "bonus_credits": "0"});
+    let unknown_intent = json!({"id": "pi_made_up_1", "object": "payment_intent", "status": "succeeded",
+        "amount": 1, "currency": "usd", "metadata": generous});
+    let unknown_invoice = json!({"id": "in_made_up_1", "object": "invoice", "status": "paid", "amount_paid": 1,
+        "currency": "usd", "subscription": "sub_made_up_1",
+        "parent": {"type": "subscription_details", "subscription_details": {"subscription": "sub_made_up_1", "metadata": generous}},
+        "subscription_details": {"metadata": generous}, "lines": {"data": []}});
+    let unknown_refund = json!({"id": "ch_made_up_1", "object": "charge", "payment_intent": "pi_made_up_1",
+        "amount": 1, "amount_refunded": 1, "currency": "usd", "metadata": generous});
+    let unknown_dispute = json!({"id": "dp_made_up_1", "object": "dispute", "payment_intent": "pi_made_up_1",
+        "charge": "ch_made_up_1", "amount": 1, "currency": "usd", "status": "needs_response"});
+    let unknown_deleted =
+        json!({"id": "sub_made_up_1", "object": "subscription", "status": "canceled", "metadata": generous});
+    let events = [
+        forged(&app, "payment_intent.succeeded", unknown_intent),
+        forged(&app, "invoice.paid", unknown_invoice),
+        forged(&app, "charge.refunded", unknown_refund),
+        forged(&app, "charge.dispute.created", unknown_dispute),
+        forged(&app, "customer.subscription.deleted", unknown_deleted),
+    ];
+    for event in events {
+        let response = app.deliver(&event).await;
+        assert_eq!((response.status, response.data()["handled"].as_bool()), (StatusCode::OK, Some(false)), "{event}");
+    }
+    assert_eq!(balance(&app, &entity, "u-mint").await, 0);
+}
+
+#[tokio::test]
+async fn events_that_disagree_with_the_payment_record_credit_nothing() {
+    let app = TestApp::start().await;
+    let entity = shop(&app).await;
+    let other = shop(&app).await;
+    let intent = confirmed_elsewhere(&app, &entity, "u-rec").await;
+    let genuine: Value = serde_json::from_str(&event(&app, "payment_intent.succeeded", "id", &intent)).unwrap();
+    let object = &genuine["data"]["object"];
+    let altered = |path: &[&str], value: Value| {
+        let mut object = object.clone();
+        let (last, parents) = path.split_last().unwrap();
+        parents.iter().fold(&mut object, |o, p| &mut o[*p])[*last] = value;
+        forged(&app, "payment_intent.succeeded", object)
+    };
+    let cases = [
+        ("amount", altered(&["amount"], json!(1))),
+        ("currency", altered(&["currency"], json!("eur"))),
+        ("entity", altered(&["metadata", "entity_id"], json!(other.entity_id))),
+        ("user", altered(&["metadata", "user_id"], json!("u-thief"))),
+    ];
+    for (case, event) in cases {
+        let response = app.deliver(&event).await;
+        assert_eq!((response.status, response.data()["handled"].as_bool()), (StatusCode::OK, Some(false)), "{case}");
+    }
+    assert_eq!(balance(&app, &entity, "u-rec").await, 0);
+    assert_eq!(balance(&app, &entity, "u-thief").await, 0);
+    assert_eq!(balance(&app, &other, "u-rec").await, 0);
+    let response = app.deliver(&genuine.to_string()).await;
+    assert_eq!(response.data()["handled"], true, "the genuine event still credits");
+    assert_eq!(balance(&app, &entity, "u-rec").await, 120);
+}

@@ -7,7 +7,7 @@ use serde_json::Value;
 use shared::accounts::{self, Outcome};
 use shared::domain::account::SubscriptionUpdate;
 use shared::domain::ledger::{Change, Operation, is_nothing_to_change};
-use shared::domain::payment::Payment;
+use shared::domain::payment::{Payment, metadata};
 use shared::idempotency::IdempotencyKey;
 use shared::payments::{credit_invoice, credit_payment};
 use shared::{ApiResult, AppState};
@@ -93,10 +93,17 @@ async fn recorded_payment(state: &AppState, intent_id: &str, object: &Value) -> 
         return Ok(None);
     }
     let payment = state.store.get_payment(intent_id).await?;
-    Ok(payment.filter(|p| p.matches(number(object, "amount"), text(object, "currency"))).or_else(|| {
+    let agrees = |p: &Payment| p.matches(number(object, "amount"), text(object, "currency")) && names(object, p);
+    Ok(payment.filter(agrees).or_else(|| {
         ignored("payment", intent_id);
         None
     }))
+}
+
+/// Whether the object's metadata, where it names an entity or user, names the record's.
+fn names(object: &Value, payment: &Payment) -> bool {
+    let claims = |field: &str, ours: &str| object["metadata"][field].as_str().is_none_or(|claimed| claimed == ours);
+    claims(metadata::ENTITY, &payment.entity_id) && claims(metadata::USER, &payment.user_id)
 }
 
 /// The payment a dispute is about (a dispute's `amount` may be part of the charge: only its

@@ -272,7 +272,9 @@ def expand_list(params: dict) -> list[str]:
 
 # ------------------------------------------------------------------ test payment methods
 
-# behaviour: succeed | decline | 3ds | dispute
+# behaviour: succeed | decline | 3ds | dispute | inquiry | refund_fail
+# These ids are Stripe's test tokens: using one creates a fresh `pm_...` clone (see
+# Api._use_pm), as Stripe does; the token objects themselves stay retrievable.
 TEST_PAYMENT_METHODS = {
     "pm_card_visa": dict(brand="visa", last4="4242", funding="credit", behavior="succeed"),
     "pm_card_visa_debit": dict(brand="visa", last4="5556", funding="debit", behavior="succeed"),
@@ -289,7 +291,17 @@ TEST_PAYMENT_METHODS = {
                                            behavior="3ds"),
     "pm_card_createDispute": dict(brand="visa", last4="0259", funding="credit",
                                   behavior="dispute"),
+    "pm_card_createDisputeInquiry": dict(brand="visa", last4="1976", funding="credit",
+                                         behavior="inquiry"),
+    "pm_card_refundFail": dict(brand="visa", last4="5126", funding="credit",
+                               behavior="refund_fail"),
 }
+
+# A chargeback costs the dispute fee on top of the disputed amount (Stripe: 15.00 USD).
+DISPUTE_FEE = 1500
+DISPUTE_OPEN = ("warning_needs_response", "warning_under_review", "needs_response",
+                "under_review")
+DISPUTE_CLOSED = ("won", "lost", "warning_closed")
 
 
 # ------------------------------------------------------------------ request context
@@ -488,7 +500,11 @@ class Api:
         route("POST", f"/v1/payment_intents/{ID}/capture", self.pi_capture)
         route("GET", "/v1/charges", self.charge_list)
         route("GET", f"/v1/charges/{ID}", self.charge_get)
+        route("GET", "/v1/payment_methods", self.pm_list)
         route("GET", f"/v1/payment_methods/{ID}", self.pm_get)
+        route("POST", f"/v1/payment_methods/{ID}/attach", self.pm_attach)
+        route("POST", f"/v1/payment_methods/{ID}/detach", self.pm_detach)
+        route("GET", f"/v1/customers/{ID}/payment_methods", self.customer_pm_list)
         route("POST", "/v1/refunds", self.refund_create)
         route("GET", "/v1/refunds", self.refund_list)
         route("GET", f"/v1/refunds/{ID}", self.refund_get)
@@ -570,11 +586,124 @@ class Api:
     def _pi_obj(self, pi_id: str, param: str = "intent") -> dict:
         return self.s.must(pi_id, "payment_intent", "payment_intent", param=param)
 
-    def _resolve_pm(self, pm_id: str, param: str = "payment_method") -> dict:
+    # ---------------------------------------------------------------- payment methods
+    # Stripe's test payment methods (`pm_card_visa`, ...) are tokens: every request that
+    # uses one creates a fresh PaymentMethod `pm_...` with the same card ("a clone"), and
+    # that clone is what gets attached to a customer, stored on an intent, charged. Only a
+    # PaymentMethod attached to a customer can be that customer's (or its subscriptions')
+    # default payment method.
+
+    @staticmethod
+    def _is_token(pm_id: str | None) -> bool:
+        return bool(pm_id) and pm_id in TEST_PAYMENT_METHODS
+
+    def _pm_obj(self, pm_id: str, param: str = "payment_method") -> dict:
+        """An existing PaymentMethod (a token's own object included), no cloning."""
         pm = self.s.get(pm_id, "payment_method")
         if pm is None:
             raise no_such("PaymentMethod", pm_id, param=param, status=400)
         return pm
+
+    def _clone_pm(self, token: str) -> dict:
+        spec = TEST_PAYMENT_METHODS[token]
+        pm = self.s.build_payment_method("pm_1" + rand_id("", 23), spec)
+        pm["card"]["fingerprint"] = hashlib.sha256(token.encode()).hexdigest()[:16]
+        self.s.pm_behavior[pm["id"]] = spec
+        return self.s.put(pm)
+
+    def _check_pm_usable(self, pm_id: str, customer: str | None,
+                         param: str = "payment_method") -> None:
+        """Validate a payment_method for a PaymentIntent (no side effects)."""
+        if self._is_token(pm_id):
+            return
+        pm = self._pm_obj(pm_id, param)
+        if pm.get("customer") and pm["customer"] != customer:
+            raise invalid(f"The PaymentMethod {pm_id} belongs to the Customer "
+                          f"{pm['customer']}. Please include the Customer in the `customer` "
+                          "parameter on the PaymentIntent.", param=param)
+
+    def _use_pm(self, pm_id: str, customer: str | None, param: str = "payment_method") -> dict:
+        """The PaymentMethod a PaymentIntent uses: a token becomes a fresh clone."""
+        self._check_pm_usable(pm_id, customer, param)
+        if self._is_token(pm_id):
+            return self._clone_pm(pm_id)
+        return self._pm_obj(pm_id, param)
+
+    def _attached_pm(self, pm_id: str, cus_id: str, param: str) -> dict:
+        """A PaymentMethod that must already be attached to `cus_id` (default payment method
+        of a customer or subscription). A token is not: Stripe clones it into a new,
+        unattached PaymentMethod and refuses, naming that clone."""
+        if self._is_token(pm_id):
+            pm = self._clone_pm(pm_id)
+        else:
+            pm = self._pm_obj(pm_id, param)
+            if pm.get("customer") == cus_id:
+                return pm
+        raise invalid(f"The customer does not have a payment method with the ID {pm['id']}. "
+                      "The payment method must be attached to the customer.",
+                      param=param, code="resource_missing")
+
+    def _attachable_pm(self, pm_id: str, cus_id: str | None, param: str) -> dict | None:
+        """Validate a payment method about to be attached to `cus_id` (no side effects).
+        Returns the existing PaymentMethod, or None for a token (cloned on attach)."""
+        if self._is_token(pm_id):
+            return None
+        pm = self._pm_obj(pm_id, param)
+        if pm["id"] in TEST_PAYMENT_METHODS:
+            return None
+        if pm.get("customer") and pm["customer"] != cus_id:
+            raise invalid("The payment method you provided has already been attached to a "
+                          "customer.", param=param)
+        return pm
+
+    def _attach(self, ctx: Ctx, pm_id: str, cus_id: str, param: str = "payment_method") -> dict:
+        existing = self._attachable_pm(pm_id, cus_id, param)
+        pm = existing if existing is not None else self._clone_pm(pm_id)
+        if pm.get("customer") == cus_id:
+            return pm
+        pm["customer"] = cus_id
+        ctx.emit("payment_method.attached", pm)
+        return pm
+
+    def pm_attach(self, ctx: Ctx, params: dict, pm_id: str):
+        expand = expand_list(params)
+        cus_id = p_str(params, "customer", required=True)
+        cus = self.s.must(cus_id, "customer", "customer", param="customer", status=400)
+        pm = self._attach(ctx, pm_id, cus["id"], param="payment_method")
+        return 200, self.s.render(pm, expand)
+
+    def pm_detach(self, ctx: Ctx, params: dict, pm_id: str):
+        expand = expand_list(params)
+        pm = self.s.must(pm_id, "payment_method", "PaymentMethod", param="payment_method")
+        if not pm.get("customer"):
+            raise invalid("The payment method you provided is not attached to a customer so "
+                          "detachment is impossible.", param="payment_method")
+        cus = self.s.get(pm["customer"], "customer")
+        pm["customer"] = None
+        if cus and cus["invoice_settings"].get("default_payment_method") == pm_id:
+            previous = {"invoice_settings": copy.deepcopy(cus["invoice_settings"])}
+            cus["invoice_settings"]["default_payment_method"] = None
+            ctx.emit("customer.updated", cus, previous)
+        ctx.emit("payment_method.detached", pm, {"customer": cus["id"] if cus else None})
+        return 200, self.s.render(pm, expand)
+
+    def _pm_listing(self, params: dict, cus_id: str | None, url: str):
+        expand = expand_list(params)
+        type_ = p_str(params, "type")
+        items = self.s.list_of("payment_method", lambda o: o["id"] not in TEST_PAYMENT_METHODS
+                               and (not cus_id or o.get("customer") == cus_id)
+                               and (not type_ or o["type"] == type_))
+        return self.paginate(items, params, url, expand)
+
+    def pm_list(self, ctx: Ctx, params: dict):
+        cus_id = p_str(params, "customer")
+        if cus_id:
+            self.s.must(cus_id, "customer", "customer", param="customer", status=400)
+        return self._pm_listing(params, cus_id, "/v1/payment_methods")
+
+    def customer_pm_list(self, ctx: Ctx, params: dict, cus_id: str):
+        self.s.must(cus_id, "customer", "customer")
+        return self._pm_listing(params, cus_id, f"/v1/customers/{cus_id}/payment_methods")
 
     def pi_create(self, ctx: Ctx, params: dict):
         expand = expand_list(params)
@@ -590,7 +719,7 @@ class Api:
             self.s.must(customer, "customer", "customer", param="customer", status=400)
         pm_id = p_str(params, "payment_method")
         if pm_id:
-            self._resolve_pm(pm_id)
+            self._check_pm_usable(pm_id, customer or None)
         confirm = p_bool(params, "confirm", default=False)
         pmt = params.get("payment_method_types")
         apm = params.get("automatic_payment_methods")
@@ -657,6 +786,8 @@ class Api:
         if confirm:
             # validate confirmation preconditions before storing anything
             self._precheck_confirm(pi, params)
+        if pm_id:
+            pi["payment_method"] = self._use_pm(pm_id, pi["customer"])["id"]
         self.s.put(pi)
         ctx.emit("payment_intent.created", pi)
         if confirm:
@@ -689,7 +820,7 @@ class Api:
             self.s.must(customer, "customer", "customer", param="customer", status=400)
         pm_id = p_str(params, "payment_method")
         if pm_id:
-            self._resolve_pm(pm_id)
+            self._check_pm_usable(pm_id, customer or pi["customer"])
         md = copy.deepcopy(pi["metadata"])
         apply_metadata(md, params.get("metadata"))
         previous = {}
@@ -711,7 +842,7 @@ class Api:
                 setf(key, p_str(params, key) or None)
         setf("metadata", md)
         if pm_id:
-            setf("payment_method", pm_id)
+            setf("payment_method", self._use_pm(pm_id, pi["customer"])["id"])
             if pi["status"] in ("requires_payment_method", "requires_action"):
                 setf("status", "requires_confirmation")
                 setf("next_action", None)
@@ -723,6 +854,8 @@ class Api:
         expand = expand_list(params)
         pi = self._pi_obj(pi_id)
         self._precheck_confirm(pi, params)
+        if p_str(params, "payment_method"):
+            pi["payment_method"] = self._use_pm(params["payment_method"], pi["customer"])["id"]
         self._confirm(ctx, pi, params)
         return 200, self.s.render(pi, expand)
 
@@ -748,7 +881,7 @@ class Api:
                             "directly with a payment method.",
                             code="payment_intent_unexpected_state", param="payment_method",
                             extra={"payment_intent": copy.deepcopy(pi)})
-        self._resolve_pm(pm_id)
+        self._check_pm_usable(pm_id, pi["customer"])
         off_session = p_bool(params, "off_session", default=False)
         return_url = p_str(params, "return_url")
         apm = pi.get("automatic_payment_methods") or {}
@@ -765,8 +898,9 @@ class Api:
                 param="return_url")
 
     def _confirm(self, ctx: Ctx, pi: dict, params: dict, *, off_session: bool | None = None):
-        """Run a confirmation attempt. Raises a committing 402 StripeErr on decline."""
-        pm_id = p_str(params, "payment_method") or pi["payment_method"]
+        """Run a confirmation attempt with the intent's payment method (callers store a
+        cloned token there first). Raises a committing 402 StripeErr on decline."""
+        pm_id = pi["payment_method"]
         if off_session is None:
             off_session = p_bool(params, "off_session", default=False)
         for key in ("receipt_email", "setup_future_usage"):
@@ -774,8 +908,7 @@ class Api:
                 pi[key] = p_str(params, key)
         if isinstance(params.get("metadata"), (dict, str)):
             apply_metadata(pi["metadata"], params.get("metadata"))
-        pm = self._resolve_pm(pm_id)
-        pi["payment_method"] = pm_id
+        pm = self._pm_obj(pm_id)
         pi["last_payment_error"] = None
         pi["next_action"] = None
         behavior = self.s.pm_behavior.get(pm_id, {"behavior": "succeed"})
@@ -808,12 +941,42 @@ class Api:
                 inv["attempt_count"] += 1
                 ctx.emit("invoice.payment_action_required", inv)
             return
-        self._succeed(ctx, pi, pm, dispute=(kind == "dispute"))
+        self._succeed(ctx, pi, pm, dispute=kind)
 
     def _new_charge(self, pi: dict, pm: dict, *, succeeded: bool,
-                    failure: tuple[str, str] | None = None) -> dict:
+                    failure: tuple[str, str] | None = None,
+                    decline_code: str | None = None) -> dict:
         ch_id = rand_id("ch_")
         captured = succeeded and pi["capture_method"] != "manual"
+        card = pm.get("card") or {}
+        if succeeded:
+            outcome = {"advice_code": None, "network_advice_code": None,
+                       "network_decline_code": None, "network_status": "approved_by_network",
+                       "reason": None, "risk_level": "normal", "risk_score": 20,
+                       "seller_message": "Payment complete.", "type": "authorized"}
+        else:
+            outcome = {"advice_code": "try_again_later", "network_advice_code": None,
+                       "network_decline_code": None, "network_status": "declined_by_network",
+                       "reason": decline_code, "risk_level": "normal", "risk_score": 20,
+                       "seller_message": "The bank did not return any further details with "
+                                         "this decline.", "type": "issuer_declined"}
+        details = {"type": "card", "card": {
+            "amount_authorized": pi["amount"] if succeeded else None,
+            "authorization_code": None, "brand": card.get("brand"),
+            "checks": copy.deepcopy(card.get("checks")), "country": card.get("country"),
+            "exp_month": card.get("exp_month"), "exp_year": card.get("exp_year"),
+            "extended_authorization": {"status": "disabled"},
+            "fingerprint": card.get("fingerprint"), "funding": card.get("funding"),
+            "incremental_authorization": {"status": "unavailable"}, "installments": None,
+            "last4": card.get("last4"), "mandate": None,
+            "multicapture": {"status": "unavailable"}, "network": card.get("brand"),
+            "network_token": {"used": False},
+            "network_transaction_id": "".join(secrets.choice(string.digits) for _ in range(15)),
+            "overcapture": {"maximum_amount_capturable": pi["amount"],
+                            "status": "unavailable"},
+            "regulated_status": card.get("regulated_status"), "three_d_secure": None,
+            "wallet": None,
+        }} if card else None
         ch = {
             "id": ch_id, "object": "charge", "amount": pi["amount"],
             "amount_captured": pi["amount"] if captured else 0, "amount_refunded": 0,
@@ -828,9 +991,9 @@ class Api:
             "failure_code": failure[0] if failure else None,
             "failure_message": failure[1] if failure else None,
             "fraud_details": {}, "livemode": False, "metadata": copy.deepcopy(pi["metadata"]),
-            "on_behalf_of": None, "outcome": None, "paid": succeeded,
+            "on_behalf_of": None, "outcome": outcome, "paid": succeeded,
             "payment_intent": pi["id"], "payment_method": pm["id"],
-            "payment_method_details": None, "radar_options": None,
+            "payment_method_details": details, "radar_options": None,
             "receipt_email": pi["receipt_email"], "receipt_number": None,
             "receipt_url": f"https://pay.stripe.com/receipts/standin/{ch_id}",
             "refunded": False, "review": None, "shipping": pi.get("shipping"), "source": None,
@@ -843,7 +1006,8 @@ class Api:
 
     def _decline(self, ctx: Ctx, pi: dict, pm: dict, *, code: str, decline_code: str,
                  message: str):
-        ch = self._new_charge(pi, pm, succeeded=False, failure=(code, message))
+        ch = self._new_charge(pi, pm, succeeded=False, failure=(code, message),
+                              decline_code=decline_code)
         err = {
             "charge": ch["id"], "code": code, "decline_code": decline_code,
             "doc_url": "https://stripe.com/docs/error-codes/" + code.replace("_", "-"),
@@ -864,7 +1028,9 @@ class Api:
                                "payment_method": copy.deepcopy(pm)},
                         commit=True)
 
-    def _succeed(self, ctx: Ctx, pi: dict, pm: dict, *, dispute: bool = False):
+    def _succeed(self, ctx: Ctx, pi: dict, pm: dict, *, dispute: str | None = None):
+        """A successful authorization. `dispute` is the payment method's behaviour:
+        `dispute` opens a chargeback and `inquiry` an inquiry once the charge is captured."""
         ch = self._new_charge(pi, pm, succeeded=True)
         pi["latest_charge"] = ch["id"]
         pi["last_payment_error"] = None
@@ -879,11 +1045,18 @@ class Api:
         pi["amount_received"] = pi["amount"]
         ctx.emit("charge.succeeded", ch)
         ctx.emit("payment_intent.succeeded", pi)
+        self._after_success(ctx, pi, pm, ch, dispute)
+
+    def _after_success(self, ctx: Ctx, pi: dict, pm: dict, ch: dict, dispute: str | None):
+        # setup_future_usage with a customer saves the (cloned) payment method to it
+        if pi.get("setup_future_usage") and pi.get("customer") and not pm.get("customer") \
+                and pm["id"] not in TEST_PAYMENT_METHODS:
+            self._attach(ctx, pm["id"], pi["customer"])
         inv_id = self.s.pi_invoice.get(pi["id"])
         if inv_id:
             self._invoice_paid(ctx, self.s.objects[inv_id], pi, ch)
-        if dispute:
-            self._open_dispute(ctx, ch)
+        if dispute in ("dispute", "inquiry"):
+            self._open_dispute(ctx, ch, inquiry=(dispute == "inquiry"))
 
     def pi_cancel(self, ctx: Ctx, params: dict, pi_id: str):
         expand = expand_list(params)
@@ -928,6 +1101,9 @@ class Api:
         pi["amount_capturable"] = 0
         ctx.emit("charge.captured", ch)
         ctx.emit("payment_intent.succeeded", pi)
+        pm = self._pm_obj(ch["payment_method"])
+        self._after_success(ctx, pi, pm, ch,
+                            self.s.pm_behavior.get(pm["id"], {}).get("behavior"))
         return 200, self.s.render(pi, expand)
 
     # control route: complete (or fail) 3-D Secure
@@ -937,7 +1113,7 @@ class Api:
             raise invalid(f"PaymentIntent {pi_id} has status {pi['status']}; only a "
                           "PaymentIntent in requires_action can be authenticated.",
                           code="payment_intent_unexpected_state")
-        pm = self._resolve_pm(pi["payment_method"])
+        pm = self._pm_obj(pi["payment_method"])
         if outcome == "fail":
             pi["status"] = "requires_payment_method"
             pi["next_action"] = None
@@ -957,7 +1133,7 @@ class Api:
                 self._invoice_payment_failed(ctx, self.s.objects[inv_id])
             return pi
         behavior = self.s.pm_behavior.get(pm["id"], {})
-        self._succeed(ctx, pi, pm, dispute=behavior.get("behavior") == "dispute")
+        self._succeed(ctx, pi, pm, dispute=behavior.get("behavior"))
         return pi
 
     # ---------------------------------------------------------------- charges / pms
@@ -1003,6 +1179,11 @@ class Api:
             if ch["status"] != "succeeded":
                 raise invalid(f"Charge {ch_id} has not succeeded and cannot be refunded.",
                               param="charge")
+        dispute = self._charge_dispute(ch)
+        if dispute is not None and dispute["status"] in ("needs_response", "under_review",
+                                                         "lost"):
+            raise invalid(f"Charge {ch['id']} has been charged back; cannot issue a refund.",
+                          code="charge_disputed")
         remaining = ch["amount_captured"] - ch["amount_refunded"]
         if remaining <= 0:
             raise invalid(f"Charge {ch['id']} has already been refunded.",
@@ -1020,7 +1201,11 @@ class Api:
         re_obj = self.s.put({
             "id": rand_id("re_"), "object": "refund", "amount": amount,
             "balance_transaction": rand_id("txn_"), "charge": ch["id"], "created": now(),
-            "currency": ch["currency"], "description": None, "destination_details": None,
+            "currency": ch["currency"], "description": None,
+            "destination_details": {
+                "card": {"reference": None, "reference_status": "pending",
+                         "reference_type": "acquirer_reference_number", "type": "refund"},
+                "type": "card"},
             "failure_balance_transaction": None, "failure_reason": None,
             "instructions_email": None, "metadata": metadata, "next_action": None,
             "payment_intent": ch["payment_intent"], "pending_reason": None,
@@ -1033,7 +1218,33 @@ class Api:
         ch["refunded"] = ch["amount_refunded"] >= ch["amount_captured"]
         ctx.emit("refund.created", re_obj)
         ctx.emit("charge.refunded", ch, previous)
-        return 200, self.s.render(re_obj, expand)
+        out = self.s.render(re_obj, expand)
+        if self.s.pm_behavior.get(ch["payment_method"], {}).get("behavior") == "refund_fail":
+            # pm_card_refundFail: the refund reads `succeeded` in this response and fails
+            # right after (Stripe: asynchronously; later fetches show `failed`).
+            self._fail_refund(ctx, re_obj, "expired_or_canceled_card")
+        return 200, out
+
+    def _fail_refund(self, ctx: Ctx, re_obj: dict, reason: str) -> None:
+        """A refund that read `succeeded` fails: the money goes back to the balance, the
+        charge's `amount_refunded` drops back, `charge.refund.updated`, `refund.updated`
+        and `refund.failed` are sent."""
+        if re_obj["status"] != "succeeded":
+            raise invalid(f"Refund {re_obj['id']} has status {re_obj['status']}; only a "
+                          "succeeded refund can fail.")
+        ch = self.s.objects[re_obj["charge"]]
+        previous = {"failure_balance_transaction": None, "failure_reason": None,
+                    "status": re_obj["status"]}
+        re_obj["status"] = "failed"
+        re_obj["failure_reason"] = reason
+        re_obj["failure_balance_transaction"] = rand_id("txn_")
+        if re_obj.get("destination_details", {}).get("card"):
+            re_obj["destination_details"]["card"]["reference_status"] = "unavailable"
+        ch["amount_refunded"] = max(0, ch["amount_refunded"] - re_obj["amount"])
+        ch["refunded"] = ch["amount_refunded"] >= ch["amount_captured"] > 0
+        ctx.emit("charge.refund.updated", re_obj, previous)
+        ctx.emit("refund.updated", re_obj, previous)
+        ctx.emit("refund.failed", re_obj)
 
     def refund_get(self, ctx: Ctx, params: dict, re_id: str):
         expand = expand_list(params)
@@ -1049,7 +1260,43 @@ class Api:
         return self.paginate(items, params, "/v1/refunds", expand)
 
     # ---------------------------------------------------------------- disputes
-    def _open_dispute(self, ctx: Ctx, ch: dict, reason: str = "fraudulent") -> dict:
+    def _charge_dispute(self, ch: dict) -> dict | None:
+        found = self.s.list_of("dispute", lambda o: o["charge"] == ch["id"])
+        return found[0] if found else None
+
+    def _dispute_txn(self, dp: dict, *, reinstated: bool) -> dict:
+        t = now()
+        amount = dp["amount"] if reinstated else -dp["amount"]
+        fee = 0 if reinstated else DISPUTE_FEE
+        fee_details = [] if reinstated else [{
+            "amount": fee, "application": None, "currency": dp["currency"],
+            "description": "Dispute fee", "type": "stripe_fee"}]
+        return self.s.put({
+            "id": rand_id("txn_"), "object": "balance_transaction", "amount": amount,
+            "available_on": t, "balance_type": "payments", "created": t,
+            "currency": dp["currency"],
+            "description": ("Chargeback reversal for " if reinstated else
+                            "Chargeback withdrawal for ") + dp["charge"],
+            "exchange_rate": None, "fee": fee, "fee_details": fee_details,
+            "net": amount - fee,
+            "reporting_category": "dispute_reversal" if reinstated else "dispute",
+            "source": dp["id"], "status": "available", "type": "adjustment",
+        })
+
+    @staticmethod
+    def _dispute_pm_details(ch: dict, case_type: str, code: str) -> dict | None:
+        card = ((ch.get("payment_method_details") or {}).get("card")) or {}
+        return {"amazon_pay": None, "type": "card", "klarna": None, "paypal": None,
+                "card": {"brand": card.get("brand") or "visa", "case_type": case_type,
+                         "network": card.get("network") or card.get("brand") or "visa",
+                         "network_reason_code": code}}
+
+    def _open_dispute(self, ctx: Ctx, ch: dict, reason: str = "fraudulent", *,
+                      inquiry: bool = False) -> dict:
+        """A chargeback (`needs_response`, funds withdrawn at once) or an inquiry
+        (`warning_needs_response`, no money moves) on a succeeded charge."""
+        if self._charge_dispute(ch) is not None:
+            raise invalid(f"Charge {ch['id']} is already disputed.")
         evidence_fields = [
             "access_activity_log", "billing_address", "cancellation_policy",
             "cancellation_policy_disclosure", "cancellation_rebuttal", "customer_communication",
@@ -1064,21 +1311,67 @@ class Api:
         evidence = {k: None for k in evidence_fields}
         evidence["enhanced_evidence"] = {}
         t = now()
+        # Visa fraud: an inquiry carries reason code 10, a chargeback 10.4
+        code = "10" if inquiry else "10.4"
         dp = self.s.put({
             "id": rand_id("dp_"), "object": "dispute",
             "amount": ch["amount_captured"] - ch["amount_refunded"] or ch["amount"],
             "balance_transactions": [], "charge": ch["id"], "created": t,
             "currency": ch["currency"], "enhanced_eligibility_types": [], "evidence": evidence,
-            "evidence_details": {"due_by": t + 7 * 86400, "enhanced_eligibility": {},
-                                 "has_evidence": False, "past_due": False,
-                                 "submission_count": 0},
-            "is_charge_refundable": False, "livemode": False, "metadata": {},
-            "network_reason_code": "10.4", "payment_intent": ch["payment_intent"],
-            "payment_method_details": None, "reason": reason, "status": "needs_response",
+            "evidence_details": {"due_by": t + (20 if inquiry else 7) * 86400,
+                                 "enhanced_eligibility": {}, "has_evidence": False,
+                                 "past_due": False, "submission_count": 0},
+            "is_charge_refundable": inquiry, "livemode": False, "metadata": {},
+            "network_reason_code": code, "payment_intent": ch["payment_intent"],
+            "payment_method_details": self._dispute_pm_details(
+                ch, "inquiry" if inquiry else "chargeback", code),
+            "reason": reason,
+            "status": "warning_needs_response" if inquiry else "needs_response",
         })
         ch["disputed"] = True
         ctx.emit("charge.dispute.created", dp)
+        if not inquiry:
+            self._withdraw_dispute_funds(ctx, dp)
         return dp
+
+    def _withdraw_dispute_funds(self, ctx: Ctx, dp: dict) -> None:
+        previous = {"balance_transactions": copy.deepcopy(dp["balance_transactions"])}
+        dp["balance_transactions"].append(self._dispute_txn(dp, reinstated=False))
+        ctx.emit("charge.dispute.funds_withdrawn", dp, previous)
+
+    @staticmethod
+    def _is_inquiry(dp: dict) -> bool:
+        return dp["status"].startswith("warning_")
+
+    def _close_dispute(self, ctx: Ctx, dp: dict, status: str) -> None:
+        """Close with `won`, `lost` (a chargeback) or `warning_closed` (an inquiry):
+        `charge.dispute.closed`, and for `won` `charge.dispute.funds_reinstated`."""
+        dp["status"] = status
+        ctx.emit("charge.dispute.closed", dp)
+        if status == "won":
+            previous = {"balance_transactions": copy.deepcopy(dp["balance_transactions"])}
+            dp["balance_transactions"].append(self._dispute_txn(dp, reinstated=True))
+            ctx.emit("charge.dispute.funds_reinstated", dp, previous)
+
+    def _escalate_dispute(self, ctx: Ctx, dp: dict) -> None:
+        """An inquiry becomes a chargeback (same dispute): `charge.dispute.updated` with
+        `status: needs_response` and `case_type: chargeback`, then funds are withdrawn."""
+        if not self._is_inquiry(dp) or dp["status"] == "warning_closed":
+            raise invalid(f"Dispute {dp['id']} has status {dp['status']}; only an open inquiry "
+                          "(warning_needs_response or warning_under_review) can be escalated.")
+        previous = {k: copy.deepcopy(dp[k]) for k in
+                    ("evidence_details", "is_charge_refundable", "network_reason_code",
+                     "payment_method_details", "status")}
+        t = now()
+        dp["status"] = "needs_response"
+        dp["is_charge_refundable"] = False
+        dp["network_reason_code"] = "10.4"
+        dp["payment_method_details"]["card"]["case_type"] = "chargeback"
+        dp["payment_method_details"]["card"]["network_reason_code"] = "10.4"
+        dp["evidence_details"].update({"due_by": t + 7 * 86400, "past_due": False,
+                                       "submission_count": 0})
+        ctx.emit("charge.dispute.updated", dp, previous)
+        self._withdraw_dispute_funds(ctx, dp)
 
     def dispute_get(self, ctx: Ctx, params: dict, dp_id: str):
         expand = expand_list(params)
@@ -1094,9 +1387,16 @@ class Api:
         return self.paginate(items, params, "/v1/disputes", expand)
 
     def dispute_update(self, ctx: Ctx, params: dict, dp_id: str):
+        """Evidence. Submitting moves a chargeback to `under_review` (an inquiry to
+        `warning_under_review`), which this response shows; Stripe test mode then decides
+        by `evidence[uncategorized_text]`, here right after the response is rendered:
+        `winning_evidence` -> `won` (`charge.dispute.closed`, `.funds_reinstated`),
+        `losing_evidence` -> `lost` (`charge.dispute.closed`). For an inquiry (stand-in
+        convention): `winning_evidence` -> `warning_closed`, `losing_evidence` -> escalated
+        to a chargeback."""
         expand = expand_list(params)
         dp = self.s.must(dp_id, "dispute", "dispute", param="dispute")
-        if dp["status"] in ("won", "lost", "warning_closed"):
+        if dp["status"] in DISPUTE_CLOSED:
             raise invalid(f"This dispute is already closed ({dp['status']}).")
         evidence = params.get("evidence")
         if evidence not in (None, "") and not isinstance(evidence, dict):
@@ -1109,37 +1409,47 @@ class Api:
             previous["metadata"] = dp["metadata"]
             dp["metadata"] = md
         if isinstance(evidence, dict) and evidence:
-            previous["evidence"] = copy.deepcopy(dp["evidence"])
-            for k, v in evidence.items():
+            for k in evidence:
                 if k not in dp["evidence"] or k == "enhanced_evidence":
                     raise invalid(f"Received unknown parameter: evidence[{k}]",
                                   param=f"evidence[{k}]")
+            previous["evidence"] = copy.deepcopy(dp["evidence"])
+            previous["evidence_details"] = copy.deepcopy(dp["evidence_details"])
+            for k, v in evidence.items():
                 dp["evidence"][k] = v if v != "" else None
             dp["evidence_details"]["has_evidence"] = True
         text = (dp["evidence"].get("uncategorized_text") or "").strip()
-        if submit and dp["evidence_details"]["has_evidence"]:
-            dp["evidence_details"]["submission_count"] += 1
+        submitted = submit and dp["evidence_details"]["has_evidence"] and \
+            dp["status"] in ("needs_response", "warning_needs_response")
+        if submitted:
+            previous.setdefault("evidence_details", copy.deepcopy(dp["evidence_details"]))
             previous["status"] = dp["status"]
-            if text == "winning_evidence":
-                dp["status"] = "won"
-            elif text == "losing_evidence":
-                dp["status"] = "lost"
+            dp["evidence_details"]["submission_count"] += 1
+            dp["status"] = "warning_under_review" if self._is_inquiry(dp) else "under_review"
+        elif submit and dp["evidence_details"]["has_evidence"] and \
+                dp["status"] in ("under_review", "warning_under_review") and previous:
+            dp["evidence_details"]["submission_count"] += 1
+            submitted = True
+        if previous:
+            ctx.emit("charge.dispute.updated", dp, previous)
+        out = self.s.render(dp, expand)
+        if submitted and text in ("winning_evidence", "losing_evidence"):
+            if self._is_inquiry(dp):
+                if text == "winning_evidence":
+                    self._close_dispute(ctx, dp, "warning_closed")
+                else:
+                    self._escalate_dispute(ctx, dp)
             else:
-                dp["status"] = "under_review"
-        if dp["status"] in ("won", "lost"):
-            ctx.emit("charge.dispute.updated", dp, previous)
-            ctx.emit("charge.dispute.closed", dp)
-        elif previous:
-            ctx.emit("charge.dispute.updated", dp, previous)
-        return 200, self.s.render(dp, expand)
+                self._close_dispute(ctx, dp, "won" if text == "winning_evidence" else "lost")
+        return 200, out
 
     def dispute_close(self, ctx: Ctx, params: dict, dp_id: str):
+        """Accept the dispute: a chargeback becomes `lost`, an inquiry `warning_closed`."""
         expand = expand_list(params)
         dp = self.s.must(dp_id, "dispute", "dispute", param="dispute")
-        if dp["status"] in ("won", "lost"):
+        if dp["status"] in DISPUTE_CLOSED:
             raise invalid(f"This dispute is already closed ({dp['status']}).")
-        dp["status"] = "lost"
-        ctx.emit("charge.dispute.closed", dp)
+        self._close_dispute(ctx, dp, "warning_closed" if self._is_inquiry(dp) else "lost")
         return 200, self.s.render(dp, expand)
 
     # ---------------------------------------------------------------- customers
@@ -1149,15 +1459,19 @@ class Api:
         if clock not in ("", None):
             self.s.must(clock, "test_helpers.test_clock", "test_clock", param="test_clock",
                         status=400)
+        # `payment_method` is attached to the new customer (a test token: a fresh clone);
+        # `invoice_settings[default_payment_method]` may name that same payment method (the
+        # token, as in Stripe's docs: the default becomes the clone); anything else cannot
+        # be attached to a customer that does not exist yet.
         pm_id = p_str(params, "payment_method")
-        if pm_id:
-            self._resolve_pm(pm_id)
+        existing_pm = self._attachable_pm(pm_id, None, "payment_method") if pm_id else None
         inv_settings = params.get("invoice_settings") or {}
         default_pm = None
         if isinstance(inv_settings, dict):
             default_pm = p_str(inv_settings, "default_payment_method")
-            if default_pm:
-                self._resolve_pm(default_pm, "invoice_settings[default_payment_method]")
+            if default_pm and default_pm != pm_id:
+                self._attached_pm(default_pm, "(new customer)",
+                                  "invoice_settings[default_payment_method]")
         metadata: dict = {}
         apply_metadata(metadata, params.get("metadata"))
         cus = self.s.put({
@@ -1174,7 +1488,15 @@ class Api:
             "preferred_locales": [], "shipping": None, "tax_exempt": "none",
             "test_clock": clock or None,
         })
+        pm = None
+        if pm_id:
+            pm = existing_pm if existing_pm is not None else self._clone_pm(pm_id)
+            pm["customer"] = cus["id"]
+            if default_pm:
+                cus["invoice_settings"]["default_payment_method"] = pm["id"]
         ctx.emit("customer.created", cus)
+        if pm is not None:
+            ctx.emit("payment_method.attached", pm)
         return 200, self.s.render(cus, expand)
 
     def customer_get(self, ctx: Ctx, params: dict, cus_id: str):
@@ -1201,7 +1523,8 @@ class Api:
         if isinstance(inv_settings, dict) and "default_payment_method" in inv_settings:
             default_pm = p_str(inv_settings, "default_payment_method")
             if default_pm:
-                self._resolve_pm(default_pm, "invoice_settings[default_payment_method]")
+                default_pm = self._attached_pm(default_pm, cus_id,
+                                               "invoice_settings[default_payment_method]")["id"]
         md = copy.deepcopy(cus["metadata"])
         apply_metadata(md, params.get("metadata"))
         previous: dict = {}
@@ -1228,6 +1551,8 @@ class Api:
         for sub in self.s.list_of("subscription", lambda o: o["customer"] == cus_id
                                   and o["status"] not in ("canceled", "incomplete_expired")):
             self._end_subscription(ctx, sub, self.s.clock_time(cus_id), "cancellation_requested")
+        for pm in self.s.list_of("payment_method", lambda o: o.get("customer") == cus_id):
+            pm["customer"] = None  # Stripe detaches a deleted customer's payment methods
         ctx.emit("customer.deleted", cus)
         tomb = {"id": cus_id, "object": "customer", "deleted": True}
         self.s.objects[cus_id] = tomb
@@ -1407,7 +1732,7 @@ class Api:
             raise invalid("Invalid payment_behavior", param="payment_behavior")
         default_pm = p_str(params, "default_payment_method")
         if default_pm:
-            self._resolve_pm(default_pm, "default_payment_method")
+            default_pm = self._attached_pm(default_pm, cus_id, "default_payment_method")["id"]
         pm_id = default_pm or cus["invoice_settings"].get("default_payment_method")
         if behavior != "default_incomplete" and not pm_id:
             raise invalid("This customer has no attached payment source or default payment "
@@ -1539,7 +1864,8 @@ class Api:
                 "pricing": {"price_details": {"price": price["id"], "product": price["product"]},
                             "type": "price_details",
                             "unit_amount_decimal": price["unit_amount_decimal"]},
-                "quantity": item["quantity"], "subscription": sub["id"],
+                "quantity": item["quantity"], "quantity_decimal": str(item["quantity"]),
+                "subscription": sub["id"], "subtotal": amount,
                 "subscription_item": item["id"], "taxes": [], "type": "subscription",
                 "price": copy.deepcopy(price), "proration": False,
             })
@@ -1719,7 +2045,8 @@ class Api:
             cancel_at = p_int(params, "cancel_at")
         default_pm = p_str(params, "default_payment_method")
         if default_pm:
-            self._resolve_pm(default_pm, "default_payment_method")
+            default_pm = self._attached_pm(default_pm, sub["customer"],
+                                           "default_payment_method")["id"]
         previous: dict = {}
 
         def setf(key, val):
@@ -2313,7 +2640,8 @@ class Handler(BaseHTTPRequestHandler):
                     return self._send_json(409, {"error": "no webhook URL configured"})
                 st.deliverer.enqueue(ident, resend=True)
                 return self._send_json(200, {"ok": True, "event_id": ident})
-            if section in ("payment_intents", "charges") and ident and method == "POST":
+            if section in ("payment_intents", "charges", "disputes", "refunds") and ident \
+                    and method == "POST":
                 ctx = Ctx(st, None, None, st.default_api_version)
                 try:
                     if section == "payment_intents" and action == "authenticate":
@@ -2325,7 +2653,32 @@ class Handler(BaseHTTPRequestHandler):
                         ch = st.must(ident, "charge", "charge")
                         if ch["status"] != "succeeded":
                             raise invalid("only a succeeded charge can be disputed")
-                        obj = self.api._open_dispute(ctx, ch, data.get("reason", "fraudulent"))
+                        case_type = data.get("case_type", "chargeback")
+                        if case_type not in ("chargeback", "inquiry"):
+                            return self._send_json(400, {"error": "case_type: chargeback|inquiry"})
+                        obj = self.api._open_dispute(ctx, ch, data.get("reason", "fraudulent"),
+                                                     inquiry=case_type == "inquiry")
+                    elif section == "disputes" and action == "escalate":
+                        dp = st.must(ident, "dispute", "dispute")
+                        self.api._escalate_dispute(ctx, dp)
+                        obj = dp
+                    elif section == "disputes" and action == "close":
+                        dp = st.must(ident, "dispute", "dispute")
+                        inquiry = self.api._is_inquiry(dp)
+                        status = data.get("status", "warning_closed" if inquiry else None)
+                        allowed = ("warning_closed",) if inquiry else ("won", "lost")
+                        if dp["status"] in DISPUTE_CLOSED:
+                            raise invalid(f"This dispute is already closed ({dp['status']}).")
+                        if status not in allowed:
+                            raise invalid(f"status must be one of {', '.join(allowed)} for "
+                                          f"a dispute in {dp['status']}")
+                        self.api._close_dispute(ctx, dp, status)
+                        obj = dp
+                    elif section == "refunds" and action == "fail":
+                        re_obj = st.must(ident, "refund", "refund")
+                        self.api._fail_refund(ctx, re_obj, data.get("failure_reason")
+                                              or "expired_or_canceled_card")
+                        obj = re_obj
                     else:
                         return self._send_json(404, {"error": f"unknown control route {path}"})
                     st.commit_events(ctx)

@@ -105,7 +105,7 @@ def norm_type(t: str) -> str:
 def parse_file(path: str, structs: dict, enums: dict, builders: dict, where: dict) -> None:
     raw = open(path, encoding="utf-8").read()
     src = strip_comments(raw)
-    crate = path.split("/src/")[0].rsplit("/", 1)[-1]
+    crate = path.rsplit("/src/", 1)[0].rsplit("/", 1)[-1]
     # --- structs: field -> rust type
     for m in re.finditer(r"\bpub struct (\w+)(<[^>]*>)?\s*\{", src):
         name = m.group(1)
@@ -120,7 +120,7 @@ def parse_file(path: str, structs: dict, enums: dict, builders: dict, where: dic
         if name in structs and crate != "async-stripe-shared":
             continue  # keep the shared crate's definition on a name clash
         structs[name] = fields
-        where[name] = os.path.relpath(path, os.path.dirname(os.path.dirname(path)))
+        where[name] = os.path.relpath(path, os.path.dirname(path.rsplit("/src/", 1)[0]))
     # --- builders: json key -> rust field, and which fields are required
     for m in re.finditer(r"impl MapBuilder for (\w+)Builder\s*\{", src):
         name = m.group(1)
@@ -205,23 +205,9 @@ def main(argv=None) -> int:
             out[json_key] = {"type": fields[rust_field],
                              "required": defaults.get(rust_field, "None") == "None"}
         types[name] = {"source": where.get(name), "fields": out}
-    # the webhook Event (serde shadow struct in async-stripe-webhook/src/webhook.rs)
-    types["Event"] = {"source": "async-stripe-webhook/src/webhook.rs", "fields": {
-        "account": {"type": "Option<String>", "required": False},
-        "api_version": {"type": "Option<String>", "required": False},
-        "created": {"type": "Timestamp", "required": True},
-        "data": {"type": "EventData", "required": True},
-        "id": {"type": "EventId", "required": True},
-        "livemode": {"type": "bool", "required": True},
-        "object": {"type": "String", "required": True},
-        "pending_webhooks": {"type": "i64", "required": True},
-        "request": {"type": "Option<NotificationEventRequest>", "required": False},
-        "type": {"type": "String", "required": True},
-    }}
-    types["EventData"] = {"source": "async-stripe-webhook/src/webhook.rs", "fields": {
-        "object": {"type": "EventObject", "required": True},
-        "previous_attributes": {"type": "Option<Value>", "required": False},
-    }}
+    # `Webhook::construct_event` parses the envelope as stripe_shared::Event (miniserde);
+    # `data.object` is then parsed as the type `EventObject::from_raw_data` picks by `type`
+    # (the "events" map below).
     events = parse_events(os.path.join(roots["async-stripe-webhook"], "src", "generated",
                                        "mod.rs"))
     # only keep what is reachable from the objects and events we care about

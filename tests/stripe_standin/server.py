@@ -34,7 +34,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 DEFAULT_PORT = 12111
 DEFAULT_WEBHOOK_SECRET = "whsec_standin_local_secret"
-DEFAULT_API_VERSION = "2025-04-30.basil"
+# async-stripe 1.0.0-rc.10 is generated for (and sends `Stripe-Version:`) 2026-09-30.endive
+DEFAULT_API_VERSION = "2026-09-30.endive"
 ALNUM = string.ascii_letters + string.digits
 API_KEY_RE = re.compile(r"^(sk|pk|rk)_test_[A-Za-z0-9_]+$")
 
@@ -1286,7 +1287,7 @@ class Api:
     @staticmethod
     def _dispute_pm_details(ch: dict, case_type: str, code: str) -> dict | None:
         card = ((ch.get("payment_method_details") or {}).get("card")) or {}
-        return {"amazon_pay": None, "type": "card", "klarna": None, "paypal": None,
+        return {"type": "card",
                 "card": {"brand": card.get("brand") or "visa", "case_type": case_type,
                          "network": card.get("network") or card.get("brand") or "visa",
                          "network_reason_code": code}}
@@ -1335,9 +1336,8 @@ class Api:
         return dp
 
     def _withdraw_dispute_funds(self, ctx: Ctx, dp: dict) -> None:
-        previous = {"balance_transactions": copy.deepcopy(dp["balance_transactions"])}
         dp["balance_transactions"].append(self._dispute_txn(dp, reinstated=False))
-        ctx.emit("charge.dispute.funds_withdrawn", dp, previous)
+        ctx.emit("charge.dispute.funds_withdrawn", dp)
 
     @staticmethod
     def _is_inquiry(dp: dict) -> bool:
@@ -1349,9 +1349,8 @@ class Api:
         dp["status"] = status
         ctx.emit("charge.dispute.closed", dp)
         if status == "won":
-            previous = {"balance_transactions": copy.deepcopy(dp["balance_transactions"])}
             dp["balance_transactions"].append(self._dispute_txn(dp, reinstated=True))
-            ctx.emit("charge.dispute.funds_reinstated", dp, previous)
+            ctx.emit("charge.dispute.funds_reinstated", dp)
 
     def _escalate_dispute(self, ctx: Ctx, dp: dict) -> None:
         """An inquiry becomes a chargeback (same dispute): `charge.dispute.updated` with

@@ -158,7 +158,7 @@ def check_value(value, rtype: str, path: str, errs: list, seen: set) -> None:
             if field["required"]:
                 errs.append(f"{path}.{name}: missing, required by {rtype} ({field['type']})")
             continue
-        if rtype == "EventData" and name == "object":
+        if rtype == "NotificationEventData" and name == "object":
             continue  # checked by check_event with the event's type
         check_value(value[name], field["type"], f"{path}.{name}", errs, seen)
 

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use shared::accounts::{self, Outcome};
+use shared::accounts;
 use shared::domain::account::SubscriptionUpdate;
 use shared::domain::ledger::{Change, Operation, is_nothing_to_change};
 use shared::domain::payment::{Payment, metadata};
@@ -26,36 +26,20 @@ pub async fn handle(state: &AppState, kind: &str, object: &Value) -> ApiResult<b
             state.store.set_payment_status(text(object, "id"), status).await?;
             Ok(true)
         }
-        "charge.refunded" => {
-            let Some(payment) = recorded_payment(state, text(object, "payment_intent"), object).await? else {
-                return Ok(false);
-            };
-            let refunded = number(object, "amount_refunded");
-            let operation = Operation::Refund {
-                payment_intent_id: payment.payment_intent_id.clone(),
-                credited: payment.total_credits(),
-                refunded,
-                amount: payment.amount,
-            };
-            let key = format!("#refund#{}#{refunded}", payment.payment_intent_id);
-            reverse(state, &payment, operation, &key, "refund").await
-        }
-        "charge.dispute.created" | "charge.dispute.closed" => {
-            let Some(payment) = disputed_payment(state, object).await? else { return Ok(false) };
-            let dispute = text(object, "id");
-            let (operation, step) = match (kind, text(object, "status")) {
-                ("charge.dispute.created", _) => (
-                    Operation::DisputeOpened {
-                        payment_intent_id: payment.payment_intent_id.clone(),
-                        credited: payment.total_credits(),
-                    },
-                    "opened",
-                ),
-                (_, "won") => (Operation::DisputeWon { payment_intent_id: payment.payment_intent_id.clone() }, "won"),
-                // A lost dispute keeps what it reversed.
-                _ => return Ok(true),
-            };
-            reverse(state, &payment, operation, &format!("#dispute#{dispute}#{step}"), "dispute").await
+        // Refunds and disputes, in any order, any number of times: each only says which
+        // payment's money moved; what moved is read from Stripe as it stands now.
+        "charge.refunded"
+        | "charge.refund.updated"
+        | "refund.created"
+        | "refund.updated"
+        | "refund.failed"
+        | "charge.dispute.created"
+        | "charge.dispute.updated"
+        | "charge.dispute.closed"
+        | "charge.dispute.funds_withdrawn"
+        | "charge.dispute.funds_reinstated" => {
+            let Some(payment) = moved_payment(state, object).await? else { return Ok(false) };
+            follow_the_money(state, &payment).await
         }
         "invoice.paid" => {
             let Some(subscription) = invoiced_subscription(state, object).await? else { return Ok(false) };
@@ -106,17 +90,17 @@ fn names(object: &Value, payment: &Payment) -> bool {
     claims(metadata::ENTITY, &payment.entity_id) && claims(metadata::USER, &payment.user_id)
 }
 
-/// The payment a dispute is about (a dispute's `amount` may be part of the charge: only its
-/// currency must agree).
-async fn disputed_payment(state: &AppState, dispute: &Value) -> ApiResult<Option<Payment>> {
-    let intent_id = text(dispute, "payment_intent");
+/// The payment a refund, charge or dispute is about: our record of its PaymentIntent, in
+/// the same currency (a refund or dispute may be for part of the amount).
+async fn moved_payment(state: &AppState, object: &Value) -> ApiResult<Option<Payment>> {
+    let intent_id = text(object, "payment_intent");
     let payment = match intent_id {
         "" => None,
         id => state.store.get_payment(id).await?,
     };
-    let agrees = |p: &Payment| p.currency.eq_ignore_ascii_case(text(dispute, "currency"));
+    let agrees = |p: &Payment| p.currency.eq_ignore_ascii_case(text(object, "currency")) && names(object, p);
     Ok(payment.filter(agrees).or_else(|| {
-        ignored("disputed payment", intent_id);
+        ignored("payment", intent_id);
         None
     }))
 }
@@ -156,21 +140,25 @@ async fn note_subscription(
     Ok(true)
 }
 
-async fn reverse(
-    state: &AppState,
-    payment: &Payment,
-    operation: Operation,
-    key: &str,
-    reason: &str,
-) -> ApiResult<bool> {
-    let key = IdempotencyKey::permanent(&payment.entity_id, key, key);
-    let change = Change { operation, reason: Some(reason.to_owned()), idempotency_key: None };
+/// Brings the payment's credits in line with its refunds and disputes as Stripe reports
+/// them now. The change is computed from the account inside its versioned write, so
+/// duplicate, concurrent or late events move nothing twice.
+async fn follow_the_money(state: &AppState, payment: &Payment) -> ApiResult<bool> {
+    let moves = state.gateway()?.money_moves(&payment.payment_intent_id).await?;
+    let (target, why) = moves.credits_to_reverse(payment);
+    let operation = Operation::Reconcile {
+        payment_intent_id: payment.payment_intent_id.clone(),
+        credited: payment.total_credits(),
+        target,
+    };
+    let change = Change { operation, reason: Some(why), idempotency_key: None };
+    let key = IdempotencyKey::internal(&payment.entity_id, "stripe money moves");
     let outcome = accounts::change(state, &payment.entity_id, &payment.user_id, &change, &key, |_, _| {
         Ok((Default::default(), Value::Null))
     })
     .await;
     match outcome {
-        Ok(Outcome::Done { .. } | Outcome::Replayed { .. }) => Ok(true),
+        Ok(_) => Ok(true),
         Err(err) if is_nothing_to_change(&err) => Ok(true),
         Err(err) => Err(err),
     }

@@ -21,10 +21,8 @@ pub struct ActiveHold {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PaymentReversals {
-    /// Credits reversed and not re-granted (refunds and open or lost disputes).
+    /// Credits reversed and not re-granted (refunds and chargebacks in force).
     pub reversed: u64,
-    /// The part of `reversed` an open dispute took, re-granted if the dispute is won.
-    pub disputed: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

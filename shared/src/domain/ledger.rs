@@ -29,22 +29,13 @@ pub enum Operation {
     Release {
         hold_id: String,
     },
-    /// A refund: reverse the payment's credits in proportion to the cumulative amount
-    /// refunded (`refunded` of `amount`), rounded down, never more than it credited.
-    Refund {
+    /// Brings what a payment's credits have lost to refunds and disputes to `target` (never
+    /// more than `credited`): a `reversal` entry when more money is gone, a `regrant` when
+    /// money came back (a refund failed, a dispute was won).
+    Reconcile {
         payment_intent_id: String,
         credited: u64,
-        refunded: u64,
-        amount: u64,
-    },
-    /// A dispute opened: reverse whatever of the payment is not reversed yet.
-    DisputeOpened {
-        payment_intent_id: String,
-        credited: u64,
-    },
-    /// A dispute won: re-grant what the dispute reversed.
-    DisputeWon {
-        payment_intent_id: String,
+        target: u64,
     },
     /// Only records holds that have expired.
     Sweep,
@@ -145,18 +136,20 @@ impl Builder<'_> {
         });
     }
 
-    /// Takes `credits` back for a payment; `disputed` of them belong to an open dispute.
-    fn reverse(&mut self, payment_intent_id: &str, credits: u64, disputed: u64) {
-        if credits == 0 {
-            return;
-        }
-        if let Some(reversals) = self.account.reversals.get_mut(payment_intent_id) {
-            reversals.reversed += credits;
-            reversals.disputed += disputed;
-        }
+    /// Takes `credits` of a payment back.
+    fn reverse(&mut self, payment_intent_id: &str, credits: u64) {
+        self.account.reversals.entry(payment_intent_id.to_owned()).or_default().reversed += credits;
         self.account.balance -= credits as i64;
         self.account.lifetime_reversed += credits;
         self.record_for_payment(EntryType::Reversal, -(credits as i64), payment_intent_id);
+    }
+
+    /// Gives back `credits` of a payment that an earlier reversal took.
+    fn regrant(&mut self, payment_intent_id: &str, credits: u64) {
+        self.account.reversals.entry(payment_intent_id.to_owned()).or_default().reversed -= credits;
+        self.account.balance += credits as i64;
+        self.account.lifetime_reversed = self.account.lifetime_reversed.saturating_sub(credits);
+        self.record_for_payment(EntryType::Regrant, credits as i64, payment_intent_id);
     }
 
     fn record_for_payment(&mut self, kind: EntryType, credits: i64, payment_intent_id: &str) {
@@ -255,31 +248,13 @@ impl Builder<'_> {
                 self.record(EntryType::Release, 0, Some(&hold_id));
                 self.holds.push(HoldChange::Settled { hold_id, status: HoldStatus::Released, captured: 0, released });
             }
-            Operation::Refund { payment_intent_id, credited, refunded, amount } => {
-                let target = if amount == 0 || refunded >= amount {
-                    credited
-                } else {
-                    // u128: credits (≤ 10^12) × amounts (≤ 10^12) overflows u64.
-                    (u128::from(credited) * u128::from(refunded) / u128::from(amount)) as u64
-                };
-                let reversals = self.account.reversals.entry(payment_intent_id.clone()).or_default();
-                let delta = target.min(credited).saturating_sub(reversals.reversed);
-                self.reverse(&payment_intent_id, delta, 0);
-            }
-            Operation::DisputeOpened { payment_intent_id, credited } => {
-                let reversals = self.account.reversals.entry(payment_intent_id.clone()).or_default();
-                let delta = credited.saturating_sub(reversals.reversed);
-                self.reverse(&payment_intent_id, delta, delta);
-            }
-            Operation::DisputeWon { payment_intent_id } => {
-                let reversals = self.account.reversals.entry(payment_intent_id.clone()).or_default();
-                let regrant = reversals.disputed;
-                reversals.disputed = 0;
-                reversals.reversed -= regrant;
-                if regrant > 0 {
-                    self.account.balance += regrant as i64;
-                    self.account.lifetime_reversed = self.account.lifetime_reversed.saturating_sub(regrant);
-                    self.record_for_payment(EntryType::Regrant, regrant as i64, &payment_intent_id);
+            Operation::Reconcile { payment_intent_id, credited, target } => {
+                let reversed = self.account.reversals.entry(payment_intent_id.clone()).or_default().reversed;
+                let target = target.min(credited);
+                if target > reversed {
+                    self.reverse(&payment_intent_id, target - reversed);
+                } else if target < reversed {
+                    self.regrant(&payment_intent_id, reversed - target);
                 }
             }
             Operation::Sweep => {}
@@ -438,51 +413,44 @@ mod tests {
         );
     }
 
-    fn refund(refunded: u64) -> Operation {
-        Operation::Refund { payment_intent_id: "pi".into(), credited: 120, refunded, amount: 999 }
+    fn reconcile(target: u64) -> Operation {
+        Operation::Reconcile { payment_intent_id: "pi".into(), credited: 120, target }
     }
 
     #[test]
-    fn partial_refunds_add_up_to_exactly_what_was_credited() {
+    fn reconciling_moves_only_the_difference_and_never_past_what_was_credited() {
         let mut account = funded(120);
-        let mut reversed = Vec::new();
-        for refunded in [300, 300, 999, 999] {
-            match apply(&account, &change(refund(refunded)), 0, &mut ids()) {
+        let mut moved = Vec::new();
+        for target in [36, 36, 120, 500, 36, 0] {
+            match apply(&account, &change(reconcile(target)), 0, &mut ids()) {
                 Ok(applied) => {
-                    reversed.push(-applied.entries[0].credits);
+                    moved.push((applied.entries[0].kind, applied.entries[0].credits));
                     account = applied.account;
                 }
-                Err(_) => reversed.push(0),
+                Err(_) => moved.push((EntryType::Reversal, 0)),
             }
         }
-        // 300/999 of 120 = 36.03 → 36; the same cumulative amount again reverses nothing.
-        assert_eq!(reversed, [36, 0, 84, 0]);
-        assert_eq!((account.balance, account.lifetime_reversed), (0, 120));
+        let nothing = (EntryType::Reversal, 0);
+        let expected = [
+            (EntryType::Reversal, -36),
+            nothing,
+            (EntryType::Reversal, -84),
+            nothing,
+            (EntryType::Regrant, 84),
+            (EntryType::Regrant, 36),
+        ];
+        assert_eq!(moved, expected);
+        assert_eq!((account.balance, account.lifetime_reversed), (120, 0));
     }
 
     #[test]
-    fn a_refund_after_spending_goes_negative_and_blocks_spends() {
+    fn a_reversal_after_spending_goes_negative_and_blocks_spends() {
         let spent = apply(&funded(120), &change(Operation::Decrement { credits: 120 }), 0, &mut ids()).unwrap();
-        let refunded = apply(&spent.account, &change(refund(999)), 1, &mut ids()).unwrap();
-        assert_eq!(refunded.account.balance, -120);
-        let spend = apply(&refunded.account, &change(Operation::Decrement { credits: 1 }), 2, &mut ids());
+        let reversed = apply(&spent.account, &change(reconcile(120)), 1, &mut ids()).unwrap();
+        assert_eq!(reversed.account.balance, -120);
+        assert_eq!(reversed.entries[0].payment_intent_id.as_deref(), Some("pi"));
+        let spend = apply(&reversed.account, &change(Operation::Decrement { credits: 1 }), 2, &mut ids());
         assert_eq!(spend.unwrap_err().code, ErrorCode::InsufficientCredits);
-    }
-
-    #[test]
-    fn a_won_dispute_regrants_what_it_reversed_after_a_partial_refund() {
-        let refunded = apply(&funded(120), &change(refund(300)), 0, &mut ids()).unwrap();
-        let opened = Operation::DisputeOpened { payment_intent_id: "pi".into(), credited: 120 };
-        let disputed = apply(&refunded.account, &change(opened.clone()), 1, &mut ids()).unwrap();
-        assert_eq!(disputed.entries[0].credits, -84);
-        assert_eq!(disputed.account.balance, 0);
-        assert!(apply(&disputed.account, &change(opened), 2, &mut ids()).is_err(), "nothing left to reverse");
-        let won =
-            apply(&disputed.account, &change(Operation::DisputeWon { payment_intent_id: "pi".into() }), 3, &mut ids())
-                .unwrap();
-        assert_eq!((won.entries[0].kind, won.entries[0].credits), (EntryType::Regrant, 84));
-        assert_eq!((won.account.balance, won.account.lifetime_reversed), (84, 36));
-        assert_eq!(won.entries[0].payment_intent_id.as_deref(), Some("pi"));
     }
 
     #[test]

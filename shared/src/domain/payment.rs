@@ -90,6 +90,70 @@ impl Intent {
     }
 }
 
+/// What has happened to a payment's money since it was paid, as Stripe reports it now: its
+/// refunds and disputes. Credits follow this state, not the order events arrive in.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MoneyMoves {
+    pub refunds: Vec<RefundState>,
+    pub disputes: Vec<DisputeState>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RefundState {
+    pub id: String,
+    pub amount: u64,
+    /// `pending | requires_action | succeeded | failed | canceled`.
+    pub status: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DisputeState {
+    pub id: String,
+    /// Inquiries: `warning_needs_response | warning_under_review | warning_closed`;
+    /// chargebacks: `needs_response | under_review | won | lost`.
+    pub status: String,
+}
+
+impl RefundState {
+    /// A refund takes money back unless it failed or was canceled (a pending one is on its way).
+    fn counts(&self) -> bool {
+        !matches!(self.status.as_str(), "failed" | "canceled")
+    }
+}
+
+impl DisputeState {
+    /// A chargeback withdraws the money until it is won; an inquiry moves none.
+    fn withdraws_funds(&self) -> bool {
+        matches!(self.status.as_str(), "needs_response" | "under_review" | "lost")
+    }
+}
+
+impl MoneyMoves {
+    /// How many of `payment`'s credits the money gone takes back, and why (for the ledger).
+    /// A chargeback in force takes all of them; refunds take their share, rounded down.
+    pub fn credits_to_reverse(&self, payment: &Payment) -> (u64, String) {
+        let credited = payment.total_credits();
+        if let Some(dispute) = self.disputes.iter().find(|d| d.withdraws_funds()) {
+            return (credited, format!("dispute {} ({})", dispute.id, dispute.status));
+        }
+        let counted: Vec<&RefundState> = self.refunds.iter().filter(|r| r.counts()).collect();
+        let refunded = counted.iter().map(|r| r.amount).sum::<u64>().min(payment.amount);
+        // u128: credits (≤ 10^12) × amounts (≤ 10^12) overflows u64.
+        let share = match payment.amount {
+            0 => 0,
+            amount => (u128::from(credited) * u128::from(refunded) / u128::from(amount)) as u64,
+        };
+        let mut why = format!("refunded {refunded} of {}", payment.amount);
+        for refund in &self.refunds {
+            why.push_str(&format!("; refund {} {}", refund.id, refund.status));
+        }
+        for dispute in &self.disputes {
+            why.push_str(&format!("; dispute {} {}", dispute.id, dispute.status));
+        }
+        (share, why)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,5 +183,35 @@ mod tests {
         assert!(payment.matches(999, "usd") && payment.matches(999, "USD"));
         assert!(!payment.matches(1, "usd"));
         assert!(!payment.matches(999, "eur"));
+    }
+
+    fn refund(id: &str, amount: u64, status: &str) -> RefundState {
+        RefundState { id: id.into(), amount, status: status.into() }
+    }
+
+    fn dispute(status: &str) -> Vec<DisputeState> {
+        vec![DisputeState { id: "dp_1".into(), status: status.into() }]
+    }
+
+    #[test]
+    fn credits_follow_the_money_stripe_reports() {
+        let payment = Payment::of_tier("pi_1", "e-1", "u-1", &tier(), "succeeded", 5);
+        let reverse = |moves: MoneyMoves| moves.credits_to_reverse(&payment).0;
+        assert_eq!(reverse(MoneyMoves::default()), 0);
+        let partial = vec![refund("re_1", 300, "succeeded"), refund("re_2", 200, "pending")];
+        assert_eq!(reverse(MoneyMoves { refunds: partial.clone(), disputes: vec![] }), 60, "500 of 999 → 60 of 120");
+        let failed = vec![refund("re_1", 300, "succeeded"), refund("re_2", 200, "failed")];
+        assert_eq!(reverse(MoneyMoves { refunds: failed, disputes: vec![] }), 36);
+        let full = vec![refund("re_1", 999, "succeeded")];
+        assert_eq!(reverse(MoneyMoves { refunds: full, disputes: vec![] }), 120);
+        for (status, reversed) in
+            [("warning_needs_response", 0), ("warning_closed", 0), ("needs_response", 120), ("lost", 120), ("won", 0)]
+        {
+            assert_eq!(reverse(MoneyMoves { refunds: vec![], disputes: dispute(status) }), reversed, "{status}");
+        }
+        let won_after_refund = MoneyMoves { refunds: partial, disputes: dispute("won") };
+        let (credits, why) = won_after_refund.credits_to_reverse(&payment);
+        assert_eq!(credits, 60);
+        assert!(why.contains("refund re_1 succeeded") && why.contains("dispute dp_1 won"), "{why}");
     }
 }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 
-use crate::domain::payment::Intent;
+use crate::domain::payment::{Intent, MoneyMoves};
 use crate::error::{ApiError, ErrorCode};
 
 /// A PaymentIntent to create (with a payment method, ready to be confirmed by
@@ -104,6 +104,8 @@ pub trait PaymentGateway: Send + Sync {
         subscription: &NewSubscription,
         idempotency_key: &str,
     ) -> Result<StartedSubscription, GatewayError>;
+    /// The refunds and disputes of a PaymentIntent as they stand now.
+    async fn money_moves(&self, payment_intent_id: &str) -> Result<MoneyMoves, GatewayError>;
     /// Stops renewal at the end of the current period.
     async fn cancel_at_period_end(&self, subscription_id: &str) -> Result<StartedSubscription, GatewayError>;
 }

@@ -8,13 +8,15 @@ use async_trait::async_trait;
 use stripe::{IdempotencyKey, RequestStrategy, StripeError, StripeRequest};
 use stripe_billing::subscription::{CreateSubscription, CreateSubscriptionItems, UpdateSubscription};
 use stripe_core::customer::CreateCustomer;
+use stripe_core::dispute::ListDispute;
 use stripe_core::payment_intent::{
     ConfirmPaymentIntent, CreatePaymentIntent, CreatePaymentIntentAutomaticPaymentMethods,
     CreatePaymentIntentAutomaticPaymentMethodsAllowRedirects, RetrievePaymentIntent,
 };
+use stripe_core::refund::ListRefund;
 use stripe_product::price::{CreatePrice, CreatePriceProductData, CreatePriceRecurring, CreatePriceRecurringInterval};
 
-use crate::domain::payment::Intent;
+use crate::domain::payment::{DisputeState, Intent, MoneyMoves, RefundState};
 use crate::payments::gateway::{GatewayError, NewIntent, NewSubscription, PaymentGateway, StartedSubscription};
 
 /// Attempts per Stripe call on connection failures and 5xx (same idempotency key each time).
@@ -175,6 +177,30 @@ impl PaymentGateway for StripeGateway {
         let updated =
             with_retries(|| request.customize().request_strategy(strategy.clone()).send(&self.client)).await?;
         Ok(subscription(updated))
+    }
+
+    async fn money_moves(&self, payment_intent_id: &str) -> Result<MoneyMoves, GatewayError> {
+        // A payment has a handful of refunds and disputes at most; 100 is Stripe's page size.
+        let refunds = ListRefund::new().payment_intent(payment_intent_id).limit(100);
+        let refunds = with_retries(|| refunds.send(&self.client)).await.map_err(|e| e.during("listing refunds"))?;
+        let disputes = ListDispute::new().payment_intent(payment_intent_id).limit(100);
+        let disputes = with_retries(|| disputes.send(&self.client)).await.map_err(|e| e.during("listing disputes"))?;
+        Ok(MoneyMoves {
+            refunds: refunds
+                .data
+                .into_iter()
+                .map(|r| RefundState {
+                    id: r.id.to_string(),
+                    amount: u64::try_from(r.amount).unwrap_or_default(),
+                    status: r.status.unwrap_or_default(),
+                })
+                .collect(),
+            disputes: disputes
+                .data
+                .into_iter()
+                .map(|d| DisputeState { id: d.id.to_string(), status: d.status.as_str().to_owned() })
+                .collect(),
+        })
     }
 
     async fn retrieve_intent(&self, id: &str) -> Result<Option<Intent>, GatewayError> {

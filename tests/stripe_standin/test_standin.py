@@ -1128,6 +1128,7 @@ def test_every_object_parses_as_async_stripe_rc10(base_url):
         _scenario(base_url)
     finally:
         stripe.default_http_client = None
+    assert len(rec.bodies) > 40 and {b[2] for b in rec.bodies} >= {200, 400, 402}
     seen: set = set()
     problems = []
     for method, url, status, body in rec.bodies:
@@ -1155,8 +1156,13 @@ def test_every_object_parses_as_async_stripe_rc10(base_url):
             "charge.dispute.updated", "charge.dispute.closed",
             "charge.dispute.funds_reinstated", "charge.refund.updated", "refund.failed",
             "refund.updated", "payment_method.attached", "payment_method.detached",
-            "invoice.paid", "customer.subscription.updated",
+            "invoice.created", "invoice.finalized", "invoice.paid", "invoice.payment_succeeded",
+            "invoice.payment_failed", "invoice.payment_action_required", "invoice.voided",
+            "customer.subscription.created", "customer.subscription.updated",
             "customer.subscription.deleted"} <= kinds
+    subs = {e["data"]["object"]["status"] for e in all_events
+            if e["type"].startswith("customer.subscription.")}
+    assert {"incomplete", "active", "past_due", "canceled", "incomplete_expired"} <= subs
 
 
 def _scenario(base_url):
@@ -1198,10 +1204,22 @@ def _scenario(base_url):
     stripe.test_helpers.TestClock.advance(clock.id, frozen_time=_utc(2031, 2, 2))
     stripe.Subscription.modify(sub.id, cancel_at_period_end=True)
     stripe.test_helpers.TestClock.advance(clock.id, frozen_time=_utc(2031, 4, 2))
+    # a declined first invoice left unpaid expires (invoice.voided); a 3-D Secure one waits
     declining = stripe.Customer.create(payment_method="pm_card_chargeDeclined",
+                                       test_clock=clock.id,
                                        invoice_settings={"default_payment_method":
                                                          "pm_card_chargeDeclined"})
     stripe.Subscription.create(customer=declining.id, items=[{"price": price.id}])
+    secure = stripe.Customer.create(payment_method="pm_card_authenticationRequired",
+                                    invoice_settings={"default_payment_method":
+                                                      "pm_card_authenticationRequired"})
+    stripe.Subscription.create(customer=secure.id, items=[{"price": price.id}])
+    # a renewal that declines: past_due, invoice.payment_failed
+    renewing = stripe.Subscription.create(customer=cus.id, items=[{"price": price.id}])
+    bad_card = stripe.PaymentMethod.attach("pm_card_chargeDeclinedInsufficientFunds",
+                                           customer=cus.id)
+    stripe.Subscription.modify(renewing.id, default_payment_method=bad_card.id)
+    stripe.test_helpers.TestClock.advance(clock.id, frozen_time=_utc(2031, 5, 5))
     other = stripe.Subscription.create(customer=cus.id, items=[{"price": price.id}])
     stripe.Subscription.cancel(other.id)
     stripe.Invoice.list(limit=100, expand=["data.payment_intent"])

@@ -1425,8 +1425,9 @@ class Api:
             previous["status"] = dp["status"]
             dp["evidence_details"]["submission_count"] += 1
             dp["status"] = "warning_under_review" if self._is_inquiry(dp) else "under_review"
-        elif submit and dp["evidence_details"]["has_evidence"] and \
-                dp["status"] in ("under_review", "warning_under_review") and previous:
+        elif submit and isinstance(evidence, dict) and evidence and \
+                dp["status"] in ("under_review", "warning_under_review"):
+            # more evidence on a dispute under review: submitted again
             dp["evidence_details"]["submission_count"] += 1
             submitted = True
         if previous:

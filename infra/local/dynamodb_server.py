@@ -18,23 +18,139 @@ When listening it prints exactly one line to stdout and flushes:
 spawned it with a piped stdin stops it just by exiting (or closing the pipe).
 
 State is in memory only: a restart starts empty.
+
+Two fixes to moto 5.2.5, installed at start-up by `patch_moto` (site-packages untouched):
+- Memory: moto's `BaseModel.__new__` appends every model instance it ever creates (every
+  item, every copy of one) to a class-level list for its dashboard, so nothing is ever
+  freed: a long `make dev` session grew to many GB. Instances are no longer tracked
+  (`/moto-api/data.json` lists none).
+- Transactions: moto backs up every table a `TransactWriteItems` touches with a deep
+  copy before running it (cost grows with the table, and each copy leaked, see above).
+  Instead, each item is copied the first time the transaction reads it (moto reads every
+  item before writing it), and a cancelled or failed transaction puts those copies back.
+  Everything else is moto's own code (it ignores `ClientRequestToken`; so does this).
+Rates and memory: `infra/local/bench_transactions.py`.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import logging
 import os
 import signal
 import sys
 import threading
+import types
+from collections.abc import Callable
 from typing import Any
 
+import moto.dynamodb.models as moto_dynamodb_models
+from moto.core.common_models import BaseModel
+from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models.table import Table
 from moto.moto_server.werkzeug_app import MotoRequestHandler
 from moto.server import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import make_server
 
 DEFAULT_HOST = "127.0.0.1"
+
+
+# --------------------------------------------------------------------------- moto patches
+
+
+class ItemUndoLog:
+    """What one TransactWriteItems changed, to undo it: a copy of each item it read (None
+    if absent) and the length of each stream it could have added records to. (A restored
+    item may sit elsewhere in moto's dicts than before: unobservable, moto sorts every
+    Scan and Query by key.)"""
+
+    def __init__(self) -> None:
+        # (id(table), hash key, range key) -> (table, hash key, range key, copy or None)
+        self.items: dict[tuple[int, Any, Any], tuple[Table, Any, Any, Any]] = {}
+        self.streams: dict[int, tuple[Any, list, int]] = {}  # id(table) -> (shard, records, length)
+
+    def record_read(self, table: Table, hash_key: Any, range_key: Any, read: Callable[..., Any]) -> None:
+        slot = (id(table), hash_key, range_key)
+        if slot in self.items:
+            return
+        self.items[slot] = (table, hash_key, range_key, copy.deepcopy(read(table, hash_key, range_key)))
+        shard = table.stream_shard
+        if shard is not None and id(table) not in self.streams:
+            self.streams[id(table)] = (shard, shard.items, len(shard.items))
+
+    def restore(self) -> None:
+        for table, hash_key, range_key, item in self.items.values():
+            restore_item(table, hash_key, range_key, item)
+        for shard, records, length in self.streams.values():
+            del records[length:]
+            shard.items = records
+
+
+def restore_item(table: Table, hash_key: Any, range_key: Any, item: Any) -> None:
+    """Put one item back as it was (`item` None: it did not exist), in moto's layout."""
+    if not range_key:
+        if item is None:
+            table.items.pop(hash_key, None)
+        else:
+            table.items[hash_key] = item
+    elif item is not None:
+        table.items[hash_key][range_key] = item
+    elif hash_key in table.items:
+        table.items[hash_key].pop(range_key, None)
+
+
+# The undo log of the TransactWriteItems being served (one request at a time), else None.
+active_undo: ItemUndoLog | None = None
+
+
+def transact_write_items(original):
+    def run(self: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
+        global active_undo
+        active_undo = ItemUndoLog()
+        try:
+            original(self, transact_items)
+        except BaseException:
+            active_undo.restore()
+            raise
+        finally:
+            active_undo = None
+
+    return run
+
+
+def table_get_item(original):
+    def get_item(self: Table, hash_key: Any, range_key: Any = None, projection_expression: Any = None) -> Any:
+        if active_undo is not None:
+            active_undo.record_read(self, hash_key, range_key, original)
+        return original(self, hash_key, range_key, projection_expression)
+
+    return get_item
+
+
+def deepcopy_except_table_backups(obj: Any, memo: dict | None = None) -> Any:
+    # moto's TransactWriteItems deep-copies whole tables as its backup (and "restores" by
+    # assigning that copy back): hand it the table itself; the undo log does the backup.
+    if active_undo is not None and isinstance(obj, Table):
+        return obj
+    return copy.deepcopy(obj, memo)
+
+
+def untracked_new(cls: type, *args: Any, **kwargs: Any) -> Any:
+    """moto's `BaseModel.__new__` minus the registry that kept every instance alive."""
+    return object.__new__(cls)
+
+
+def patch_moto() -> None:
+    """These replace moto internals: moto is pinned (requirements.txt), and
+    test_dynamodb_server.py fails if a moto upgrade breaks them."""
+    BaseModel.__new__ = untracked_new
+    DynamoDBBackend.transact_write_items = transact_write_items(DynamoDBBackend.transact_write_items)
+    Table.get_item = table_get_item(Table.get_item)
+    moto_dynamodb_models.copy = types.SimpleNamespace(**{**vars(copy), "deepcopy": deepcopy_except_table_backups})
+
+
+# --------------------------------------------------------------------------- server
 
 
 class DynamoDBDispatcher(DomainDispatcherApplication):
@@ -114,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.exit_on_stdin_eof:
         threading.Thread(target=exit_on_stdin_eof, name="stdin-eof", daemon=True).start()
 
+    patch_moto()
     app = DynamoDBDispatcher(create_backend_app)
     # threaded=False, processes=1: one request at a time (see module docstring).
     try:

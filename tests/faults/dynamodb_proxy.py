@@ -15,7 +15,7 @@ Usage:
     python tests/faults/dynamodb_proxy.py --upstream http://127.0.0.1:PORT
         [--host 127.0.0.1] [--port 0] [--seed 1] [--exit-on-stdin-eof] [--verbose]
         [--conflict-rate F] [--throttle-rate F] [--error-rate F]
-        [--drop-rate F] [--drop-before-rate F] [--latency-ms N]
+        [--drop-rate F] [--drop-before-rate F] [--latency-ms N] [--model-conflicts]
 
 When listening it prints exactly one line to stdout and flushes:
     READY http://127.0.0.1:<port>
@@ -38,13 +38,37 @@ GetItem, PutItem, UpdateItem, DeleteItem, Query, TransactWriteItems,
 TransactGetItems, BatchGetItem. Everything else (CreateTable, DescribeTable,
 UpdateTimeToLive, Scan, BatchWriteItem, ...) always passes through untouched.
 
+Modeled conflicts (off by default; `--model-conflicts`, or POST /_proxy/config
+{"model_conflicts": true}): conflicts where real DynamoDB raises them (developer
+guide, "Transaction conflict handling"), instead of at random. The proxy tracks the
+items held by in-flight writes (forwarded upstream, answer not yet back; the emulator
+serves one request at a time, so requests queued behind it count as in flight too).
+An item is (TableName, its key attributes); the key schema of each table is read once
+with DescribeTable upstream and cached. PutItem holds its Item's key, UpdateItem and
+DeleteItem their Key, TransactWriteItems every action's item (ConditionCheck too).
+    - A TransactWriteItems touching an item held by another in-flight
+      TransactWriteItems or single-item write is answered 400
+      TransactionCanceledException: `TransactionConflict` for each conflicting action,
+      `None` for the others.
+    - A PutItem/UpdateItem/DeleteItem on an item held by an in-flight
+      TransactWriteItems is answered 400 TransactionConflictException.
+    - Single-item writes on one item never conflict with each other (they queue).
+Conflicting requests are answered at once, not forwarded, and counted as
+`modeled_conflict`. Random faults are decided first and take precedence. Not modeled:
+TransactGetItems and BatchWriteItem against in-flight transactions.
+To use it: start the proxy with `--model-conflicts` (or switch it on at run time with
+`curl -X POST http://127.0.0.1:PORT/_proxy/config -d '{"model_conflicts": true}'`) and
+point the service at the proxy (AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:PORT).
+Writes that overlap then fail as they can in production, so the caller must handle
+TransactionCanceledException/TransactionConflict and TransactionConflictException.
+
 Control endpoints (requests WITHOUT an X-Amz-Target header):
     GET  /_proxy/stats    counters, see `Stats.snapshot`
     GET  /_proxy/config   current rates
     POST /_proxy/config   JSON, any subset of {"conflict_rate", "throttle_rate",
                           "error_rate", "drop_rate", "drop_before_rate",
-                          "latency_ms", "seed"} ("seed" re-seeds the RNG);
-                          answers the resulting config
+                          "latency_ms", "model_conflicts", "seed"} ("seed"
+                          re-seeds the RNG); answers the resulting config
     POST /_proxy/reset    zero the counters (config and RNG untouched)
 
 Anything else is forwarded as is: method, path, headers (minus hop-by-hop
@@ -95,6 +119,8 @@ THROTTLE_MESSAGE = (
 CONFLICT_CODE = "TransactionConflict"
 CONFLICT_MESSAGE = "Transaction is ongoing for the item"
 CANCELLED_MESSAGE = "Transaction cancelled, please refer cancellation reasons for specific reasons [{}]"
+# Writes whose items are tracked when conflicts are modeled.
+MODELED_OPS = frozenset({"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems"})
 
 # Fault kinds, in the order they are checked against the single per-request draw.
 FAULTS = ("conflict", "throttle", "error", "drop_before", "drop")
@@ -105,7 +131,7 @@ RATE_KEYS = {
     "drop_before": "drop_before_rate",
     "drop": "drop_rate",
 }
-OUTCOMES = ("forwarded", "conflict", "throttle", "error", "drop", "drop_before", "upstream_error")
+OUTCOMES = ("forwarded", "conflict", "modeled_conflict", "throttle", "error", "drop", "drop_before", "upstream_error")
 
 # RFC 9110 §7.6.1 hop-by-hop headers, plus Expect (answered here, not upstream).
 HOP_BY_HOP = frozenset(
@@ -140,15 +166,14 @@ def internal_error_body() -> bytes:
     return dumps({"__type": ERROR_NS + "InternalServerError", "message": "Internal server error"})
 
 
-def conflict_body(item_count: int) -> bytes:
-    """TransactionCanceledException for a TransactWriteItems of `item_count` actions.
+def conflict_body(conflicting: list[bool]) -> bytes:
+    """TransactionCanceledException for a TransactWriteItems whose actions conflict where
+    `conflicting` says.
 
     Shape as the service sends it (and as moto does): `CancellationReasons` in request
     order, a reason without error is `{"Code": "None"}` (no Message), and the top-level
     message key is `Message` (capital M, as in the service model)."""
-    n = max(1, item_count)
-    reasons: list[dict[str, str]] = [{"Code": CONFLICT_CODE, "Message": CONFLICT_MESSAGE}]
-    reasons += [{"Code": "None"}] * (n - 1)
+    reasons = [{"Code": CONFLICT_CODE, "Message": CONFLICT_MESSAGE} if c else {"Code": "None"} for c in conflicting]
     codes = ", ".join(r["Code"] for r in reasons)
     return dumps(
         {
@@ -159,6 +184,11 @@ def conflict_body(item_count: int) -> bytes:
     )
 
 
+def single_conflict_body() -> bytes:
+    # The service model's TransactionConflictException has a lower-case `message`.
+    return dumps({"__type": ERROR_NS + "TransactionConflictException", "message": CONFLICT_MESSAGE})
+
+
 def transact_item_count(body: bytes) -> int:
     try:
         items = json.loads(body).get("TransactItems")
@@ -167,18 +197,138 @@ def transact_item_count(body: bytes) -> int:
     return len(items) if isinstance(items, list) else 1
 
 
+# --------------------------------------------------------------------------- modeled conflicts
+
+# (TableName, ((key attribute, its value as canonical JSON), ...))
+ItemId = tuple[str, tuple[tuple[str, str], ...]]
+
+
+def item_id(table: Any, attrs: Any, key_names: list[str] | None) -> ItemId | None:
+    """The item an Item/Key names, or None if it cannot tell (the emulator will reject it)."""
+    if not isinstance(table, str) or not isinstance(attrs, dict) or not key_names:
+        return None
+    if any(name not in attrs for name in key_names):
+        return None
+    return table, tuple((name, json.dumps(attrs[name], sort_keys=True)) for name in key_names)
+
+
+def write_targets(op: str, payload: Any) -> list[tuple[Any, Any]]:
+    """(TableName, Item or Key) of each item a write touches, in action order."""
+    if not isinstance(payload, dict):
+        return []
+    if op == "TransactWriteItems":
+        actions = payload.get("TransactItems")
+        return [action_target(a) for a in actions] if isinstance(actions, list) else []
+    return [(payload.get("TableName"), payload.get("Item" if op == "PutItem" else "Key"))]
+
+
+def action_target(action: Any) -> tuple[Any, Any]:
+    """(TableName, Item or Key) of one TransactItems entry, e.g. {"Put": {...}}."""
+    if not isinstance(action, dict) or len(action) != 1:
+        return None, None
+    kind, spec = next(iter(action.items()))
+    if not isinstance(spec, dict):
+        return None, None
+    return spec.get("TableName"), spec.get("Item" if kind == "Put" else "Key")
+
+
+class ItemHolds:
+    """Items held by in-flight writes, with how many transactions and single-item writes
+    hold each. Checking and holding happen under one lock, so of two overlapping
+    requests the later-arriving one sees the earlier one's holds."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.held: dict[ItemId, list[int]] = {}  # item -> [transactions, single writes]
+
+    def hold(self, items: list[ItemId | None], transaction: bool) -> list[bool] | None:
+        """Holds every item and returns None; or, if any conflicts, holds nothing and
+        returns which do. A transaction conflicts with any in-flight write of its items, a
+        single-item write only with in-flight transactions."""
+        with self.lock:
+            conflicting = [item is not None and self.conflicts(item, transaction) for item in items]
+            if any(conflicting):
+                return conflicting
+            for item in items:
+                if item is not None:
+                    self.held.setdefault(item, [0, 0])[0 if transaction else 1] += 1
+            return None
+
+    def conflicts(self, item: ItemId, transaction: bool) -> bool:
+        counts = self.held.get(item)
+        return counts is not None and (transaction or counts[0] > 0)
+
+    def release(self, items: list[ItemId | None], transaction: bool) -> None:
+        with self.lock:
+            for item in items:
+                if item is None:
+                    continue
+                counts = self.held[item]
+                counts[0 if transaction else 1] -= 1
+                if counts == [0, 0]:
+                    del self.held[item]
+
+    def count(self) -> int:
+        with self.lock:
+            return len(self.held)
+
+
+class KeySchemas:
+    """Each table's key attribute names, read once with DescribeTable upstream."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host = host
+        self.port = port
+        self.lock = threading.Lock()
+        self.cache: dict[str, list[str]] = {}
+
+    def key_names(self, table: Any, authorization: str | None) -> list[str] | None:
+        if not isinstance(table, str):
+            return None
+        with self.lock:
+            cached = self.cache.get(table)
+        if cached is None:
+            cached = self.describe(table, authorization)
+            if cached is not None:  # a missing table is not cached: it may be created later
+                with self.lock:
+                    self.cache[table] = cached
+        return cached
+
+    def describe(self, table: str, authorization: str | None) -> list[str] | None:
+        # The client's Authorization header carries the region and account moto files the
+        # table under (moto does not check signatures).
+        headers = {"X-Amz-Target": TARGET_PREFIX + "DescribeTable", "Content-Type": JSON_CONTENT_TYPE}
+        if authorization:
+            headers["Authorization"] = authorization
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=120)
+        try:
+            conn.request("POST", "/", body=dumps({"TableName": table}), headers=headers)
+            resp = conn.getresponse()
+            body = resp.read()
+            if resp.status != 200:
+                return None
+            schema = json.loads(body)["Table"]["KeySchema"]
+            return [k["AttributeName"] for k in sorted(schema, key=lambda k: k["KeyType"] != "HASH")]
+        except (OSError, http.client.HTTPException, ValueError, KeyError, TypeError):
+            return None
+        finally:
+            conn.close()
+
+
 # --------------------------------------------------------------------------- state
 
 
 class Config:
-    def __init__(self, rates: dict[str, float], latency_ms: float) -> None:
+    def __init__(self, rates: dict[str, float], latency_ms: float, model_conflicts: bool = False) -> None:
         self.rates = {k: 0.0 for k in FAULTS}
         self.rates.update(rates)
         self.latency_ms = latency_ms
+        self.model_conflicts = model_conflicts
 
-    def as_dict(self) -> dict[str, float]:
-        out: dict[str, float] = {RATE_KEYS[k]: v for k, v in self.rates.items()}
+    def as_dict(self) -> dict[str, float | bool]:
+        out: dict[str, float | bool] = {RATE_KEYS[k]: v for k, v in self.rates.items()}
         out["latency_ms"] = self.latency_ms
+        out["model_conflicts"] = self.model_conflicts
         return out
 
 
@@ -200,8 +350,9 @@ class Stats:
     def snapshot(self) -> dict[str, Any]:
         """Each proxied request (control endpoints excluded) lands in exactly one
         outcome: `forwarded` (relayed with the upstream's answer), one of the faults,
-        or `upstream_error` (emulator unreachable: 502). `by_target` is keyed by the
-        operation name (X-Amz-Target without the `DynamoDB_20120810.` prefix)."""
+        `modeled_conflict`, or `upstream_error` (emulator unreachable: 502). `by_target`
+        is keyed by the operation name (X-Amz-Target without the `DynamoDB_20120810.`
+        prefix). The stats endpoint adds `held_items`: items held by writes in flight."""
         return {
             "requests": self.requests,
             **self.outcomes,
@@ -222,6 +373,22 @@ class ProxyState:
         self.rng = random.Random(seed)
         self.ids = random.Random()  # request ids: never perturbs the fault sequence
         self.stats = Stats()
+        self.holds = ItemHolds()
+        self.schemas = KeySchemas(self.upstream_host, self.upstream_port)
+
+    def model_conflicts(self) -> bool:
+        with self.lock:
+            return self.config.model_conflicts
+
+    def touched_items(self, op: str, body: bytes, authorization: str | None) -> list[ItemId | None]:
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            return []
+        return [
+            item_id(table, attrs, self.schemas.key_names(table, authorization))
+            for table, attrs in write_targets(op, payload)
+        ]
 
     def decide(self, op: str) -> tuple[str | None, float]:
         """One fault (or None) and a latency in seconds, for one data-plane request.
@@ -260,6 +427,7 @@ def parse_config_update(update: Any, config: Config) -> tuple[Config, int | None
     known = {v: k for k, v in RATE_KEYS.items()}
     rates = dict(config.rates)
     latency_ms = config.latency_ms
+    model_conflicts = config.model_conflicts
     seed = None
     for key, value in update.items():
         norm = key.replace("-", "_")
@@ -271,13 +439,17 @@ def parse_config_update(update: Any, config: Config) -> tuple[Config, int | None
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
                 raise ValueError("latency_ms must be a number >= 0")
             latency_ms = float(value)
+        elif norm == "model_conflicts":
+            if not isinstance(value, bool):
+                raise ValueError("model_conflicts must be true or false")
+            model_conflicts = value
         elif norm in known:
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value <= 1:
                 raise ValueError(f"{norm} must be a number in 0..1")
             rates[known[norm]] = float(value)
         else:
             raise ValueError(f"unknown key {key!r}")
-    return Config(rates, latency_ms), seed
+    return Config(rates, latency_ms, model_conflicts), seed
 
 
 # --------------------------------------------------------------------------- HTTP
@@ -408,7 +580,8 @@ class ProxyHandler(BaseHTTPRequestHandler):
 
         if fault == "conflict":
             self.state.count(key, "conflict")
-            self.write_dynamodb_error(400, conflict_body(transact_item_count(body)))
+            n = max(1, transact_item_count(body))
+            self.write_dynamodb_error(400, conflict_body([True] + [False] * (n - 1)))
         elif fault == "throttle":
             self.state.count(key, "throttle")
             self.write_dynamodb_error(400, throttle_body())
@@ -419,20 +592,43 @@ class ProxyHandler(BaseHTTPRequestHandler):
             self.state.count(key, "drop_before")
             self.drop()
         else:
+            self.forward_unless_conflict(key, op, body, dropped=fault == "drop")
+
+    def forward_unless_conflict(self, key: str, op: str | None, body: bytes, dropped: bool) -> None:
+        """Forwards the request and relays the answer. With modeled conflicts, a write
+        holds its items while in flight, or, if it conflicts, is answered at once."""
+        if op not in MODELED_OPS or not self.state.model_conflicts():
+            self.relay(key, self.forward(body), dropped)
+            return
+        transaction = op == "TransactWriteItems"
+        items = self.state.touched_items(op, body, self.headers.get("Authorization"))
+        conflicting = self.state.holds.hold(items, transaction)
+        if conflicting is not None:
+            self.state.count(key, "modeled_conflict")
+            self.write_dynamodb_error(400, conflict_body(conflicting) if transaction else single_conflict_body())
+            return
+        try:
             upstream = self.forward(body)
-            if upstream is None:
-                self.state.count(key, "upstream_error")
-                self.close_connection = True
-                self.write_json(502, {"error": "upstream unreachable"})
-            elif fault == "drop":
-                # The upstream has answered in full (the write happened); the client
-                # never hears of it.
-                self.state.count(key, "drop")
-                self.drop()
-            else:
-                self.state.count(key, "forwarded")
-                status, reason, headers, resp_body = upstream
-                self.write_response(status, reason, headers, resp_body)
+        finally:
+            self.state.holds.release(items, transaction)
+        self.relay(key, upstream, dropped)
+
+    def relay(self, key: str, upstream: tuple[int, str, list[tuple[str, str]], bytes] | None,
+              dropped: bool) -> None:
+        """The upstream's answer to the client (502 if there was none; nothing if `dropped`)."""
+        if upstream is None:
+            self.state.count(key, "upstream_error")
+            self.close_connection = True
+            self.write_json(502, {"error": "upstream unreachable"})
+        elif dropped:
+            # The upstream has answered in full (the write happened); the client
+            # never hears of it.
+            self.state.count(key, "drop")
+            self.drop()
+        else:
+            self.state.count(key, "forwarded")
+            status, reason, headers, resp_body = upstream
+            self.write_response(status, reason, headers, resp_body)
 
     def forward(self, body: bytes) -> tuple[int, str, list[tuple[str, str]], bytes] | None:
         chunked = "chunked" in self.headers.get("Transfer-Encoding", "").lower()
@@ -467,6 +663,7 @@ class ProxyHandler(BaseHTTPRequestHandler):
         if path == "/_proxy/stats" and self.command == "GET":
             with state.lock:
                 snap = state.stats.snapshot()
+            snap["held_items"] = state.holds.count()
             self.write_json(200, snap)
         elif path == "/_proxy/reset" and self.command == "POST":
             with state.lock:
@@ -558,6 +755,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="connection closed without forwarding (nothing happened)")
     parser.add_argument("--latency-ms", type=non_negative, default=0.0,
                         help="max latency added to data-plane requests (uniform 0..N ms)")
+    parser.add_argument("--model-conflicts", action="store_true",
+                        help="answer TransactionConflict where DynamoDB would, from the writes in flight")
     return parser.parse_args(argv)
 
 
@@ -572,6 +771,7 @@ def main(argv: list[str] | None = None) -> int:
             "drop_before": args.drop_before_rate,
         },
         args.latency_ms,
+        args.model_conflicts,
     )
     state = ProxyState(args.upstream, config, args.seed, args.verbose)
 

@@ -22,6 +22,7 @@ import urllib.request
 import uuid
 import zlib
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import boto3
@@ -42,6 +43,7 @@ ZERO = {
     "drop_rate": 0,
     "drop_before_rate": 0,
     "latency_ms": 0,
+    "model_conflicts": False,
 }
 # What a dropped connection looks like to botocore (urllib3 RemoteDisconnected):
 # not a ClientError, there is no response at all.
@@ -211,7 +213,7 @@ def test_pass_through_create_put_get(ddb, direct, proxy_url):
     s = stats(proxy_url)
     assert s["by_target"]["CreateTable"]["forwarded"] == 1
     assert s["by_target"]["PutItem"] == {
-        "requests": 2, "forwarded": 2, "conflict": 0, "throttle": 0, "error": 0,
+        "requests": 2, "forwarded": 2, "conflict": 0, "modeled_conflict": 0, "throttle": 0, "error": 0,
         "drop": 0, "drop_before": 0, "upstream_error": 0,
     }
     assert s["by_target"]["GetItem"]["forwarded"] == 1
@@ -605,3 +607,258 @@ def test_request_forwarded_exactly_minus_hop_by_hop():
     assert h1 == [kv for kv in sent if kv[0] != "Keep-Alive"]
     assert (m2, p2, b2) == ("POST", "/", b'{"a":1}')
     assert h2 == [("Host", "h"), ("X-Amz-Target", "DynamoDB_20120810.ListTables"), ("Content-Length", "7")]
+
+
+# --------------------------------------------------------------------------- modeled conflicts
+# A gate between the proxy and the emulator holds one chosen request until the test
+# releases it: that request stays in flight at the proxy exactly as long as the test needs,
+# so overlaps are deterministic (events, no sleeps).
+
+
+class Gate:
+    """Threaded forwarder to the emulator that holds the next request for one operation
+    (see `arm`) until `release` is set."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = urllib.parse.urlsplit(upstream)
+        self.lock = threading.Lock()
+        self.hold_op: str | None = None
+        self.arrived = threading.Event()
+        self.release = threading.Event()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), type("Bound", (_GateHandler,), {"gate": self}))
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+
+    def arm(self, op: str) -> None:
+        with self.lock:
+            self.hold_op = op
+        self.arrived.clear()
+        self.release.clear()
+
+    def should_hold(self, op: str) -> bool:
+        with self.lock:
+            if op != self.hold_op:
+                return False
+            self.hold_op = None
+            return True
+
+    def close(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class _GateHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.0"
+    gate: Gate
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        op = (self.headers.get("X-Amz-Target") or "").removeprefix("DynamoDB_20120810.")
+        if self.gate.should_hold(op):
+            self.gate.arrived.set()
+            self.gate.release.wait(timeout=60)
+        up = self.gate.upstream
+        conn = http.client.HTTPConnection(up.hostname, up.port, timeout=60)
+        skip = {"host", "content-length", "connection"}
+        conn.request("POST", self.path, body=body,
+                     headers={k: v for k, v in self.headers.items() if k.lower() not in skip})
+        resp = conn.getresponse()
+        data = resp.read()
+        conn.close()
+        self.send_response_only(resp.status, resp.reason)
+        for k, v in resp.getheaders():
+            if k.lower() not in skip:
+                self.send_header(k, v)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="session")
+def gate(emulator_url):
+    g = Gate(emulator_url)
+    yield g
+    g.close()
+
+
+@pytest.fixture(scope="session")
+def model_proxy_url(gate):
+    proc, url = start([PROXY, "--upstream", gate.url, "--port", "0", "--exit-on-stdin-eof", "--model-conflicts"])
+    yield url
+    assert stop(proc) == 0
+
+
+@pytest.fixture
+def modeled(model_proxy_url, gate, direct):
+    """(proxy client, table) with conflicts modeled, counters zeroed, the gate idle; after
+    the test, the gate is released and no item may still be held."""
+    configure(model_proxy_url, model_conflicts=True)
+    table = create_table(direct)
+    direct.put_item(TableName=table, Item={**key("acct"), "balance": {"N": "10"}})
+    assert control(model_proxy_url, "POST", "/_proxy/reset")[0] == 200
+    gate.arm("(nothing)")
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        yield client(model_proxy_url), table, pool
+        gate.release.set()
+    assert stats(model_proxy_url)["held_items"] == 0
+
+
+def debit(table: str, amount: int) -> dict:
+    return {"Update": {"TableName": table, "Key": key("acct"), "UpdateExpression": "ADD balance :d",
+                       "ExpressionAttributeValues": {":d": {"N": str(-amount)}}}}
+
+
+def put(table: str, pk: str) -> dict:
+    return {"Put": {"TableName": table, "Item": key(pk)}}
+
+
+def hold_next(gate: Gate, pool: ThreadPoolExecutor, op: str, call):
+    """Runs `call` in the background and returns once its `op` request is held at the gate
+    (in flight at the proxy)."""
+    gate.arm(op)
+    pending = pool.submit(call)
+    assert gate.arrived.wait(timeout=30), f"{op} never reached the emulator"
+    return pending
+
+
+def exists(direct, table: str, pk: str) -> bool:
+    return "Item" in direct.get_item(TableName=table, Key=key(pk), ConsistentRead=True)
+
+
+def balance(direct, table: str) -> str:
+    return direct.get_item(TableName=table, Key=key("acct"), ConsistentRead=True)["Item"]["balance"]["N"]
+
+
+def test_modeled_two_transactions_on_one_item(modeled, gate, direct, model_proxy_url):
+    ddb, table, pool = modeled
+    first = hold_next(gate, pool, "TransactWriteItems",
+                      lambda: ddb.transact_write_items(TransactItems=[debit(table, 1), put(table, "l1")]))
+
+    status, reason, headers, body = raw_call(
+        model_proxy_url, "TransactWriteItems", {"TransactItems": [put(table, "l2"), debit(table, 2)]})
+
+    assert (status, reason) == (400, "Bad Request")
+    assert json.loads(body) == {
+        "__type": NS + "TransactionCanceledException",
+        "CancellationReasons": [{"Code": "None"},
+                                {"Code": "TransactionConflict", "Message": "Transaction is ongoing for the item"}],
+        "Message": "Transaction cancelled, please refer cancellation reasons for specific reasons "
+                   "[None, TransactionConflict]",
+    }
+    check_dynamodb_error_headers(headers, body)
+    gate.release.set()
+    first.result(timeout=30)
+    assert balance(direct, table) == "9" and exists(direct, table, "l1") and not exists(direct, table, "l2")
+    s = stats(model_proxy_url)
+    assert s["modeled_conflict"] == 1 and s["by_target"]["TransactWriteItems"]["forwarded"] == 1
+    # The holds went with the first transaction: the same write now goes through.
+    ddb.transact_write_items(TransactItems=[put(table, "l2"), debit(table, 2)])
+    assert balance(direct, table) == "7"
+
+
+def test_modeled_single_writes_during_transaction_conflict(modeled, gate, direct, model_proxy_url):
+    ddb, table, pool = modeled
+    tx = hold_next(gate, pool, "TransactWriteItems",
+                   lambda: ddb.transact_write_items(TransactItems=[debit(table, 1), put(table, "l1")]))
+
+    writes = [
+        lambda: ddb.update_item(TableName=table, Key=key("acct"), UpdateExpression="ADD balance :d",
+                                ExpressionAttributeValues={":d": {"N": "-5"}}),
+        lambda: ddb.put_item(TableName=table, Item={**key("l1"), "other": {"S": "x"}}),
+        lambda: ddb.delete_item(TableName=table, Key=key("acct")),
+    ]
+    for write in writes:
+        with pytest.raises(botocore.exceptions.ClientError) as exc:
+            write()
+        assert error_code(exc.value) == "TransactionConflictException"
+        assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    status, _, headers, body = raw_call(model_proxy_url, "UpdateItem", {
+        "TableName": table, "Key": key("acct"), "UpdateExpression": "SET x = :x",
+        "ExpressionAttributeValues": {":x": {"N": "1"}}})
+    assert status == 400
+    assert json.loads(body) == {"__type": NS + "TransactionConflictException",
+                                "message": "Transaction is ongoing for the item"}
+    check_dynamodb_error_headers(headers, body)
+    ddb.put_item(TableName=table, Item=key("unrelated"))  # other items are not held
+
+    gate.release.set()
+    tx.result(timeout=30)
+    assert balance(direct, table) == "9"
+    assert direct.get_item(TableName=table, Key=key("l1"), ConsistentRead=True)["Item"] == key("l1")
+    assert stats(model_proxy_url)["by_target"]["UpdateItem"]["modeled_conflict"] == 2
+
+
+def test_modeled_transaction_during_single_write_is_cancelled(modeled, gate, direct, model_proxy_url):
+    ddb, table, pool = modeled
+    update = hold_next(gate, pool, "UpdateItem", lambda: ddb.update_item(
+        TableName=table, Key=key("acct"), UpdateExpression="ADD balance :d",
+        ExpressionAttributeValues={":d": {"N": "-1"}}))
+
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        ddb.transact_write_items(TransactItems=[put(table, "t1"), debit(table, 2), put(table, "t2")])
+    assert error_code(exc.value) == "TransactionCanceledException"
+    assert [r["Code"] for r in exc.value.response["CancellationReasons"]] == ["None", "TransactionConflict", "None"]
+
+    gate.release.set()
+    update.result(timeout=30)
+    assert balance(direct, table) == "9"
+    assert not exists(direct, table, "t1") and not exists(direct, table, "t2")
+    assert stats(model_proxy_url)["by_target"]["TransactWriteItems"]["modeled_conflict"] == 1
+
+
+def test_modeled_single_writes_on_one_item_queue(modeled, gate, direct, model_proxy_url):
+    ddb, table, pool = modeled
+
+    def add_one():
+        ddb.update_item(TableName=table, Key=key("acct"), UpdateExpression="ADD balance :one",
+                        ExpressionAttributeValues={":one": {"N": "1"}})
+
+    first = hold_next(gate, pool, "UpdateItem", add_one)
+    for _ in range(3):
+        add_one()  # forwarded while the first is in flight
+    gate.release.set()
+    first.result(timeout=30)
+    assert balance(direct, table) == "14"
+    s = stats(model_proxy_url)
+    assert s["modeled_conflict"] == 0 and s["by_target"]["UpdateItem"]["forwarded"] == 4
+
+
+def test_modeled_transactions_on_different_items_do_not_conflict(modeled, gate, direct, model_proxy_url):
+    ddb, table, pool = modeled
+    first = hold_next(gate, pool, "TransactWriteItems",
+                      lambda: ddb.transact_write_items(TransactItems=[put(table, "a"), put(table, "b")]))
+    ddb.transact_write_items(TransactItems=[put(table, "c"), debit(table, 1)])
+    gate.release.set()
+    first.result(timeout=30)
+    assert all(exists(direct, table, pk) for pk in ("a", "b", "c"))
+    assert stats(model_proxy_url)["modeled_conflict"] == 0
+
+
+def test_model_conflicts_off_forwards_overlapping_writes(modeled, gate, direct, model_proxy_url):
+    ddb, table, pool = modeled
+    configure(model_proxy_url, model_conflicts=False)
+    first = hold_next(gate, pool, "TransactWriteItems",
+                      lambda: ddb.transact_write_items(TransactItems=[debit(table, 1)]))
+    ddb.transact_write_items(TransactItems=[debit(table, 2)])
+    ddb.update_item(TableName=table, Key=key("acct"), UpdateExpression="ADD balance :d",
+                    ExpressionAttributeValues={":d": {"N": "-3"}})
+    gate.release.set()
+    first.result(timeout=30)
+    assert balance(direct, table) == "4"
+    assert stats(model_proxy_url)["modeled_conflict"] == 0
+
+
+def test_model_conflicts_flag_and_config(emulator_url):
+    proc, url = start([PROXY, "--upstream", emulator_url, "--port", "0", "--exit-on-stdin-eof", "--model-conflicts"])
+    try:
+        assert control(url, "GET", "/_proxy/config")[1] == {**ZERO, "model_conflicts": True}
+        assert control(url, "POST", "/_proxy/config", {"model_conflicts": 1})[0] == 400
+        status, cfg = control(url, "POST", "/_proxy/config", {"model-conflicts": False})
+        assert status == 200 and cfg["model_conflicts"] is False
+    finally:
+        assert stop(proc) == 0

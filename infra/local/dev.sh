@@ -4,7 +4,8 @@
 #   table $TABLE_NAME created on it
 #   cargo lambda watch (hot reload, API Gateway HTTP API v2 events) -> 127.0.0.1:$WATCH_PORT
 # Paths map to functions through [workspace.metadata.lambda.watch.router] in Cargo.toml.
-# Ctrl-C stops everything this script started.
+# Ctrl-C, SIGTERM or SIGHUP (to the script or its process group) stops everything this
+# script started, as does a failed start-up step; see stop_and_exit.
 #
 # Adding a background service is two lines, e.g.:
 #   start_bg stripe "$VENV/bin/python" tests/stripe_standin/server.py --port "$STRIPE_PORT"
@@ -40,7 +41,10 @@ CONCURRENCY=${CONCURRENCY:-8}
 RUST_LOG=${RUST_LOG:-info}
 READY_TIMEOUT=${READY_TIMEOUT:-60} # seconds, per service
 VENV=${VENV:-.venv}
-DEV_DIR=.dev
+DEV_DIR=${DEV_DIR:-.dev} # logs and the function env file
+# For tests of this script: a command run instead of the Rust side (create-table and
+# `cargo lambda watch`), answering HTTP on $WATCH_PORT. Unset, nothing changes.
+FUNCTIONS_STANDIN=${DEV_FUNCTIONS_STANDIN:-}
 
 DYNAMODB_URL="http://127.0.0.1:$DYNAMODB_PORT"
 WATCH_URL="http://127.0.0.1:$WATCH_PORT"
@@ -126,37 +130,55 @@ descendants() { # PID -> all descendant pids (some leave the process group via s
   done
 }
 
-stop_bg() { # NAME PID: TERM the process group, KILL whatever is left after 5 s
-  local name=$1 pid=$2 left
-  local -a procs
-  mapfile -t procs < <(echo "$pid"; descendants "$pid")
-  kill -TERM -- "-$pid" "${procs[@]}" 2>/dev/null || true
-  for _ in {1..50}; do
-    left=0
-    for p in "${procs[@]}"; do kill -0 "$p" 2>/dev/null && left=1; done
-    ((left)) || break
-    sleep 0.1
-  done
-  if ((left)); then
-    echo "dev: $name did not stop on TERM, killing" >&2
-    kill -KILL -- "-$pid" "${procs[@]}" 2>/dev/null || true
-  fi
-  wait "$pid" 2>/dev/null || true
+alive() { # PID: still running (a zombie is not: it only waits to be reaped)
+  local state
+  state=$(ps -o stat= -p "$1" 2>/dev/null) && [[ $state != Z* ]]
 }
 
-cleanup() {
-  local status=$?
-  trap - EXIT INT TERM
-  local i
-  for ((i = ${#BG_PIDS[@]} - 1; i >= 0; i--)); do
-    stop_bg "${BG_NAMES[i]}" "${BG_PIDS[i]}"
+stop_all() { # TERM every service's process group and descendants; KILL what is left after 5 s
+  local -a groups=("${BG_PIDS[@]}") procs left
+  local pid
+  # `jobs -p` too: a signal can land between a service's start and `BG_PIDS+=`.
+  mapfile -t -O "${#groups[@]}" groups < <(jobs -p)
+  for pid in "${groups[@]}"; do
+    procs+=("$pid")
+    mapfile -t -O "${#procs[@]}" procs < <(descendants "$pid")
+    kill -TERM -- "-$pid" 2>/dev/null
   done
-  ((${#BG_PIDS[@]})) && echo "dev: stopped"
-  exit "$status"
+  ((${#procs[@]})) || return 0
+  kill -TERM "${procs[@]}" 2>/dev/null
+  for _ in {1..50}; do
+    left=()
+    for pid in "${procs[@]}"; do alive "$pid" && left+=("$pid"); done
+    ((${#left[@]})) || break
+    sleep 0.1
+  done
+  if ((${#left[@]})); then
+    echo "dev: still running 5 s after TERM, killing pids ${left[*]}" >&2
+    for pid in "${groups[@]}"; do kill -KILL -- "-$pid" 2>/dev/null; done
+    kill -KILL "${left[@]}" 2>/dev/null
+  fi
+  wait 2>/dev/null
+  echo "dev: stopped"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+
+# Every way out ends here: Ctrl-C (INT), TERM, HUP (terminal gone), a failed start-up
+# step (set -e), a service exiting. Signals arriving while stopping are ignored: make
+# forwards a TERM it gets to this script, which so gets two when the process group is
+# signalled, and the second used to kill the script halfway through stopping.
+STOPPING=false
+stop_and_exit() { # STATUS
+  $STOPPING && return
+  STOPPING=true
+  trap '' INT TERM HUP PIPE
+  set +e # a failed kill or echo (closed terminal) must not cut the stop short
+  stop_all
+  exit "$1"
+}
+trap 'stop_and_exit $?' EXIT
+trap 'stop_and_exit 130' INT
+trap 'stop_and_exit 143' TERM
+trap 'stop_and_exit 129' HUP
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 ports=("$DYNAMODB_PORT" "$WATCH_PORT")
@@ -171,14 +193,14 @@ done
 # ---- tools ----------------------------------------------------------------
 make -s venv VENV="$VENV"
 export PATH="$PWD/$VENV/bin:$PATH" # `cargo lambda` runs the `cargo-lambda` executable from the PyPI wheel
-cargo lambda --version >/dev/null
+[[ -n $FUNCTIONS_STANDIN ]] || cargo lambda --version >/dev/null
 
 # ---- DynamoDB -------------------------------------------------------------
 start_bg dynamodb "$VENV/bin/python" infra/local/dynamodb_server.py --host 127.0.0.1 --port "$DYNAMODB_PORT"
 wait_ready dynamodb "$READY_TIMEOUT" log_has dynamodb '^READY '
 echo "dev: DynamoDB emulator at $DYNAMODB_URL (log $DEV_DIR/dynamodb.log)"
 
-make -s table DYNAMODB_PORT="$DYNAMODB_PORT" TABLE_NAME="$TABLE_NAME"
+[[ -n $FUNCTIONS_STANDIN ]] || make -s table DYNAMODB_PORT="$DYNAMODB_PORT" TABLE_NAME="$TABLE_NAME"
 
 # ---- Stripe ---------------------------------------------------------------
 # The stand-in signs the events it sends with STRIPE_WEBHOOK_SECRET and delivers them to
@@ -226,11 +248,15 @@ AWS_SECRET_ACCESS_KEY=local
 
 # RUST_LOG reaches the functions through the env file; cargo-lambda itself would
 # also obey it and log every spawn with its full environment.
-start_bg --tty watch env -u RUST_LOG cargo lambda watch \
-  --invoke-address 127.0.0.1 \
-  --invoke-port "$WATCH_PORT" \
-  --concurrency "$CONCURRENCY" \
-  --env-file "$ENV_FILE"
+if [[ -n $FUNCTIONS_STANDIN ]]; then
+  start_bg --tty watch bash -c "$FUNCTIONS_STANDIN"
+else
+  start_bg --tty watch env -u RUST_LOG cargo lambda watch \
+    --invoke-address 127.0.0.1 \
+    --invoke-port "$WATCH_PORT" \
+    --concurrency "$CONCURRENCY" \
+    --env-file "$ENV_FILE"
+fi
 wait_ready watch "$READY_TIMEOUT" http_answers "$WATCH_URL/"
 
 echo "ready: $WATCH_URL  try: curl -s -X POST $WATCH_URL/admin/entities -H 'authorization: Bearer $ADMIN_TOKEN' -H 'content-type: application/json' -d '{\"name\":\"Acme\",\"ownerUserIds\":[\"u-1\"],\"currency\":\"usd\"}'"

@@ -68,7 +68,7 @@ dev:
 TABLE_SCHEMA_JSON ?= $(CURDIR)/target/table-schema.json
 test: venv
 	@status=0; rm -rf target/dynamodb-actions; \
-	DYNAMODB_EMULATOR_PYTHON="$(CURDIR)/$(VENV_PYTHON)" cargo test --workspace --locked || status=1; \
+	DYNAMODB_EMULATOR_PYTHON="$(CURDIR)/$(VENV_PYTHON)" cargo test --workspace --locked --no-fail-fast || status=1; \
 	dirs=$$(find $(PY_TEST_DIRS) -type f \( -name 'test_*.py' -o -name '*_test.py' \) \
 	          -not -path '*/target/*' -not -path '*/.venv/*' 2>/dev/null | xargs -r dirname | sort -u || true); \
 	if [[ -n "$$dirs" ]]; then \

@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use stripe::{IdempotencyKey, RequestStrategy, StripeError, StripeRequest};
 use stripe_billing::subscription::{CreateSubscription, CreateSubscriptionItems, UpdateSubscription};
-use stripe_core::customer::CreateCustomer;
+use stripe_core::customer::{CreateCustomer, CreateCustomerInvoiceSettings};
 use stripe_core::dispute::ListDispute;
 use stripe_core::payment_intent::{
     ConfirmPaymentIntent, CreatePaymentIntent, CreatePaymentIntentAutomaticPaymentMethods,
@@ -133,7 +133,13 @@ impl PaymentGateway for StripeGateway {
         new: &NewSubscription,
         idempotency_key: &str,
     ) -> Result<StartedSubscription, GatewayError> {
-        let mut customer = CreateCustomer::new().payment_method(new.payment_method.clone());
+        // Attaching a payment method to a customer may attach a copy of it (Stripe clones its
+        // test cards): the customer's default names the one attached, which the
+        // subscription then uses.
+        let mut settings = CreateCustomerInvoiceSettings::new();
+        settings.default_payment_method = Some(new.payment_method.clone());
+        let mut customer =
+            CreateCustomer::new().payment_method(new.payment_method.clone()).invoice_settings(settings);
         if let Some(email) = &new.email {
             customer = customer.email(email.clone());
         }
@@ -141,6 +147,12 @@ impl PaymentGateway for StripeGateway {
         let customer = with_retries(|| customer.customize().request_strategy(strategy.clone()).send(&self.client))
             .await
             .map_err(|e| e.during("creating the customer"))?;
+        let attached = customer
+            .invoice_settings
+            .as_ref()
+            .and_then(|settings| settings.default_payment_method.as_ref())
+            .map(|method| method.id().to_string())
+            .ok_or_else(|| GatewayError::Rejected("the customer has no default payment method".into()))?;
 
         let interval = match new.interval.as_str() {
             "day" => CreatePriceRecurringInterval::Day,
@@ -162,7 +174,7 @@ impl PaymentGateway for StripeGateway {
         let request = CreateSubscription::new()
             .customer(customer.id.to_string())
             .items(vec![item])
-            .default_payment_method(new.payment_method.clone())
+            .default_payment_method(attached)
             .metadata(new.metadata.clone());
         let strategy = idempotent(&format!("{idempotency_key}:subscription"))?;
         let created = with_retries(|| request.customize().request_strategy(strategy.clone()).send(&self.client))

@@ -138,8 +138,7 @@ impl PaymentGateway for StripeGateway {
         // subscription then uses.
         let mut settings = CreateCustomerInvoiceSettings::new();
         settings.default_payment_method = Some(new.payment_method.clone());
-        let mut customer =
-            CreateCustomer::new().payment_method(new.payment_method.clone()).invoice_settings(settings);
+        let mut customer = CreateCustomer::new().payment_method(new.payment_method.clone()).invoice_settings(settings);
         if let Some(email) = &new.email {
             customer = customer.email(email.clone());
         }

@@ -70,6 +70,10 @@ Control endpoints (requests WITHOUT an X-Amz-Target header):
                           "latency_ms", "model_conflicts", "seed"} ("seed"
                           re-seeds the RNG); answers the resulting config
     POST /_proxy/reset    zero the counters (config and RNG untouched)
+    POST /_proxy/drop-next  JSON {"op": "TransactWriteItems", "count": 1}: the next
+                          `count` requests of `op` are forwarded and their answers
+                          dropped (the `drop` fault, deterministically: the write
+                          happened, the client never hears); answers what is pending
 
 Anything else is forwarded as is: method, path, headers (minus hop-by-hop
 ones), body; the upstream's status, headers (minus hop-by-hop ones) and body
@@ -375,6 +379,15 @@ class ProxyState:
         self.stats = Stats()
         self.holds = ItemHolds()
         self.schemas = KeySchemas(self.upstream_host, self.upstream_port)
+        self.drop_next: dict[str, int] = {}
+
+    def take_planned_drop(self, op: str) -> bool:
+        """Whether this request of `op` is one whose answer POST /_proxy/drop-next planned to drop."""
+        with self.lock:
+            left = self.drop_next.get(op, 0)
+            if left:
+                self.drop_next[op] = left - 1
+            return left > 0
 
     def model_conflicts(self) -> bool:
         with self.lock:
@@ -450,6 +463,18 @@ def parse_config_update(update: Any, config: Config) -> tuple[Config, int | None
         else:
             raise ValueError(f"unknown key {key!r}")
     return Config(rates, latency_ms, model_conflicts), seed
+
+
+def parse_drop_next(update: Any) -> tuple[str, int]:
+    """Validate a POST /_proxy/drop-next body: a data-plane operation and a count >= 0."""
+    if not isinstance(update, dict) or set(update) - {"op", "count"}:
+        raise ValueError('body must be {"op": "<operation>", "count": <n>}')
+    op, count = update.get("op"), update.get("count", 1)
+    if op not in DATA_PLANE_OPS:
+        raise ValueError(f"op must be one of {sorted(DATA_PLANE_OPS)}")
+    if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+        raise ValueError("count must be an integer >= 0")
+    return op, count
 
 
 # --------------------------------------------------------------------------- HTTP
@@ -577,6 +602,8 @@ class ProxyHandler(BaseHTTPRequestHandler):
             fault, delay = self.state.decide(op)
             if delay > 0:
                 time.sleep(delay)  # injected latency, not synchronisation
+            if self.state.take_planned_drop(op):
+                fault = "drop"
 
         if fault == "conflict":
             self.state.count(key, "conflict")
@@ -669,6 +696,16 @@ class ProxyHandler(BaseHTTPRequestHandler):
             with state.lock:
                 state.stats = Stats()
             self.write_json(200, {"ok": True})
+        elif path == "/_proxy/drop-next" and self.command == "POST":
+            try:
+                op, count = parse_drop_next(json.loads(body or b"{}"))
+            except ValueError as exc:
+                self.write_json(400, {"error": str(exc)})
+                return
+            with state.lock:
+                state.drop_next[op] = count
+                pending = dict(state.drop_next)
+            self.write_json(200, pending)
         elif path == "/_proxy/config" and self.command == "GET":
             with state.lock:
                 cfg = state.config.as_dict()

@@ -375,6 +375,21 @@ def test_drop_after_forwarding_writes_but_client_never_hears(ddb, direct, table,
     assert s["by_target"]["TransactWriteItems"]["drop"] == 1
 
 
+def test_drop_next_drops_exactly_the_planned_answers(ddb, direct, table, proxy_url):
+    status, pending = control(proxy_url, "POST", "/_proxy/drop-next", {"op": "PutItem", "count": 2})
+    assert (status, pending) == (200, {"PutItem": 2})
+    ddb.get_item(TableName=table, Key=key("other"))  # another operation: not counted
+    for pk in ("n1", "n2"):
+        with pytest.raises(CONNECTION_ERRORS):
+            ddb.put_item(TableName=table, Item=key(pk))
+        assert "Item" in direct.get_item(TableName=table, Key=key(pk), ConsistentRead=True)
+    ddb.put_item(TableName=table, Item=key("n3"))  # the third answers again
+    s = stats(proxy_url)
+    assert (s["by_target"]["PutItem"]["drop"], s["by_target"]["PutItem"]["forwarded"]) == (2, 1)
+    for bad in ({"op": "CreateTable"}, {"op": "PutItem", "count": -1}, {"op": "PutItem", "extra": 1}):
+        assert control(proxy_url, "POST", "/_proxy/drop-next", bad)[0] == 400
+
+
 def test_drop_before_forwarding_writes_nothing(ddb, direct, table, proxy_url):
     configure(proxy_url, drop_before_rate=1)
     with pytest.raises(CONNECTION_ERRORS):

@@ -47,3 +47,27 @@ impl TestApp {
             .send()
     }
 }
+
+impl TestApp {
+    /// Every event of the stand-in about `payment_intent` (the intent, its charge, refunds
+    /// and disputes), oldest first, as raw JSON.
+    pub fn events_about(&self, payment_intent: &str) -> Vec<String> {
+        let mut found = Vec::new();
+        let mut page = "/v1/events?limit=100".to_owned();
+        loop {
+            let listing = self.stripe_api("GET", &page, "");
+            let events = listing["data"].as_array().cloned().unwrap_or_default();
+            let about = |event: &&Value| {
+                let object = &event["data"]["object"];
+                object["id"] == payment_intent || object["payment_intent"] == payment_intent
+            };
+            found.extend(events.iter().filter(about).map(Value::to_string));
+            match (listing["has_more"].as_bool(), events.last().and_then(|e| e["id"].as_str())) {
+                (Some(true), Some(last)) => page = format!("/v1/events?limit=100&starting_after={last}"),
+                _ => break,
+            }
+        }
+        found.reverse();
+        found
+    }
+}

@@ -117,3 +117,55 @@ async fn a_store_that_keeps_failing_answers_503_and_writes_nothing() {
     let ledger = app.assert_invariant(&entity.entity_id, "u-1").await;
     assert_eq!((ledger.account.balance, ledger.entries.len()), (10, 1), "nothing was spent");
 }
+
+/// A write that lands but whose answer is lost is retried and meets its own first attempt:
+/// the one client request still gets the secret it generated, and the secret works.
+#[tokio::test]
+async fn a_secret_whose_first_write_landed_unheard_is_still_answered() {
+    let proxy = emulator::spawn("tests/faults/dynamodb_proxy.py", &["--upstream", emulator::endpoint()]);
+    let app = TestApp::behind(&proxy.endpoint).await;
+    let drop_next_transaction =
+        || control(&proxy.endpoint, "POST", "/_proxy/drop-next", r#"{"op": "TransactWriteItems", "count": 1}"#);
+    let works = |apikey: String, apisecret: String, entity_path: String| {
+        app.request(Method::GET, &format!("{entity_path}/users/u-1/credits"))
+            .header("apikey", &apikey)
+            .header("apisecret", &apisecret)
+            .send()
+    };
+
+    drop_next_transaction();
+    let created = app
+        .request(Method::POST, "/admin/entities")
+        .headers(&integration_tests::fixtures::admin())
+        .json(json!({"name": "Lost answer", "ownerUserIds": [], "currency": "usd"}))
+        .send()
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    let entity = created.data().clone();
+    let (entity_id, secret) = (entity["entityId"].as_str().unwrap_or_default(), &entity["apisecret"]);
+    assert!(secret.as_str().is_some_and(|s| !s.is_empty()), "the creator gets the secret: {entity}");
+    let path = format!("/api/entities/{entity_id}");
+    let read = works(
+        entity["apikey"].as_str().unwrap_or_default().into(),
+        secret.as_str().unwrap_or_default().into(),
+        path.clone(),
+    );
+    assert_eq!(read.await.status, StatusCode::OK, "the secret works");
+
+    drop_next_transaction();
+    let rotated = app
+        .request(Method::POST, &format!("/admin/entities/{entity_id}/api-keys"))
+        .headers(&integration_tests::fixtures::admin())
+        .json(json!({}))
+        .send()
+        .await;
+    assert_eq!(rotated.status, StatusCode::CREATED, "{:?}", rotated.body);
+    let key = rotated.data();
+    let secret = key["apisecret"].as_str().unwrap_or_default();
+    assert!(!secret.is_empty(), "the rotation answer holds the new secret: {key}");
+    let read = works(key["apikey"].as_str().unwrap_or_default().into(), secret.into(), path);
+    assert_eq!(read.await.status, StatusCode::OK, "the new secret works");
+
+    let stats: Value = serde_json::from_str(&control(&proxy.endpoint, "GET", "/_proxy/stats", "")).unwrap_or_default();
+    assert_eq!(stats["by_target"]["TransactWriteItems"]["drop"], 2, "both first answers were lost: {stats}");
+}

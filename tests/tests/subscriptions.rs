@@ -5,7 +5,9 @@
 use axum::http::{Method, StatusCode};
 use integration_tests::TestApp;
 use integration_tests::emulator;
+use integration_tests::stripe::sign;
 use serde_json::{Value, json};
+use stripe_webhook::{EventObject, Webhook};
 
 const MONTH_AND_A_DAY: i64 = 32 * 24 * 3600;
 
@@ -118,4 +120,29 @@ async fn a_monthly_tier_credits_once_per_paid_period_until_cancelled() {
         .await;
     assert_eq!(again.status, StatusCode::NOT_FOUND);
     assert_eq!(app.assert_invariant(&entity.entity_id, "sub-1").await.account.balance, 300);
+    every_event_parses_as_async_stripe_types(&app, &["invoice.*", "customer.subscription.*"]);
+}
+
+/// Every event of `kinds` the stand-in sent, signed, passes async-stripe's own
+/// `Webhook::construct_event` and comes out as its typed object, not `Unknown`.
+fn every_event_parses_as_async_stripe_types(app: &TestApp, kinds: &[&str]) {
+    let secret = "whsec_typed_parse";
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
+    let events: Vec<Value> = kinds.iter().flat_map(|kind| app.stripe_events(kind)).collect();
+    let mut types: Vec<&str> = events.iter().filter_map(|e| e["type"].as_str()).collect();
+    types.sort_unstable();
+    types.dedup();
+    assert!(
+        ["invoice.created", "invoice.paid", "customer.subscription.created", "customer.subscription.deleted"]
+            .iter()
+            .all(|kind| types.contains(kind)),
+        "{types:?}"
+    );
+    for event in &events {
+        let payload = event.to_string();
+        let signature = sign(&payload, secret, now as i64);
+        let parsed = Webhook::construct_event(&payload, &signature, secret)
+            .unwrap_or_else(|err| panic!("{} does not parse: {err}", event["type"]));
+        assert!(!matches!(parsed.data.object, EventObject::Unknown(_)), "{} parsed as Unknown", event["type"]);
+    }
 }

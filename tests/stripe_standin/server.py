@@ -19,6 +19,7 @@ import datetime as _dt
 import hashlib
 import hmac
 import json
+import math
 import os
 import re
 import secrets
@@ -36,6 +37,8 @@ DEFAULT_PORT = 12111
 DEFAULT_WEBHOOK_SECRET = "whsec_standin_local_secret"
 # async-stripe 1.0.0-rc.10 is generated for (and sends `Stripe-Version:`) 2026-09-30.endive
 DEFAULT_API_VERSION = "2026-09-30.endive"
+# pm_card_refundFail: seconds between a refund reading `succeeded` and its failure.
+DEFAULT_REFUND_FAIL_AFTER = 2.0
 ALNUM = string.ascii_letters + string.digits
 API_KEY_RE = re.compile(r"^(sk|pk|rk)_test_[A-Za-z0-9_]+$")
 
@@ -349,10 +352,14 @@ class State:
         self.webhook_url: str | None = None
         self.webhook_secret: str = DEFAULT_WEBHOOK_SECRET
         self.deliverer: "Deliverer | None" = None
+        self.refund_fail_after: float = DEFAULT_REFUND_FAIL_AFTER  # < 0: never by itself
         self.reset()
 
     def reset(self) -> None:
         with self.lock:
+            for timer in getattr(self, "refund_timers", {}).values():
+                timer.cancel()
+            self.refund_timers: dict[str, threading.Timer] = {}  # refund id -> pending failure
             self.objects: dict[str, dict] = {}
             self.order: dict[str, int] = {}
             self.seq = 0
@@ -1219,12 +1226,46 @@ class Api:
         ch["refunded"] = ch["amount_refunded"] >= ch["amount_captured"]
         ctx.emit("refund.created", re_obj)
         ctx.emit("charge.refunded", ch, previous)
-        out = self.s.render(re_obj, expand)
         if self.s.pm_behavior.get(ch["payment_method"], {}).get("behavior") == "refund_fail":
-            # pm_card_refundFail: the refund reads `succeeded` in this response and fails
-            # right after (Stripe: asynchronously; later fetches show `failed`).
-            self._fail_refund(ctx, re_obj, "expired_or_canceled_card")
-        return 200, out
+            # pm_card_refundFail: the refund reads `succeeded` (this response, later GETs)
+            # and fails --refund-fail-after seconds later, outside any request, like Stripe.
+            self._schedule_refund_failure(re_obj["id"], "expired_or_canceled_card")
+        return 200, self.s.render(re_obj, expand)
+
+    def _schedule_refund_failure(self, re_id: str, reason: str) -> None:
+        delay = self.s.refund_fail_after
+        if delay < 0:
+            return
+        timer = threading.Timer(delay, self._deferred_refund_failure, (re_id, reason))
+        timer.name = f"refund-fail-{re_id}"
+        timer.daemon = True
+        timer.fails_at = time.time() + delay  # for GET /_standin/refund_failures
+        self.s.refund_timers[re_id] = timer
+        timer.start()  # it waits for the state lock, so it runs after this request commits
+
+    def cancel_refund_failure(self, re_id: str) -> None:
+        """Forget a pending deferred failure (the refund was failed another way)."""
+        timer = self.s.refund_timers.pop(re_id, None)
+        if timer is not None:
+            timer.cancel()
+
+    def _deferred_refund_failure(self, re_id: str, reason: str) -> None:
+        """Timer thread: fail the refund like `POST /_standin/refunds/{id}/fail` does; the
+        events are committed (and queued for delivery) like a control route's."""
+        st = self.s
+        try:
+            with st.lock:
+                if st.refund_timers.get(re_id) is not threading.current_thread():
+                    return  # cancelled (control route, reset) while waiting for the lock
+                del st.refund_timers[re_id]
+                re_obj = st.get(re_id, "refund")
+                if re_obj is None or re_obj["status"] != "succeeded":
+                    return
+                ctx = Ctx(st, None, None, st.default_api_version)
+                self._fail_refund(ctx, re_obj, reason)
+                st.commit_events(ctx)
+        except Exception:  # a timer thread's traceback would otherwise go unnoticed
+            log(f"deferred failure of refund {re_id} crashed:\n" + traceback.format_exc())
 
     def _fail_refund(self, ctx: Ctx, re_obj: dict, reason: str) -> None:
         """A refund that read `succeeded` fails: the money goes back to the balance, the
@@ -2609,6 +2650,9 @@ class Handler(BaseHTTPRequestHandler):
                                  "method": data.get("method"), "message": data.get("message"),
                                  "should_retry": data.get("should_retry")}
                     return self._send_json(200, st.faults)
+            if section == "refund_failures" and ident is None and method == "GET":
+                return self._send_json(200, [{"refund": re_id, "fails_at": t.fails_at}
+                                             for re_id, t in st.refund_timers.items()])
             if section == "deliveries" and ident is None and method == "GET":
                 items = st.deliveries
                 if "event_id" in q:
@@ -2676,8 +2720,10 @@ class Handler(BaseHTTPRequestHandler):
                         obj = dp
                     elif section == "refunds" and action == "fail":
                         re_obj = st.must(ident, "refund", "refund")
-                        self.api._fail_refund(ctx, re_obj, data.get("failure_reason")
-                                              or "expired_or_canceled_card")
+                        if re_obj["status"] != "failed":  # already failed: 200, unchanged
+                            self.api._fail_refund(ctx, re_obj, data.get("failure_reason")
+                                                  or "expired_or_canceled_card")
+                        self.api.cancel_refund_failure(ident)
                         obj = re_obj
                     else:
                         return self._send_json(404, {"error": f"unknown control route {path}"})
@@ -2691,6 +2737,16 @@ class Handler(BaseHTTPRequestHandler):
 
 
 # ------------------------------------------------------------------ main
+
+
+def seconds_arg(text: str) -> float:
+    try:
+        val = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not math.isfinite(val):
+        raise argparse.ArgumentTypeError(f"not a finite number of seconds: {text!r}")
+    return val
 
 
 def main(argv=None) -> int:
@@ -2708,6 +2764,12 @@ def main(argv=None) -> int:
                     default=os.environ.get("STRIPE_STANDIN_API_VERSION") or DEFAULT_API_VERSION,
                     help="api_version stamped on events when the request carried no "
                          "Stripe-Version header")
+    ap.add_argument("--refund-fail-after", type=seconds_arg, metavar="SECONDS",
+                    default=os.environ.get("STRIPE_STANDIN_REFUND_FAIL_AFTER")
+                    or str(DEFAULT_REFUND_FAIL_AFTER),
+                    help="a refund of a pm_card_refundFail charge reads `succeeded` and fails "
+                         "this many seconds later (negative: only via "
+                         "POST /_standin/refunds/{id}/fail)")
     ap.add_argument("--exit-on-stdin-eof", action="store_true",
                     help="exit when stdin reaches EOF (the parent process went away)")
     ap.add_argument("--verbose", action="store_true", help="log every request to stderr")
@@ -2716,6 +2778,7 @@ def main(argv=None) -> int:
     state = State(args.api_version)
     state.webhook_url = args.webhook_url
     state.webhook_secret = args.webhook_secret
+    state.refund_fail_after = args.refund_fail_after
     deliverer = Deliverer(state, attempts=args.webhook_attempts)
     state.deliverer = deliverer
     deliverer.start()

@@ -6,6 +6,8 @@ The server is started on a free port as a subprocess and killed at the end.
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -24,7 +26,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SERVER = os.path.join(HERE, "server.py")
 sys.path.insert(0, HERE)
 sys.dont_write_bytecode = True  # keep tests/stripe_standin free of __pycache__
-import server as standin  # noqa: E402  (pure helpers only: decode_form, add_period)
+import server as standin  # noqa: E402  (pure helpers only: decode_form, add_period, ...)
 import shapes  # noqa: E402  (async-stripe rc.10's JSON shapes, from required_fields.json)
 
 API_KEY = "sk_test_standin_tests"
@@ -34,11 +36,13 @@ WH_SECRET = "whsec_test_suite_secret"
 # --------------------------------------------------------------------------- fixtures
 
 
-@pytest.fixture(scope="session")
-def base_url():
+@contextlib.contextmanager
+def run_standin(*args: str, env: dict | None = None):
+    """A stand-in on a free port (extra CLI `args`, extra `env`); yields its URL."""
     proc = subprocess.Popen(
-        [sys.executable, SERVER, "--port", "0", "--exit-on-stdin-eof"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        [sys.executable, SERVER, "--port", "0", "--exit-on-stdin-eof", *args],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        env={**os.environ, **(env or {})})
     line_box: list[str] = []
     reader = threading.Thread(target=lambda: line_box.append(proc.stdout.readline()),
                               daemon=True)
@@ -48,15 +52,25 @@ def base_url():
         proc.kill()
         pytest.fail(f"stand-in did not print READY (got {line_box!r})")
     url = line_box[0].split()[1].strip()
-    yield url
-    proc.stdin.close()  # --exit-on-stdin-eof: the server exits on EOF
     try:
-        code = proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-        pytest.fail("stand-in did not exit on stdin EOF")
+        yield url
+    finally:
+        proc.stdin.close()  # --exit-on-stdin-eof: the server exits on EOF
+        try:
+            code = proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            pytest.fail("stand-in did not exit on stdin EOF")
     assert code == 0
+
+
+@pytest.fixture(scope="session")
+def base_url():
+    # pm_card_refundFail refunds fail only through the control route here, so the tests
+    # decide when; the tests of the deferred failure start their own stand-ins.
+    with run_standin("--refund-fail-after", "-1") as url:
+        yield url
 
 
 @pytest.fixture(autouse=True)
@@ -1001,11 +1015,30 @@ def test_control_route_opens_either_kind_of_dispute(base_url):
 # --------------------------------------------------------------------------- refund lifecycles
 
 
+FAILURE_EVENTS = ("charge.refund.updated", "refund.updated", "refund.failed")
+
+
+def failure_events() -> list:
+    return [e for e in events() if e.type in FAILURE_EVENTS]
+
+
+def fail_refund(base_url, re_id: str, body: dict | None = None) -> dict:
+    return control(base_url, "POST", f"/_standin/refunds/{re_id}/fail", body or {})
+
+
 def test_refund_fail_lifecycle(base_url, receiver):
+    # the session stand-in runs with --refund-fail-after -1: the refund stays `succeeded`
+    # until the control route fails it (as Stripe does, later, outside the request)
     pi = card_pi("pm_card_refundFail", amount=1000)
     ch_id = pi.latest_charge
     re1 = stripe.Refund.create(payment_intent=pi.id, amount=400)
-    assert re1.status == "succeeded"  # the response; it fails right after
+    assert re1.status == "succeeded"
+    assert stripe.Refund.retrieve(re1.id).status == "succeeded"
+    ch = stripe.Charge.retrieve(ch_id)
+    assert (ch.amount_refunded, ch.refunded) == (400, False)
+    assert failure_events() == []
+    out = fail_refund(base_url, re1.id)
+    assert (out["status"], out["failure_reason"]) == ("failed", "expired_or_canceled_card")
     failed = stripe.Refund.retrieve(re1.id)
     assert (failed.status, failed.failure_reason) == ("failed", "expired_or_canceled_card")
     assert failed.failure_balance_transaction.startswith("txn_")
@@ -1013,7 +1046,13 @@ def test_refund_fail_lifecycle(base_url, receiver):
     assert (ch.amount_refunded, ch.refunded) == (0, False)
     re2 = stripe.Refund.create(payment_intent=pi.id)  # the whole amount again: fails too
     assert (re2.amount, re2.status) == (1000, "succeeded")
+    assert stripe.Refund.retrieve(re2.id).status == "succeeded"
+    ch = stripe.Charge.retrieve(ch_id)
+    assert (ch.amount_refunded, ch.refunded) == (1000, True)
+    assert len(failure_events()) == 3  # only re1's
+    assert fail_refund(base_url, re2.id)["status"] == "failed"
     assert stripe.Refund.retrieve(re2.id).status == "failed"
+    assert stripe.Charge.retrieve(ch_id).amount_refunded == 0
     got = about(all_delivered(base_url, receiver), pi.id)
 
     def view(e):
@@ -1035,6 +1074,13 @@ def test_refund_fail_lifecycle(base_url, receiver):
     ]
     assert got[5]["data"]["previous_attributes"] == {
         "failure_balance_transaction": None, "failure_reason": None, "status": "succeeded"}
+    # the failure happens outside the refund's request
+    assert got[4]["request"]["id"].startswith("req_")
+    assert [e["request"] for e in got[5:8]] == [{"id": None, "idempotency_key": None}] * 3
+    # failing it again: 200, the refund unchanged, no event
+    again = fail_refund(base_url, re1.id, {"failure_reason": "lost_or_stolen_card"})
+    assert again == out == raw(base_url, "GET", f"/v1/refunds/{re1.id}")[2]
+    assert len(failure_events()) == 6
 
 
 def test_several_partial_refunds_and_a_control_route_failure(base_url, receiver):
@@ -1065,9 +1111,83 @@ def test_several_partial_refunds_and_a_control_route_failure(base_url, receiver)
     assert [e["type"] for e in got if e["type"].startswith("refund.")] == [
         "refund.created", "refund.created", "refund.updated", "refund.failed",
         "refund.created", "refund.created"]
-    with pytest.raises(urllib.error.HTTPError) as ei:  # only a succeeded refund can fail
-        control(base_url, "POST", f"/_standin/refunds/{refunds[1].id}/fail", {})
-    assert ei.value.code == 400
+    before = [e.id for e in events()]
+    again = control(base_url, "POST", f"/_standin/refunds/{refunds[1].id}/fail", {})
+    assert again == out  # already failed: answered unchanged, nothing emitted
+    assert [e.id for e in events()] == before
+
+
+def test_refund_fails_by_itself_after_the_delay():
+    rec = Receiver()
+    try:
+        with run_standin("--refund-fail-after", "0.2") as url:
+            stripe.api_base = url
+            control(url, "POST", "/_standin/webhook", {"url": rec.url, "secret": WH_SECRET})
+            pi = card_pi("pm_card_refundFail", amount=1000)
+            started = time.monotonic()
+            re1 = stripe.Refund.create(payment_intent=pi.id, amount=400)
+            assert re1.status == "succeeded"
+            failed_evt, = wait_until(lambda: events("refund.failed"), what="refund.failed")
+            assert time.monotonic() - started >= 0.2
+            assert failed_evt.data.object.id == re1.id
+            failed = stripe.Refund.retrieve(re1.id)
+            assert (failed.status, failed.failure_reason) == ("failed",
+                                                              "expired_or_canceled_card")
+            assert stripe.Charge.retrieve(pi.latest_charge).amount_refunded == 0
+            assert control(url, "GET", "/_standin/refund_failures") == []
+            got = about(all_delivered(url, rec), pi.id)  # delivered like any other event
+            assert [(e["type"], e["data"]["object"].get("status")) for e in got[3:]] == [
+                ("refund.created", "succeeded"), ("charge.refunded", "succeeded"),
+                ("charge.refund.updated", "failed"), ("refund.updated", "failed"),
+                ("refund.failed", "failed")]
+            assert [(e["request"], e["api_version"]) for e in got[5:]] == \
+                [({"id": None, "idempotency_key": None}, standin.DEFAULT_API_VERSION)] * 3
+            # the timer won; the control route now answers the refund unchanged, emits nothing
+            before = [e.id for e in events()]
+            again = fail_refund(url, re1.id, {"failure_reason": "lost_or_stolen_card"})
+            assert (again["status"], again["failure_reason"]) == ("failed",
+                                                                  "expired_or_canceled_card")
+            assert [e.id for e in events()] == before
+    finally:
+        rec.close()
+
+
+def test_control_route_cancels_the_pending_failure():
+    with run_standin(env={"STRIPE_STANDIN_REFUND_FAIL_AFTER": "1.0"}) as url:
+        stripe.api_base = url
+        pi = card_pi("pm_card_refundFail", amount=1000)
+        t0 = time.time()
+        re_a = stripe.Refund.create(payment_intent=pi.id, amount=400)
+        t1 = time.time()
+        pending = control(url, "GET", "/_standin/refund_failures")
+        assert [p["refund"] for p in pending] == [re_a.id]
+        assert t0 + 1.0 <= pending[0]["fails_at"] <= t1 + 1.0  # the env var's delay
+        out = fail_refund(url, re_a.id, {"failure_reason": "lost_or_stolen_card"})
+        assert (out["status"], out["failure_reason"]) == ("failed", "lost_or_stolen_card")
+        assert control(url, "GET", "/_standin/refund_failures") == []  # timer cancelled
+        # B's failure is due after A's would have been: once B failed, A's time has passed
+        re_b = stripe.Refund.create(payment_intent=pi.id, amount=300)
+        wait_until(lambda: any(e.data.object.id == re_b.id for e in events("refund.failed")),
+                   what="the failure of the second refund")
+        assert sorted((e.data.object.id, e.data.object.failure_reason)
+                      for e in events("refund.failed")) == sorted(
+            [(re_a.id, "lost_or_stolen_card"), (re_b.id, "expired_or_canceled_card")])
+        assert len(failure_events()) == 6
+        assert stripe.Refund.retrieve(re_a.id).failure_reason == "lost_or_stolen_card"
+        # a reset cancels what is pending
+        re_c = stripe.Refund.create(payment_intent=pi.id, amount=100)
+        pending = control(url, "GET", "/_standin/refund_failures")
+        assert [p["refund"] for p in pending] == [re_c.id]
+        control(url, "POST", "/_standin/reset")
+        assert control(url, "GET", "/_standin/refund_failures") == []
+
+
+def test_refund_fail_after_option_parsing():
+    assert standin.seconds_arg("0.25") == 0.25
+    assert standin.seconds_arg("-1") == -1.0
+    for bad in ("soon", "nan", "inf"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            standin.seconds_arg(bad)
 
 
 # --------------------------------------------------------------------------- async-stripe shapes
@@ -1184,7 +1304,12 @@ def _scenario(base_url):
     control(base_url, "POST", f"/_standin/disputes/{inq2.id}/close", {})
     stripe.Dispute.list(limit=100)
     fail_pi = card_pi("pm_card_refundFail")
-    stripe.Refund.create(payment_intent=fail_pi.id, amount=300)
+    fail_re = stripe.Refund.create(payment_intent=fail_pi.id, amount=300)
+    assert stripe.Refund.retrieve(fail_re.id).status == "succeeded"  # fails later
+    assert stripe.Charge.retrieve(fail_pi.latest_charge).amount_refunded == 300
+    assert failure_events() == []
+    assert control(base_url, "POST", f"/_standin/refunds/{fail_re.id}/fail",
+                   {})["status"] == "failed"
     ok_pi = card_pi("pm_card_visa")
     stripe.Refund.create(payment_intent=ok_pi.id, amount=100)
     stripe.Refund.create(payment_intent=ok_pi.id)

@@ -104,7 +104,8 @@ pub fn control(endpoint: &str, method: &str, path: &str, body: &str) -> String {
 static STRIPE: OnceLock<Server> = OnceLock::new();
 
 /// The Stripe stand-in shared by the tests of one binary (tests that inject Stripe faults
-/// start their own with `spawn`).
+/// start their own with `spawn`). Failing refunds fail only when a test says so, so the
+/// lifecycle tests see each step.
 pub fn stripe_endpoint() -> &'static str {
-    &STRIPE.get_or_init(|| spawn("tests/stripe_standin/server.py", &[])).endpoint
+    &STRIPE.get_or_init(|| spawn("tests/stripe_standin/server.py", &["--refund-fail-after", "-1"])).endpoint
 }

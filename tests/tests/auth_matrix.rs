@@ -34,6 +34,7 @@ fn routes(entity: &EntityFixture) -> Vec<Route> {
         route(Method::PATCH, "/credit-tiers/t1", json!({"price": 2}), [true, true, false, false]),
         route(Method::GET, "/users/u-1/credit-tiers", json!(null), [true, true, true, false]),
         route(Method::POST, "/users/u-1/token", json!({}), [true, false, false, false]),
+        route(Method::POST, "/entity-tokens", json!({}), [true, false, false, false]),
     ]
 }
 

@@ -1,4 +1,5 @@
-//! Session token minting (§2): the entity's backend mints a token for one of its users.
+//! Token minting (§2): the entity's backend mints a session token for one of its users, or
+//! an entity authentication token for itself (Quest's `entity-authentication-token`).
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -15,7 +16,9 @@ use shared::http::{envelope, finish, respond};
 use shared::{ApiError, ApiResult, AppState, ids};
 
 pub fn router(state: AppState) -> Router {
-    let routes = Router::new().route("/api/entities/{entity_id}/users/{user_id}/token", post(mint_token));
+    let routes = Router::new()
+        .route("/api/entities/{entity_id}/users/{user_id}/token", post(mint_token))
+        .route("/api/entities/{entity_id}/entity-tokens", post(mint_entity_token));
     finish(routes, state)
 }
 
@@ -38,14 +41,7 @@ async fn mint_token(
     ids::validate_user_id("userId", &user_id)?;
     request.key(&entity_id)?;
     let request: MintRequest = request.parse()?;
-    let ttl = request.ttl_seconds.unwrap_or(token::DEFAULT_TTL_SECONDS);
-    if !(token::MIN_TTL_SECONDS..=token::MAX_TTL_SECONDS).contains(&ttl) {
-        return Err(ApiError::validation(format!(
-            "ttlSeconds must be from {} to {}",
-            token::MIN_TTL_SECONDS,
-            token::MAX_TTL_SECONDS
-        )));
-    }
+    let ttl = ttl_seconds(request.ttl_seconds, token::DEFAULT_TTL_SECONDS, token::MAX_TTL_SECONDS)?;
     let minted = token::mint(&state.config.token_signing_key, &entity_id, &user_id, ttl, state.clock.now_millis())?;
     let data = json!({
         "token": minted.token,
@@ -54,4 +50,37 @@ async fn mint_token(
         "userId": user_id,
     });
     Ok(respond(StatusCode::CREATED, envelope(data)?))
+}
+
+/// An entity authentication token, bound to the entity and the API key of the request: it
+/// grants the server role beside that key until it expires or the key is revoked.
+async fn mint_entity_token(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(entity_id): Path<String>,
+    request: Mutation,
+) -> ApiResult<Response> {
+    caller.check_entity(&entity_id)?;
+    caller.require_server()?;
+    request.key(&entity_id)?;
+    let request: MintRequest = request.parse()?;
+    let ttl = ttl_seconds(request.ttl_seconds, token::ENTITY_DEFAULT_TTL_SECONDS, token::ENTITY_MAX_TTL_SECONDS)?;
+    let now = state.clock.now_millis();
+    let minted = token::mint_entity(&state.config.token_signing_key, &entity_id, &caller.apikey, ttl, now)?;
+    let data = json!({
+        "token": minted.token,
+        "expiresAt": rfc3339(minted.expires_at_millis),
+        "entityId": entity_id,
+        "apikey": caller.apikey,
+    });
+    Ok(respond(StatusCode::CREATED, envelope(data)?))
+}
+
+fn ttl_seconds(requested: Option<u64>, default: u64, max: u64) -> ApiResult<u64> {
+    let ttl = requested.unwrap_or(default);
+    if (token::MIN_TTL_SECONDS..=max).contains(&ttl) {
+        Ok(ttl)
+    } else {
+        Err(ApiError::validation(format!("ttlSeconds must be from {} to {max}", token::MIN_TTL_SECONDS)))
+    }
 }

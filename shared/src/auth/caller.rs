@@ -26,6 +26,8 @@ pub enum Role {
 pub struct Caller {
     pub entity: Arc<Entity>,
     pub role: Role,
+    /// The API key the request was made with.
+    pub apikey: String,
 }
 
 impl FromRequestParts<AppState> for Caller {
@@ -43,20 +45,31 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 async fn authenticate(headers: &HeaderMap, state: &AppState) -> Result<Caller, ApiError> {
     let apikey = header(headers, "apikey").ok_or_else(|| ApiError::unauthenticated("apikey header is required"))?;
     let key = lookup_key(state, apikey).await?;
-    let role = match header(headers, "apisecret") {
-        Some(secret) if secrets::matches(secret, &key.secret_hash) => Role::Server,
-        Some(_) => return Err(ApiError::unauthenticated("apisecret is wrong")),
-        None => {
-            let user_id = session_user(headers, state, &key.entity_id)?;
-            Role::User(user_id)
+    let role = match (header(headers, "apisecret"), header(headers, token::ENTITY_HEADER)) {
+        (Some(secret), _) if secrets::matches(secret, &key.secret_hash) => Role::Server,
+        (Some(_), _) => return Err(ApiError::unauthenticated("apisecret is wrong")),
+        (None, Some(entity_token)) => {
+            check_entity_token(state, entity_token, &key)?;
+            Role::Server
         }
+        (None, None) => Role::User(session_user(headers, state, &key.entity_id)?),
     };
     let entity = lookup_entity(state, &key.entity_id).await?;
     let role = match role {
         Role::User(user) if entity.is_owner(&user) => Role::Owner(user),
         other => other,
     };
-    Ok(Caller { entity, role })
+    Ok(Caller { entity, role, apikey: key.apikey })
+}
+
+/// An entity authentication token grants the server role, beside the very key that minted
+/// it only: another entity's token, or one whose key was revoked, never passes.
+fn check_entity_token(state: &AppState, entity_token: &str, key: &ApiKey) -> Result<(), ApiError> {
+    let claims = token::verify_entity(&state.config.token_signing_key, entity_token, state.clock.now_millis())?;
+    if claims.ent != key.entity_id || claims.kid != key.apikey {
+        return Err(ApiError::unauthenticated(format!("{} was not issued for this apikey", token::ENTITY_HEADER)));
+    }
+    Ok(())
 }
 
 /// The user of a valid `userid` + `token` pair bound to this entity.

@@ -71,6 +71,13 @@ async fn an_entity_token_never_works_for_another_entity_or_beside_another_key() 
         StatusCode::UNAUTHORIZED,
         "a user's session token is not an entity token"
     );
+    let mut with_bad_session = with_token(&entity.apikey, &token);
+    with_bad_session.extend([("userid".into(), "u-2".into()), ("token".into(), session.clone())]);
+    assert_eq!(
+        grant(&app, &entity, &with_bad_session, "g-7").await,
+        StatusCode::UNAUTHORIZED,
+        "a session sent beside an entity token must be valid too"
+    );
     assert!(rotated_items > before, "the rotation wrote its key");
     assert_eq!(app.item_count().await, rotated_items, "refusals write nothing");
 }

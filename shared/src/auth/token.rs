@@ -5,6 +5,7 @@
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 use crate::config::Secret;
 use crate::error::ApiError;
@@ -95,7 +96,8 @@ fn sign(key: &Secret, claims: &impl Serialize, exp: i64) -> Result<Minted, ApiEr
 /// move time).
 pub fn verify(key: &Secret, token: &str, now_millis: i64) -> Result<Claims, ApiError> {
     let claims: Claims = decode(key, token, AUDIENCE, "token")?;
-    check_expiry(claims.exp, now_millis, "token")?;
+    // Quest's clients look for this flag to send their user to log in again.
+    check_expiry(claims.exp, now_millis, "token").map_err(|err| err.with_details(json!({"userTokenExpired": true})))?;
     Ok(claims)
 }
 

@@ -4,6 +4,7 @@
 pub mod body;
 pub mod idempotent;
 pub mod query;
+pub mod quest;
 pub mod request_id;
 
 use axum::Router;

@@ -17,6 +17,9 @@ VENV_PYTHON := $(VENV)/bin/python
 FUNCTIONS = $(foreach m,$(wildcard functions/*/Cargo.toml),$(shell sed -n 's/^name *= *"\(.*\)"/\1/p;T;q' $(m)))
 # Directories searched for Python tests (test_*.py / *_test.py).
 PY_TEST_DIRS := tests infra
+# Quest's JS SDK suite (tests/quest, run by tests/tests/quest_sdk.rs): Node >= 20 and npm.
+QUEST_SUITE  := tests/quest
+QUEST_STAMP  := $(QUEST_SUITE)/node_modules/.package-lock.json
 
 .PHONY: help venv emulator table dev test lint clean-local bench package
 
@@ -25,7 +28,7 @@ help:
 	@echo "make emulator    DynamoDB emulator on 127.0.0.1:$(DYNAMODB_PORT) (foreground)"
 	@echo "make table       create table $(TABLE_NAME) on the running emulator"
 	@echo "make dev         emulator + table + cargo lambda watch (infra/local/dev.sh)"
-	@echo "make test        cargo tests (they spawn their own emulator) + Python tests"
+	@echo "make test        cargo tests (they spawn their own emulator) + Python tests; npm ci in $(QUEST_SUITE) first"
 	@echo "make lint        rustfmt check + clippy -D warnings"
 	@echo "make bench       release build + cold start, latency, round trips, RSS (tests/bench/RESULTS.md)"
 	@echo "make package     release zips of every function for Lambda (target/lambda/*/bootstrap.zip)"
@@ -44,6 +47,13 @@ $(VENV)/.stamp: $(REQUIREMENTS)
 	@echo "installing $(REQUIREMENTS) into $(VENV)"
 	@$(VENV_PYTHON) -m pip install --quiet --disable-pip-version-check $(addprefix -r ,$(REQUIREMENTS))
 	@echo '$(strip $(REQUIREMENTS))' >$@
+
+# npm's own record of the install is the stamp: reinstalled when package-lock.json is newer
+# or node_modules is missing (like the venv's stamp).
+$(QUEST_STAMP): $(QUEST_SUITE)/package-lock.json
+	@echo "installing $(QUEST_SUITE)/package-lock.json into $(QUEST_SUITE)/node_modules"
+	@npm ci --prefix $(QUEST_SUITE) --no-audit --no-fund --loglevel=error
+	@touch $@
 
 emulator: venv
 	$(VENV_PYTHON) infra/local/dynamodb_server.py --host 127.0.0.1 --port $(DYNAMODB_PORT)
@@ -66,7 +76,7 @@ dev:
 # even if the first fails; the target fails if either did. The infra parity test
 # (infra/test_infra.py) reads the table schema the Rust code prints.
 TABLE_SCHEMA_JSON ?= $(CURDIR)/target/table-schema.json
-test: venv
+test: venv $(QUEST_STAMP)
 	@status=0; rm -rf target/dynamodb-actions; \
 	DYNAMODB_EMULATOR_PYTHON="$(CURDIR)/$(VENV_PYTHON)" cargo test --workspace --locked --no-fail-fast || status=1; \
 	dirs=$$(find $(PY_TEST_DIRS) -type f \( -name 'test_*.py' -o -name '*_test.py' \) \

@@ -6,6 +6,7 @@ pub mod emulator;
 pub mod fixtures;
 pub mod ledger;
 pub mod recorder;
+pub mod serve;
 pub mod stripe;
 
 use std::collections::HashMap;

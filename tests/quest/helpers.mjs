@@ -8,7 +8,7 @@
 //   QUEST_EXPIRED_USER_TOKEN  a session token of QUEST_USER_ID that has expired
 //   QUEST_ENTITY_TOKEN        an entity authentication token of the entity
 //                             (POST /api/entities/{e}/entity-tokens); empty if minting failed
-//   QUEST_OTHER_APIKEY, QUEST_OTHER_APISECRET, QUEST_OTHER_ENTITY_ID   a second entity
+//   QUEST_OTHER_APIKEY, QUEST_OTHER_ENTITY_ID        a second entity
 //   STRIPE_BASE               the Stripe stand-in's origin (tests/stripe_standin)
 // Tests mint sessions for fresh users themselves (server role), so files do not share users;
 // they share the entity's pool, so the runner runs files one at a time and pool checks are

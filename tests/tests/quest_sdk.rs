@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 
 use axum::http::{Method, StatusCode};
-use integration_tests::{ADMIN_TOKEN, TestApp, WORKSPACE};
+use integration_tests::{TestApp, WORKSPACE};
 use serde_json::json;
 
 const OWNER: &str = "quest-owner";
@@ -65,8 +65,6 @@ async fn quest_sdk_suite() {
     let origin = app.serve();
     let env = [
         ("QUEST_BASE_URL", format!("{origin}/api")),
-        ("QUEST_ORIGIN", origin.clone()),
-        ("ADMIN_TOKEN", ADMIN_TOKEN.to_owned()),
         ("QUEST_APIKEY", entity.apikey.clone()),
         ("QUEST_APISECRET", entity.apisecret.clone()),
         ("QUEST_ENTITY_ID", entity.entity_id.clone()),
@@ -77,7 +75,6 @@ async fn quest_sdk_suite() {
         ("QUEST_EXPIRED_USER_TOKEN", expired.data()["token"].as_str().expect("token").to_owned()),
         ("QUEST_ENTITY_TOKEN", entity_token),
         ("QUEST_OTHER_APIKEY", other.apikey.clone()),
-        ("QUEST_OTHER_APISECRET", other.apisecret.clone()),
         ("QUEST_OTHER_ENTITY_ID", other.entity_id.clone()),
         ("STRIPE_BASE", app.stripe.clone()),
     ];

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 
 import {
-  ENTITY, ENTITY_TOKEN, EXPIRED_USER_TOKEN, OTHER_APIKEY, OTHER_ENTITY, OWNER, OWNER_TOKEN, USER,
+  APIKEY, ENTITY, ENTITY_TOKEN, EXPIRED_USER_TOKEN, OTHER_APIKEY, OTHER_ENTITY, OWNER, OWNER_TOKEN, USER,
   assertQuestError, call, confirmAtStripe, freshUser, native, nativeTier, questSession, sdk, server, snapshot,
   unique,
 } from './helpers.mjs';
@@ -78,7 +78,6 @@ describe('400: required fields missing or of the wrong type, named in `error`', 
     ['user buy-credits, intentId a number', 'POST', () => `/users/${user.userId}/buy-credits?entityId=${ENTITY}`, session, () => ({ creditsTierId: tier.creditTierId, intentId: 123 }), 'intentId'],
     ['pool buy-credits without intentId', 'POST', () => `/entities/${ENTITY}/buy-credits?userId=${user.userId}`, session, () => ({ creditsTierId: tier.creditTierId }), 'intentId'],
     ['pool buy-credits, creditsTierId a number', 'POST', () => `/entities/${ENTITY}/buy-credits?userId=${user.userId}`, session, () => ({ creditsTierId: 7, intentId: 'pi_x' }), 'creditsTierId'],
-    ['create-payment-intent without intentData', 'POST', () => `/entities/${ENTITY}/users/${user.userId}/create-payment-intent`, session, () => without(intentBody(), 'intentData'), 'intentData'],
     ['create-payment-intent without intentData.name', 'POST', () => `/entities/${ENTITY}/users/${user.userId}/create-payment-intent`, session, () => ({ ...intentBody(), intentData: without(intentBody().intentData, 'name') }), 'name'],
     ['create-payment-intent, intentData.name a number', 'POST', () => `/entities/${ENTITY}/users/${user.userId}/create-payment-intent`, session, () => ({ ...intentBody(), intentData: { ...intentBody().intentData, name: 123 } }), 'name'],
     ['approve-payment without intentId', 'POST', () => `/entities/${ENTITY}/approve-payment`, session, () => ({}), 'intentId'],
@@ -89,6 +88,14 @@ describe('400: required fields missing or of the wrong type, named in `error`', 
     it(what, () =>
       refused(() => call(method, path(), { headers: headers(), body: body() }), [400], { check: (b) => assertQuestError(b, field) }));
   }
+  // The one path both faces share (native Q6 = Quest's create-payment-intent): a body without
+  // intentData may be a native request missing creditTierId, so either answer names a field.
+  it('create-payment-intent without intentData', () =>
+    refused(
+      () => call('POST', `/entities/${ENTITY}/users/${user.userId}/create-payment-intent`, { headers: session(), body: without(intentBody(), 'intentData') }),
+      [400],
+      { check: (b) => assert.match(typeof b.error === 'string' ? b.error : b.error?.message, /\b(intentData|creditTierId)\b/, JSON.stringify(b)) },
+    ));
 });
 
 describe('401: an expired user token', () => {
@@ -132,6 +139,8 @@ describe("401/403/404: another entity's key or ids", () => {
     const other = await freshUser('err-other');
     await refused(() => call('POST', `/users/${other.userId}/decrement-credits?entityId=${ENTITY}`, { headers: questSession(user.userId, user.token), body: spend }), [403, 404], { ...quest, userId: other.userId });
   });
+  it('a forged entity authentication token', () =>
+    refused(() => call('POST', `/entities/${ENTITY}/credits-tiers`, { headers: { apiKey: APIKEY, entityId: ENTITY, 'entity-authentication-token': `${ENTITY_TOKEN}x` }, body: { creditsAmount: 1, extraCreditsAmount: 0, price: 1, creditsTierId: unique('qt'), creditsTierName: unique('Forged'), recurringTimePeriod: 'ONETIME' } }), [401], quest));
   it('tier management as a plain user', () =>
     refused(() => call('POST', `/entities/${ENTITY}/credits-tiers`, { headers: questSession(user.userId, user.token), body: { creditsAmount: 1, extraCreditsAmount: 0, price: 1, creditsTierId: unique('qt'), creditsTierName: unique('Nope'), recurringTimePeriod: 'ONETIME' } }), [403], quest));
 });

@@ -44,6 +44,10 @@ impl TestApp {
         let origin = format!("http://{}", listener.local_addr().expect("local address"));
         let table = Arc::new(Table { functions: self.functions.clone(), routes: watch_router() });
         let runtime = tokio::runtime::Handle::current();
+        assert!(
+            matches!(runtime.runtime_flavor(), tokio::runtime::RuntimeFlavor::MultiThread),
+            "TestApp::serve needs #[tokio::test(flavor = \"multi_thread\")]: its threads block on the runtime"
+        );
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 let (table, runtime) = (table.clone(), runtime.clone());

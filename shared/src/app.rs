@@ -9,6 +9,7 @@ use crate::config::Config;
 use crate::payments::gateway::PaymentGateway;
 use crate::store::Store;
 use crate::store::dynamo::DynamoStore;
+use crate::usecases::Context;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -32,9 +33,14 @@ impl AppState {
         self
     }
 
-    /// The payment gateway, for functions built with one.
-    pub fn gateway(&self) -> Result<&dyn PaymentGateway, crate::ApiError> {
-        self.payments.as_deref().ok_or_else(|| crate::ApiError::internal("payment route served without a gateway"))
+    /// What the use cases run on.
+    pub fn context(&self) -> Context<'_> {
+        Context {
+            store: self.store.as_ref(),
+            clock: self.clock.as_ref(),
+            slots: &self.accounts,
+            gateway: self.payments.as_deref(),
+        }
     }
 
     /// Production wiring: the DynamoDB store on the real clock.

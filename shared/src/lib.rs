@@ -15,6 +15,7 @@ pub mod lambda;
 pub mod payments;
 pub mod store;
 pub mod telemetry;
+pub mod usecases;
 
 pub use app::AppState;
-pub use error::{ApiError, ApiResult, ErrorCode};
+pub use error::{Error, Fallible};

@@ -11,8 +11,8 @@ use serde_json::json;
 use shared::auth::{Caller, token};
 use shared::clock::rfc3339;
 use shared::http::body::Mutation;
-use shared::http::{envelope, finish, respond};
-use shared::{ApiError, ApiResult, AppState, ids};
+use shared::http::{finish, ok};
+use shared::{AppState, Error, Fallible, ids};
 
 pub fn router(state: AppState) -> Router {
     let routes = Router::new().route("/api/entities/{entity_id}/users/{user_id}/token", post(mint_token));
@@ -32,7 +32,7 @@ async fn mint_token(
     State(state): State<AppState>,
     Path((entity_id, user_id)): Path<(String, String)>,
     request: Mutation,
-) -> ApiResult<Response> {
+) -> Fallible<Response> {
     caller.check_entity(&entity_id)?;
     caller.require_server()?;
     ids::validate_user_id("userId", &user_id)?;
@@ -40,7 +40,7 @@ async fn mint_token(
     let request: MintRequest = request.parse()?;
     let ttl = request.ttl_seconds.unwrap_or(token::DEFAULT_TTL_SECONDS);
     if !(token::MIN_TTL_SECONDS..=token::MAX_TTL_SECONDS).contains(&ttl) {
-        return Err(ApiError::validation(format!(
+        return Err(Error::validation(format!(
             "ttlSeconds must be from {} to {}",
             token::MIN_TTL_SECONDS,
             token::MAX_TTL_SECONDS
@@ -53,5 +53,5 @@ async fn mint_token(
         "entityId": entity_id,
         "userId": user_id,
     });
-    Ok(respond(StatusCode::CREATED, envelope(data)?))
+    ok(StatusCode::CREATED, data)
 }

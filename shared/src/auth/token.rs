@@ -4,7 +4,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Secret;
-use crate::error::ApiError;
+use crate::error::Error as ApiError;
 
 pub const MIN_TTL_SECONDS: u64 = 60;
 pub const MAX_TTL_SECONDS: u64 = 86_400;
@@ -76,7 +76,7 @@ mod tests {
         let claims = verify(&key, &minted.token, 1_000_000).unwrap();
         assert_eq!((claims.sub.as_str(), claims.ent.as_str()), ("u-1", "e-1"));
         assert_eq!(minted.expires_at_millis, 1_060_000);
-        assert!(verify(&key, &minted.token, 1_060_000).unwrap_err().message.contains("expired"));
+        assert!(verify(&key, &minted.token, 1_060_000).unwrap_err().message().contains("expired"));
         assert!(verify(&Secret::new("other"), &minted.token, 1_000_000).is_err());
         assert!(verify(&key, "garbage", 1_000_000).is_err());
     }

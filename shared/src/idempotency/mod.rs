@@ -159,3 +159,95 @@ async fn resolve_unavailable<T: Outcome>(
         Err(_) => Err(Error::Unavailable { unknown_outcome_key: Some(key.key.clone()) }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use async_trait::async_trait;
+    use serde_json::json;
+
+    use super::*;
+    use crate::clock::ManualClock;
+
+    /// Records in memory, written only when the key is free (as the table's condition does).
+    #[derive(Default)]
+    struct Records(Mutex<HashMap<String, StoredOutcome>>);
+
+    #[async_trait]
+    impl IdempotencyStore for Records {
+        async fn get_response(&self, _: &str, key: &str) -> StoreResult<Option<StoredOutcome>> {
+            Ok(self.0.lock().map_err(|e| StoreError::Internal(e.to_string()))?.get(key).cloned())
+        }
+
+        async fn put_response(&self, record: &StoredOutcome) -> StoreResult<()> {
+            let mut records = self.0.lock().map_err(|e| StoreError::Internal(e.to_string()))?;
+            match records.get(&record.key) {
+                Some(earlier) => Err(StoreError::IdempotencyHit(Box::new(earlier.clone()))),
+                None => {
+                    records.insert(record.key.clone(), record.clone());
+                    Ok(())
+                }
+            }
+        }
+    }
+
+    fn key(body: serde_json::Value) -> IdempotencyKey {
+        IdempotencyKey::from_request(Some(b"k"), "e-1", "POST /x", &body).unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_effect_outside_one_transaction_runs_once_and_is_replayed() {
+        let (records, clock, runs) = (Records::default(), ManualClock::starting_now(), AtomicUsize::new(0));
+        let guard = Guard { store: &records, clock: &clock };
+        let effect = || async {
+            runs.fetch_add(1, Ordering::SeqCst);
+            Ok(Performed::Done(7u64))
+        };
+        let first = run(guard, &key(json!({"a": 1})), Shape::Outside, effect).await.unwrap();
+        let again = run(guard, &key(json!({"a": 1})), Shape::Outside, effect).await.unwrap();
+        assert_eq!((first.outcome, first.replayed, again.outcome, again.replayed), (7, false, 7, true));
+        assert_eq!(runs.load(Ordering::SeqCst), 1, "a replay does not run the effect");
+        let other = run(guard, &key(json!({"a": 2})), Shape::Outside, effect).await;
+        assert!(matches!(other, Err(Error::IdempotencyKeyReused)));
+    }
+
+    #[tokio::test]
+    async fn a_refusal_stores_nothing() {
+        let (records, clock) = (Records::default(), ManualClock::starting_now());
+        let guard = Guard { store: &records, clock: &clock };
+        let refused: Result<Answer<u64>, _> =
+            run(guard, &key(json!({})), Shape::Outside, || async { Err(Error::TierArchived) }).await;
+        assert!(matches!(refused, Err(Error::TierArchived)));
+        let corrected = run(guard, &key(json!({})), Shape::Outside, || async { Ok(Performed::Done(1u64)) }).await;
+        assert!(!corrected.unwrap().replayed, "the key stayed free");
+    }
+
+    #[tokio::test]
+    async fn a_write_meeting_its_own_record_answers_in_full_and_a_second_request_is_replayed() {
+        let (records, clock) = (Records::default(), ManualClock::starting_now());
+        let guard = Guard { store: &records, clock: &clock };
+        let first = key(json!({}));
+        let own = first.record(&1u64, clock.now_millis()).unwrap();
+        let hit = |stored: &StoredOutcome| Err(StoreError::IdempotencyHit(Box::new(stored.clone())));
+        let answer = run(guard, &first, Shape::OneTransaction, || async { Ok(Performed::Committed(2u64, hit(&own))) });
+        let answer = answer.await.unwrap();
+        assert_eq!((answer.outcome, answer.replayed), (2, false), "its own earlier attempt: answered in full");
+        let retry = key(json!({}));
+        let answer = run(guard, &retry, Shape::OneTransaction, || async { Ok(Performed::Committed(3u64, hit(&own))) });
+        let answer = answer.await.unwrap();
+        assert_eq!((answer.outcome, answer.replayed), (1, true), "a second request gets the first outcome");
+    }
+
+    #[tokio::test]
+    async fn a_refused_transaction_replays_the_first_outcome() {
+        let (records, clock) = (Records::default(), ManualClock::starting_now());
+        let guard = Guard { store: &records, clock: &clock };
+        records.put_response(&key(json!({})).record(&5u64, clock.now_millis()).unwrap()).await.unwrap();
+        let refused = || async { Err(Error::InsufficientCredits { requested: 1, available: 0 }) };
+        let answer: Answer<u64> = run(guard, &key(json!({})), Shape::OneTransaction, refused).await.unwrap();
+        assert_eq!((answer.outcome, answer.replayed), (5, true));
+    }
+}

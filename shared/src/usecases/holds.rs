@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::accounts::{self, AccountRef};
+use crate::clock::as_rfc3339;
 use crate::domain::account::{AccountView, HoldRecord};
 use crate::domain::ledger::{Applied, Change, HoldChange, HoldStatus, Operation};
 use crate::domain::limits::{check_reason, positive_credits};
@@ -41,6 +42,9 @@ impl NewHold {
 pub struct Opened {
     pub hold_id: String,
     pub credits: u64,
+    /// RFC 3339 when stored, as on the native wire (records written before outcomes were
+    /// stored typed still read).
+    #[serde(with = "as_rfc3339")]
     pub expires_at: i64,
     pub entry_id: Option<String>,
     pub account: AccountView,

@@ -15,8 +15,7 @@ use crate::payments::gateway::NewIntent;
 use crate::usecases::subscriptions::{self, Subscribe, Subscribed};
 use crate::usecases::{AccountRef, Context, tiers};
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone)]
 pub struct Credited {
     pub entry_id: Option<String>,
     pub credited: u64,
@@ -41,6 +40,17 @@ pub async fn credit_invoice(ctx: Context<'_>, subscription: &Payment, invoice_id
     credit_once(ctx, subscription, &key, None, format!("subscription invoice {invoice_id}")).await
 }
 
+/// What a payment's credit record keeps: the entry that credited it (the shape records had
+/// before outcomes were stored typed, so those still read). The account is the fresh
+/// answer's only: a replay reads it as it stands now.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PaymentCredit {
+    entry_id: Option<String>,
+    #[serde(skip)]
+    account: Option<AccountView>,
+}
+
 async fn credit_once(
     ctx: Context<'_>,
     payment: &Payment,
@@ -55,15 +65,15 @@ async fn credit_once(
     let change = Change { operation, reason: Some(reason), idempotency_key: None };
     let answer = accounts::change(ctx.ledger(), account_of(payment), &change, &key, |applied, now| {
         let entry_id = applied.main_entry().map(|e| e.entry_id.clone());
-        Ok(Credited { entry_id, credited, already_credited: false, account: applied.account.view(now) })
+        Ok(PaymentCredit { entry_id, account: Some(applied.account.view(now)) })
     })
     .await?;
-    if !answer.replayed {
-        return Ok(answer.outcome);
-    }
-    // Credited earlier: the account as it stands now.
-    let account = accounts::read(ctx.ledger(), account_of(payment)).await?;
-    Ok(Credited { already_credited: true, account, ..answer.outcome })
+    let PaymentCredit { entry_id, account } = answer.outcome;
+    let account = match account {
+        Some(account) => account,
+        None => accounts::read(ctx.ledger(), account_of(payment)).await?,
+    };
+    Ok(Credited { entry_id, credited, already_credited: answer.replayed, account })
 }
 
 /// Brings the payment's credits in line with its refunds and disputes as the provider

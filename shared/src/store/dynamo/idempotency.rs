@@ -41,10 +41,22 @@ pub fn from_item(item: Item) -> StoreResult<StoredOutcome> {
         entity_id: text("entityId").ok_or_else(corrupt)?,
         key: text("key").ok_or_else(corrupt)?,
         fingerprint: text("fingerprint").ok_or_else(corrupt)?,
-        outcome: text("outcome").ok_or_else(corrupt)?,
+        outcome: text("outcome").or_else(|| text("body").map(legacy_outcome)).ok_or_else(corrupt)?,
         expires_at: number("expiresAt").ok_or_else(corrupt)?,
         attempt: text("attempt").unwrap_or_default(),
     })
+}
+
+/// A record written before outcomes were stored typed held the native wire body: its
+/// envelope's `data` (or, for payment credits, the body itself) is the outcome as far as
+/// the outcome types share the wire's shape.
+fn legacy_outcome(body: String) -> String {
+    match serde_json::from_str::<serde_json::Value>(&body) {
+        Ok(serde_json::Value::Object(mut envelope)) if envelope.contains_key("success") => {
+            envelope.remove("data").unwrap_or_default().to_string()
+        }
+        _ => body,
+    }
 }
 
 #[async_trait]
@@ -55,5 +67,18 @@ impl IdempotencyStore for DynamoStore {
 
     async fn put_response(&self, record: &StoredOutcome) -> StoreResult<()> {
         self.transact(vec![put(record, &self.table)?], Some(0)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_from_before_typed_outcomes_read_as_their_data() {
+        let enveloped = r#"{"success":true,"data":{"entryId":"x","account":{}}}"#.to_owned();
+        assert_eq!(legacy_outcome(enveloped), r#"{"account":{},"entryId":"x"}"#);
+        let payment_credit = r#"{"entryId":"x"}"#.to_owned();
+        assert_eq!(legacy_outcome(payment_credit.clone()), payment_credit);
     }
 }

@@ -96,6 +96,10 @@ where
     };
     match performed {
         Performed::Committed(outcome, written) => settle(guard, key, outcome, written).await,
+        // Its key was not checked before it ran: a bug to see in tests, never to record.
+        Performed::Done(_) if shape == Shape::OneTransaction => {
+            Err(Error::internal("an effect outside one transaction ran without Shape::Outside"))
+        }
         Performed::Done(outcome) if !key.client_supplied => Ok(Answer::fresh(outcome)),
         Performed::Done(outcome) => {
             let record = key.record(&outcome, guard.clock.now_millis())?;
@@ -105,7 +109,8 @@ where
     }
 }
 
-/// Whether the effect writes its record in its own transaction.
+/// Whether the effect writes its record in its own transaction (it returns `Committed`), or
+/// acts outside one and must have its key checked first (it returns `Done`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Shape {
     OneTransaction,

@@ -76,6 +76,10 @@ pub async fn open(
     .await
 }
 
+fn hold_not_found() -> Error {
+    Error::not_found("hold not found")
+}
+
 /// A hold id as this service makes them.
 pub fn check_hold_id(hold_id: &str) -> Result<(), Error> {
     if hold_id.len() == 26 && hold_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
@@ -174,7 +178,7 @@ pub async fn settle(
 async fn not_active(ctx: Context<'_>, account: AccountRef<'_>, hold_id: &str) -> Error {
     match ctx.store.get_hold(account.entity_id, account.user_id, hold_id).await {
         Ok(Some(hold)) => Error::HoldNotActive(format!("the hold is {}", hold.status_at(ctx.now()))),
-        Ok(None) => Error::not_found("hold not found"),
+        Ok(None) => hold_not_found(),
         Err(err) => err.into(),
     }
 }
@@ -188,11 +192,7 @@ pub struct HoldState {
 
 pub async fn read(ctx: Context<'_>, account: AccountRef<'_>, hold_id: &str) -> Result<HoldState, Error> {
     check_hold_id(hold_id)?;
-    let hold = ctx
-        .store
-        .get_hold(account.entity_id, account.user_id, hold_id)
-        .await?
-        .ok_or_else(|| Error::not_found("hold not found"))?;
+    let hold = ctx.store.get_hold(account.entity_id, account.user_id, hold_id).await?.ok_or_else(hold_not_found)?;
     let status = hold.status_at(ctx.now()).to_owned();
     Ok(HoldState { hold, status })
 }

@@ -6,10 +6,10 @@ use crate::accounts::AccountSlots;
 use crate::auth::cache::AuthCache;
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
+use crate::context::Context;
 use crate::payments::gateway::PaymentGateway;
 use crate::store::Store;
 use crate::store::dynamo::DynamoStore;
-use crate::usecases::Context;
 
 #[derive(Clone)]
 pub struct AppState {

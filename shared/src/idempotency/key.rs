@@ -5,23 +5,10 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::error::Error;
+use crate::store::{RETENTION_MILLIS, StoredOutcome};
 
-pub const RETENTION_MILLIS: i64 = 24 * 60 * 60 * 1000;
 /// The expiry of records kept forever (year 9999).
-pub const NEVER: i64 = 253_402_300_799_000;
-/// An operation's outcome kept under an idempotency key (serialized; secrets never are).
-#[derive(Debug, Clone, PartialEq)]
-pub struct StoredOutcome {
-    pub entity_id: String,
-    pub key: String,
-    pub fingerprint: String,
-    /// The typed outcome as JSON; each face renders its own wire shape from it.
-    pub outcome: String,
-    pub expires_at: i64,
-    /// Which attempt wrote it: a request that meets its own earlier attempt (a store write
-    /// retried after its answer was lost) is not a replay and still answers in full.
-    pub attempt: String,
-}
+const NEVER: i64 = 253_402_300_799_000;
 
 /// The key guarding one mutation, bound to what the request asks for. A request without a
 /// client key gets a generated one: every mutation writes its own record, so a retry after
@@ -34,7 +21,7 @@ pub struct IdempotencyKey {
     fingerprint: String,
     /// Kept forever instead of 24 h.
     permanent: bool,
-    /// Fresh for every request handled (see `StoredResponse::attempt`).
+    /// Fresh for every request handled (see `StoredOutcome::attempt`).
     attempt: String,
 }
 

@@ -15,11 +15,11 @@ use std::future::Future;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-pub use key::{IdempotencyKey, NEVER, RETENTION_MILLIS, StoredOutcome, hex};
+pub use key::{IdempotencyKey, hex};
 
 use crate::clock::Clock;
 use crate::error::Error;
-use crate::store::{IdempotencyStore, StoreError, StoreResult};
+use crate::store::{IdempotencyStore, StoreError, StoreResult, StoredOutcome};
 
 /// An outcome worth keeping: stored as JSON, read back on replay. Secret fields are
 /// `#[serde(skip_serializing, default)]`, so a replay shows them empty.

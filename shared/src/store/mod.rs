@@ -12,7 +12,6 @@ use crate::domain::ledger::Applied;
 use crate::domain::payment::Payment;
 use crate::domain::tier::Tier;
 use crate::error::Error;
-use crate::idempotency::StoredOutcome;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -45,6 +44,23 @@ impl From<StoreError> for Error {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// How long an idempotency record is kept (unless kept forever).
+pub const RETENTION_MILLIS: i64 = 24 * 60 * 60 * 1000;
+
+/// An operation's outcome kept under an idempotency key (serialized; secrets never are).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredOutcome {
+    pub entity_id: String,
+    pub key: String,
+    pub fingerprint: String,
+    /// The typed outcome as JSON; each face renders its own wire shape from it.
+    pub outcome: String,
+    pub expires_at: i64,
+    /// Which attempt wrote it: a request that meets its own earlier attempt (a store write
+    /// retried after its answer was lost) is not a replay and still answers in full.
+    pub attempt: String,
+}
 
 #[async_trait]
 pub trait EntityStore: Send + Sync {

@@ -6,7 +6,7 @@ use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem, Update};
 use super::{DynamoStore, condition_held, from_item, idempotency, s, to_item};
 use crate::clock::rfc3339;
 use crate::domain::entity::{ApiKey, Entity};
-use crate::idempotency::StoredOutcome;
+use crate::store::StoredOutcome;
 use crate::store::keys;
 use crate::store::{EntityStore, StoreError, StoreResult};
 

@@ -4,9 +4,9 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 
 use super::{DynamoStore, Item, n, s};
-use crate::idempotency::{RETENTION_MILLIS, StoredOutcome};
 use crate::store::keys::{self, TTL};
 use crate::store::{IdempotencyStore, StoreError, StoreResult};
+use crate::store::{RETENTION_MILLIS, StoredOutcome};
 
 /// The record as a transaction action: it must be new (or expired).
 pub fn put(record: &StoredOutcome, table: &str) -> StoreResult<TransactWriteItem> {

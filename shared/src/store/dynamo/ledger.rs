@@ -7,7 +7,7 @@ use super::errors::TxFailure;
 use super::{DynamoStore, Item, from_item, idempotency, n, s, to_item};
 use crate::domain::account::{Account, Entry, HoldRecord, SubscriptionUpdate, TierPurchases};
 use crate::domain::ledger::{Applied, HoldChange};
-use crate::idempotency::StoredOutcome;
+use crate::store::StoredOutcome;
 use crate::store::keys::{self, ENTRY_PREFIX, PURCHASES_PREFIX};
 use crate::store::{EntryPage, LedgerStore, StoreError, StoreResult};
 

@@ -5,7 +5,7 @@ use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 
 use super::{DynamoStore, from_item, idempotency, n, s, to_item};
 use crate::domain::tier::Tier;
-use crate::idempotency::StoredOutcome;
+use crate::store::StoredOutcome;
 use crate::store::keys::{self, TIER_PREFIX};
 use crate::store::{StoreError, StoreResult, TierStore};
 

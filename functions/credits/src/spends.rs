@@ -1,6 +1,8 @@
 //! Spends and grants: decrement (Q11), grant (Q12), purchase of a tier paid elsewhere (Q10),
 //! and decrements for many users (Q13).
 
+use std::convert::identity;
+
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -12,7 +14,7 @@ use shared::http::answer;
 use shared::http::body::{JsonObject, Mutation};
 use shared::http::error::error_object;
 use shared::idempotency::IdempotencyKey;
-use shared::usecases::credits::{self, BatchItem, BatchOutcome, Changed, Credits, ItemResult, ItemSpend, Purchased};
+use shared::usecases::credits::{self, BatchItem, BatchOutcome, Changed, Credits, ItemResult, ItemSpend};
 use shared::{AppState, Error, Fallible, ids};
 
 use crate::requests::{self, CreditsBody};
@@ -29,7 +31,7 @@ pub async fn decrement(
     let body: CreditsBody = request.parse()?;
     let spend = Credits::new(body.credits, body.reason)?;
     let key = request.key(&entity_id)?;
-    answer(StatusCode::OK, credits::spend(state.context(), account, spend, &key).await?, |c| c)
+    answer(StatusCode::OK, credits::spend(state.context(), account, spend, &key).await?, identity)
 }
 
 /// Q12: the server grants credits; an idempotency key is required.
@@ -44,7 +46,7 @@ pub async fn grant(
     let body: CreditsBody = request.parse()?;
     let grant = Credits::new(body.credits, body.reason)?;
     let key = request.required_key(&entity_id)?;
-    answer(StatusCode::OK, credits::grant(state.context(), account, grant, &key).await?, |c| c)
+    answer(StatusCode::OK, credits::grant(state.context(), account, grant, &key).await?, identity)
 }
 
 #[derive(Deserialize)]
@@ -68,7 +70,7 @@ pub async fn purchase(
     let body: PurchaseBody = request.parse()?;
     let key = request.required_key(&entity_id)?;
     let purchased = credits::purchase(state.context(), account, &body.credit_tier_id, body.reason, &key).await?;
-    answer(StatusCode::OK, purchased, |p: Purchased| p)
+    answer(StatusCode::OK, purchased, identity)
 }
 
 #[derive(Deserialize)]

@@ -1,5 +1,7 @@
 //! Credit tier routes: Q1, Q2, Q4, Q8, Q9.
 
+use std::convert::identity;
+
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -73,7 +75,7 @@ async fn create_tier(
     let key = request.key(&entity_id)?;
     let new: NewTier = request.parse()?;
     let owner = Owner { entity_id: &entity_id, currency: &caller.entity.currency };
-    answer(StatusCode::CREATED, tiers::create(state.context(), owner, new, &key).await?, |tier| tier)
+    answer(StatusCode::CREATED, tiers::create(state.context(), owner, new, &key).await?, identity)
 }
 
 /// Q9: read, apply, write back only if nobody wrote in between.
@@ -88,7 +90,7 @@ async fn update_tier(
     ids::validate_tier_id("creditTierId", &tier_id)?;
     let key = request.key(&entity_id)?;
     let patch: TierPatch = request.parse()?;
-    answer(StatusCode::OK, tiers::update(state.context(), &entity_id, &tier_id, patch, &key).await?, |tier| tier)
+    answer(StatusCode::OK, tiers::update(state.context(), &entity_id, &tier_id, patch, &key).await?, identity)
 }
 
 /// `{"subscriptionId", "status", "currentPeriodEnd"}` of a user's subscription to a tier.

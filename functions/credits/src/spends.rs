@@ -29,9 +29,9 @@ pub async fn decrement(
     let account = requests::account(&caller, &entity_id, &user_id)?;
     caller.require_actor_for(&user_id)?;
     let body: CreditsBody = request.parse()?;
-    let spend = Credits::new(body.credits, body.reason)?;
+    let spend = Credits::spend(body.credits, body.reason)?;
     let key = request.key(&entity_id)?;
-    answer(StatusCode::OK, credits::spend(state.context(), account, spend, &key).await?, identity)
+    answer(StatusCode::OK, credits::apply(state.context(), account, spend, &key).await?, identity)
 }
 
 /// Q12: the server grants credits; an idempotency key is required.
@@ -44,9 +44,9 @@ pub async fn grant(
     let account = requests::account(&caller, &entity_id, &user_id)?;
     caller.require_server()?;
     let body: CreditsBody = request.parse()?;
-    let grant = Credits::new(body.credits, body.reason)?;
+    let grant = Credits::grant(body.credits, body.reason)?;
     let key = request.required_key(&entity_id)?;
-    answer(StatusCode::OK, credits::grant(state.context(), account, grant, &key).await?, identity)
+    answer(StatusCode::OK, credits::apply(state.context(), account, grant, &key).await?, identity)
 }
 
 #[derive(Deserialize)]
@@ -123,7 +123,7 @@ fn item_spend(batch: &IdempotencyKey, index: usize, raw: &Value) -> Fallible<Ite
         .parse()
         .map_err(|e| Error::validation(format!("decrements[{index}].{}", e.message())))?;
     ids::validate_user_id("userId", &item.user_id)?;
-    let spend = Credits::new(item.credits, item.reason.clone())?;
+    let spend = Credits::spend(item.credits, item.reason.clone())?;
     let line = format!("POST /api/entities/{}/users/{}/decrement-credits", batch.entity_id, item.user_id);
     let body = json!({"credits": item.credits, "reason": item.reason});
     let key = IdempotencyKey::for_item(batch, index, item.idempotency_key.as_deref(), &line, &body)?;

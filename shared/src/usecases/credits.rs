@@ -14,17 +14,27 @@ use crate::usecases::{Context, tiers};
 /// The most users one Q13 request may debit.
 pub const MAX_BATCH: usize = 25;
 
-/// A valid amount of credits with an optional reason.
+/// A valid spend or grant: an amount of credits with an optional reason.
 #[derive(Debug, Clone)]
 pub struct Credits {
-    credits: u64,
+    operation: Operation,
     reason: Option<String>,
 }
 
 impl Credits {
-    pub fn new(credits: u64, reason: Option<String>) -> Result<Self, Error> {
+    /// Takes credits from the account's available balance.
+    pub fn spend(credits: u64, reason: Option<String>) -> Result<Self, Error> {
+        Self::valid(credits, reason, |credits| Operation::Decrement { credits })
+    }
+
+    /// Gives the account credits.
+    pub fn grant(credits: u64, reason: Option<String>) -> Result<Self, Error> {
+        Self::valid(credits, reason, |credits| Operation::Grant { credits })
+    }
+
+    fn valid(credits: u64, reason: Option<String>, operation: fn(u64) -> Operation) -> Result<Self, Error> {
         check_reason(&reason)?;
-        Ok(Self { credits: positive_credits("credits", credits)?, reason })
+        Ok(Self { operation: operation(positive_credits("credits", credits)?), reason })
     }
 }
 
@@ -42,33 +52,15 @@ impl Changed {
     }
 }
 
-async fn apply_credits(
+/// Applies a spend or a grant.
+pub async fn apply(
     ctx: Context<'_>,
     account: AccountRef<'_>,
-    operation: Operation,
-    reason: Option<String>,
+    credits: Credits,
     key: &IdempotencyKey,
 ) -> Result<Answer<Changed>, Error> {
-    let change = Change { operation, reason, idempotency_key: key.client_key() };
+    let change = Change { operation: credits.operation, reason: credits.reason, idempotency_key: key.client_key() };
     accounts::change(ctx.ledger(), account, &change, key, |applied, now| Ok(Changed::of(applied, now))).await
-}
-
-pub async fn spend(
-    ctx: Context<'_>,
-    account: AccountRef<'_>,
-    spend: Credits,
-    key: &IdempotencyKey,
-) -> Result<Answer<Changed>, Error> {
-    apply_credits(ctx, account, Operation::Decrement { credits: spend.credits }, spend.reason, key).await
-}
-
-pub async fn grant(
-    ctx: Context<'_>,
-    account: AccountRef<'_>,
-    grant: Credits,
-    key: &IdempotencyKey,
-) -> Result<Answer<Changed>, Error> {
-    apply_credits(ctx, account, Operation::Grant { credits: grant.credits }, grant.reason, key).await
 }
 
 /// A tier's pack credited for a purchase paid elsewhere.
@@ -168,5 +160,5 @@ async fn spend_item(
     spend: Credits,
     key: IdempotencyKey,
 ) -> Result<Changed, Error> {
-    Ok(self::spend(ctx, account, spend, &key).await?.outcome)
+    Ok(apply(ctx, account, spend, &key).await?.outcome)
 }

@@ -17,7 +17,10 @@ pub fn put(record: &StoredOutcome, table: &str) -> StoreResult<TransactWriteItem
         ("entityId".to_owned(), s(&record.entity_id)),
         ("key".to_owned(), s(&record.key)),
         ("fingerprint".to_owned(), s(&record.fingerprint)),
-        ("outcome".to_owned(), s(&record.outcome)),
+        ("body".to_owned(), s(&record.outcome)),
+        // Read only by versions that stored wire responses, so a rollback can still read
+        // the records kept forever (a payment credit's outcome has the shape they expect).
+        ("status".to_owned(), n(LEGACY_STATUS)),
         ("expiresAt".to_owned(), n(record.expires_at)),
         ("attempt".to_owned(), s(&record.attempt)),
         (TTL.to_owned(), n(record.expires_at / 1000)),
@@ -41,15 +44,18 @@ pub fn from_item(item: Item) -> StoreResult<StoredOutcome> {
         entity_id: text("entityId").ok_or_else(corrupt)?,
         key: text("key").ok_or_else(corrupt)?,
         fingerprint: text("fingerprint").ok_or_else(corrupt)?,
-        outcome: text("outcome").or_else(|| text("body").map(legacy_outcome)).ok_or_else(corrupt)?,
+        outcome: text("body").map(legacy_outcome).ok_or_else(corrupt)?,
         expires_at: number("expiresAt").ok_or_else(corrupt)?,
         attempt: text("attempt").unwrap_or_default(),
     })
 }
 
-/// A record written before outcomes were stored typed held the native wire body: its
-/// envelope's `data` (or, for payment credits, the body itself) is the outcome as far as
-/// the outcome types share the wire's shape.
+/// What versions that stored wire responses find in `status`.
+const LEGACY_STATUS: i64 = 200;
+
+/// The outcome in a record's `body`. One written before outcomes were stored typed holds the
+/// native wire response: its envelope's `data` is the outcome as far as the outcome types
+/// share the wire's shape (a payment credit's body is its outcome already).
 fn legacy_outcome(body: String) -> String {
     match serde_json::from_str::<serde_json::Value>(&body) {
         Ok(serde_json::Value::Object(mut envelope)) if envelope.contains_key("success") => {

@@ -6,6 +6,7 @@ use crate::accounts::AccountSlots;
 use crate::auth::cache::AuthCache;
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
+use crate::context::Context;
 use crate::payments::gateway::PaymentGateway;
 use crate::store::Store;
 use crate::store::dynamo::DynamoStore;
@@ -32,9 +33,14 @@ impl AppState {
         self
     }
 
-    /// The payment gateway, for functions built with one.
-    pub fn gateway(&self) -> Result<&dyn PaymentGateway, crate::ApiError> {
-        self.payments.as_deref().ok_or_else(|| crate::ApiError::internal("payment route served without a gateway"))
+    /// What the use cases run on.
+    pub fn context(&self) -> Context<'_> {
+        Context {
+            store: self.store.as_ref(),
+            clock: self.clock.as_ref(),
+            slots: &self.accounts,
+            gateway: self.payments.as_deref(),
+        }
     }
 
     /// Production wiring: the DynamoDB store on the real clock.

@@ -94,5 +94,12 @@ pub mod as_rfc3339 {
                 None => serializer.serialize_none(),
             }
         }
+
+        pub fn deserialize<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<i64>, D::Error> {
+            #[derive(serde::Deserialize)]
+            struct Timestamp(#[serde(with = "super")] i64);
+            let raw: Option<Timestamp> = serde::Deserialize::deserialize(deserializer)?;
+            Ok(raw.map(|Timestamp(millis)| millis))
+        }
     }
 }

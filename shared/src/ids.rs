@@ -1,6 +1,6 @@
 //! Identifier formats (§1): generation and validation of path and body ids.
 
-use crate::error::ApiError;
+use crate::error::Error;
 
 pub fn new_entity_id() -> String {
     format!("e-{}", uuid::Uuid::new_v4())
@@ -23,8 +23,8 @@ fn is_prefixed_uuid(value: &str, prefix: &str) -> bool {
     value.strip_prefix(prefix).is_some_and(|rest| uuid::Uuid::try_parse(rest).is_ok())
 }
 
-pub fn validate_entity_id(value: &str) -> Result<(), ApiError> {
-    if is_prefixed_uuid(value, "e-") { Ok(()) } else { Err(ApiError::validation("entityId must look like e-<uuid>")) }
+pub fn validate_entity_id(value: &str) -> Result<(), Error> {
+    if is_prefixed_uuid(value, "e-") { Ok(()) } else { Err(Error::validation("entityId must look like e-<uuid>")) }
 }
 
 pub fn is_api_key(value: &str) -> bool {
@@ -32,22 +32,22 @@ pub fn is_api_key(value: &str) -> bool {
 }
 
 /// A `userId` is the entity's own id for its user: 1–128 chars of `[A-Za-z0-9._:@-]`.
-pub fn validate_user_id(field: &str, value: &str) -> Result<(), ApiError> {
+pub fn validate_user_id(field: &str, value: &str) -> Result<(), Error> {
     let allowed = |c: char| c.is_ascii_alphanumeric() || "._:@-".contains(c);
     if (1..=128).contains(&value.len()) && value.chars().all(allowed) {
         Ok(())
     } else {
-        Err(ApiError::validation(format!("{field} must be 1-128 characters of [A-Za-z0-9._:@-]")))
+        Err(Error::validation(format!("{field} must be 1-128 characters of [A-Za-z0-9._:@-]")))
     }
 }
 
 /// Generated `ct-<uuid>` ids and client-chosen ones both match `[A-Za-z0-9_-]{1,64}`.
-pub fn validate_tier_id(field: &str, value: &str) -> Result<(), ApiError> {
+pub fn validate_tier_id(field: &str, value: &str) -> Result<(), Error> {
     let allowed = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
     if (1..=64).contains(&value.len()) && value.chars().all(allowed) {
         Ok(())
     } else {
-        Err(ApiError::validation(format!("{field} must be 1-64 characters of [A-Za-z0-9_-]")))
+        Err(Error::validation(format!("{field} must be 1-64 characters of [A-Za-z0-9_-]")))
     }
 }
 
@@ -67,7 +67,7 @@ mod tests {
         assert!(validate_entity_id("e-123").is_err());
         assert!(!is_api_key("e-00000000-0000-0000-0000-000000000000"));
         let err = validate_user_id("userId", "has space").unwrap_err();
-        assert!(err.message.starts_with("userId"));
+        assert!(err.message().starts_with("userId"));
         assert!(validate_user_id("userId", &"a".repeat(129)).is_err());
         assert!(validate_user_id("userId", "u-1@x.io:7").is_ok());
         assert!(validate_tier_id("creditTierId", "ct/1").is_err());

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod clients;
 pub mod clock;
 pub mod config;
+pub mod context;
 pub mod domain;
 pub mod error;
 pub mod http;
@@ -15,6 +16,7 @@ pub mod lambda;
 pub mod payments;
 pub mod store;
 pub mod telemetry;
+pub mod usecases;
 
 pub use app::AppState;
-pub use error::{ApiError, ApiResult, ErrorCode};
+pub use error::{Error, Fallible};

@@ -5,17 +5,15 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{delete, get, post, put};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 
-use shared::auth::{Admin, secrets};
-use shared::domain::entity::{ApiKey, Entity, NewEntity, OwnersUpdate, validate_owners};
+use shared::auth::Admin;
+use shared::domain::entity::{Entity, NewEntity, OwnersUpdate};
 use shared::http::body::{JsonObject, Mutation};
-use shared::http::{envelope, finish, idempotent, respond};
-use shared::{ApiError, ApiResult, AppState, ids};
-
-/// Idempotency keys of entity creation are scoped to the admin, as no entity exists yet.
-const ADMIN_SCOPE: &str = "admin";
+use shared::http::{answer, finish, ok};
+use shared::usecases::admin::{self, ADMIN_SCOPE, Created, Issued};
+use shared::{AppState, Fallible};
 
 pub fn router(state: AppState) -> Router {
     let routes = Router::new()
@@ -27,49 +25,32 @@ pub fn router(state: AppState) -> Router {
     finish(routes, state)
 }
 
-fn entity_not_found() -> ApiError {
-    ApiError::not_found("entity not found")
+/// `{entityId, apikey, apisecret}`; `apisecret` is `null` in a replay.
+fn issued(issued: Issued) -> Value {
+    json!({"entityId": issued.entity_id, "apikey": issued.apikey, "apisecret": issued.apisecret})
 }
 
-fn new_key(entity_id: &str) -> ApiResult<(ApiKey, String)> {
-    let secret = secrets::new_secret()?;
-    let key =
-        ApiKey { apikey: ids::new_api_key(), entity_id: entity_id.to_owned(), secret_hash: secrets::hash(&secret) };
-    Ok((key, secret))
+/// The entity's fields plus its first key.
+#[derive(Serialize)]
+struct EntityWithKey {
+    #[serde(flatten)]
+    entity: Entity,
+    apikey: String,
+    apisecret: Option<String>,
 }
 
-async fn create_entity(_: Admin, State(state): State<AppState>, request: Mutation) -> ApiResult<Response> {
+fn created(Created { entity, key }: Created) -> EntityWithKey {
+    EntityWithKey { entity, apikey: key.apikey, apisecret: key.apisecret }
+}
+
+async fn create_entity(_: Admin, State(state): State<AppState>, request: Mutation) -> Fallible<Response> {
     let key = request.key(ADMIN_SCOPE)?;
-    if let Some(replay) = idempotent::prior(&state, &key).await? {
-        return Ok(replay);
-    }
     let new: NewEntity = request.parse()?;
-    new.validate()?;
-    let now = state.clock.now_millis();
-    let entity_id = ids::new_entity_id();
-    let (api_key, secret) = new_key(&entity_id)?;
-    let entity = Entity {
-        entity_id,
-        name: new.name,
-        owner_user_ids: new.owner_user_ids,
-        currency: new.currency,
-        api_keys: vec![api_key.apikey.clone()],
-        created_at: now,
-        updated_at: now,
-    };
-    let mut data = serde_json::to_value(&entity).map_err(ApiError::internal)?;
-    data["apikey"] = json!(api_key.apikey);
-    data["apisecret"] = json!(secret);
-    let body = envelope(data)?;
-    let record = key.record(StatusCode::CREATED, &body, now);
-    let written = state.store.create_entity(&entity, &api_key, &record).await;
-    idempotent::settle(&key, written, (StatusCode::CREATED, body), || ApiError::internal("generated id collided"))
+    answer(StatusCode::CREATED, admin::create_entity(state.context(), new, &key).await?, created)
 }
 
-async fn get_entity(_: Admin, State(state): State<AppState>, Path(entity_id): Path<String>) -> ApiResult<Response> {
-    ids::validate_entity_id(&entity_id)?;
-    let entity = state.store.get_entity(&entity_id).await?.ok_or_else(entity_not_found)?;
-    Ok(respond(StatusCode::OK, envelope(entity)?))
+async fn get_entity(_: Admin, State(state): State<AppState>, Path(entity_id): Path<String>) -> Fallible<Response> {
+    ok(StatusCode::OK, admin::get_entity(state.context(), &entity_id).await?)
 }
 
 async fn set_owners(
@@ -77,14 +58,12 @@ async fn set_owners(
     State(state): State<AppState>,
     Path(entity_id): Path<String>,
     body: JsonObject,
-) -> ApiResult<Response> {
-    ids::validate_entity_id(&entity_id)?;
+) -> Fallible<Response> {
+    shared::ids::validate_entity_id(&entity_id)?;
     let update: OwnersUpdate = body.parse()?;
-    validate_owners(&update.owner_user_ids)?;
-    let now = state.clock.now_millis();
-    let entity = state.store.set_owners(&entity_id, &update.owner_user_ids, now).await?.ok_or_else(entity_not_found)?;
+    let entity = admin::set_owners(state.context(), &entity_id, &update.owner_user_ids).await?;
     state.auth.entities.forget(&entity_id);
-    Ok(respond(StatusCode::OK, envelope(entity)?))
+    ok(StatusCode::OK, entity)
 }
 
 /// Key rotation takes no options.
@@ -97,36 +76,22 @@ async fn add_api_key(
     State(state): State<AppState>,
     Path(entity_id): Path<String>,
     request: Mutation,
-) -> ApiResult<Response> {
-    ids::validate_entity_id(&entity_id)?;
+) -> Fallible<Response> {
+    shared::ids::validate_entity_id(&entity_id)?;
     let key = request.key(&entity_id)?;
-    if let Some(replay) = idempotent::prior(&state, &key).await? {
-        return Ok(replay);
-    }
     let NoFields {} = request.parse()?;
-    let now = state.clock.now_millis();
-    let (api_key, secret) = new_key(&entity_id)?;
-    let body = envelope(json!({"entityId": entity_id, "apikey": api_key.apikey, "apisecret": secret}))?;
-    let record = key.record(StatusCode::CREATED, &body, now);
-    let written = state.store.add_api_key(&api_key, now, &record).await;
+    let issued_key = admin::add_api_key(state.context(), &entity_id, &key).await;
     state.auth.entities.forget(&entity_id);
-    idempotent::settle(&key, written, (StatusCode::CREATED, body), entity_not_found)
+    answer(StatusCode::CREATED, issued_key?, issued)
 }
 
 async fn revoke_api_key(
     _: Admin,
     State(state): State<AppState>,
     Path((entity_id, apikey)): Path<(String, String)>,
-) -> ApiResult<Response> {
-    ids::validate_entity_id(&entity_id)?;
-    let now = state.clock.now_millis();
-    match state.store.revoke_api_key(&entity_id, &apikey, now).await {
-        Ok(()) => {
-            state.auth.api_keys.forget(&apikey);
-            state.auth.entities.forget(&entity_id);
-            Ok(respond(StatusCode::OK, envelope(json!({"entityId": entity_id, "apikey": apikey, "revoked": true}))?))
-        }
-        Err(shared::store::StoreError::ConditionFailed) => Err(ApiError::not_found("no such API key for this entity")),
-        Err(err) => Err(err.into()),
-    }
+) -> Fallible<Response> {
+    admin::revoke_api_key(state.context(), &entity_id, &apikey).await?;
+    state.auth.api_keys.forget(&apikey);
+    state.auth.entities.forget(&entity_id);
+    ok(StatusCode::OK, json!({"entityId": entity_id, "apikey": apikey, "revoked": true}))
 }

@@ -12,8 +12,8 @@ use serde_json::json;
 use shared::auth::{Caller, token};
 use shared::clock::rfc3339;
 use shared::http::body::Mutation;
-use shared::http::{envelope, finish, respond};
-use shared::{ApiError, ApiResult, AppState, ids};
+use shared::http::{finish, ok};
+use shared::{AppState, Error, Fallible, ids};
 
 pub fn router(state: AppState) -> Router {
     let routes = Router::new()
@@ -35,7 +35,7 @@ async fn mint_token(
     State(state): State<AppState>,
     Path((entity_id, user_id)): Path<(String, String)>,
     request: Mutation,
-) -> ApiResult<Response> {
+) -> Fallible<Response> {
     caller.check_entity(&entity_id)?;
     caller.require_server()?;
     ids::validate_user_id("userId", &user_id)?;
@@ -49,7 +49,7 @@ async fn mint_token(
         "entityId": entity_id,
         "userId": user_id,
     });
-    Ok(respond(StatusCode::CREATED, envelope(data)?))
+    ok(StatusCode::CREATED, data)
 }
 
 /// An entity authentication token, bound to the entity and the API key of the request: it
@@ -59,7 +59,7 @@ async fn mint_entity_token(
     State(state): State<AppState>,
     Path(entity_id): Path<String>,
     request: Mutation,
-) -> ApiResult<Response> {
+) -> Fallible<Response> {
     caller.check_entity(&entity_id)?;
     caller.require_server()?;
     request.key(&entity_id)?;
@@ -73,14 +73,14 @@ async fn mint_entity_token(
         "entityId": entity_id,
         "apikey": caller.apikey,
     });
-    Ok(respond(StatusCode::CREATED, envelope(data)?))
+    ok(StatusCode::CREATED, data)
 }
 
-fn ttl_seconds(requested: Option<u64>, default: u64, max: u64) -> ApiResult<u64> {
+fn ttl_seconds(requested: Option<u64>, default: u64, max: u64) -> Result<u64, Error> {
     let ttl = requested.unwrap_or(default);
     if (token::MIN_TTL_SECONDS..=max).contains(&ttl) {
         Ok(ttl)
     } else {
-        Err(ApiError::validation(format!("ttlSeconds must be from {} to {max}", token::MIN_TTL_SECONDS)))
+        Err(Error::validation(format!("ttlSeconds must be from {} to {max}", token::MIN_TTL_SECONDS)))
     }
 }

@@ -7,73 +7,45 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 use serde_json::json;
-use shared::http::query::Query;
 
 use shared::auth::Caller;
-use shared::domain::account::EntryType;
-use shared::http::{envelope, respond};
-use shared::store::EntryPage;
-use shared::store::keys::is_entry_sort_key;
-use shared::{ApiError, ApiResult, AppState, accounts};
+use shared::http::ok;
+use shared::http::query::Query;
+use shared::usecases::accounts::{self, HistoryQuery, limit_error};
+use shared::{AppState, Fallible};
 
-use crate::requests::check_path;
-
-pub const DEFAULT_PAGE: usize = 50;
-pub const MAX_PAGE: usize = 200;
+use crate::requests;
 
 /// Q3: a user never seen reads as zeros.
 pub async fn account(
     caller: Caller,
     State(state): State<AppState>,
     Path((entity_id, user_id)): Path<(String, String)>,
-) -> ApiResult<Response> {
-    check_path(&caller, &entity_id, &user_id)?;
+) -> Fallible<Response> {
+    let account = requests::account(&caller, &entity_id, &user_id)?;
     caller.require_reader_of(&user_id)?;
-    let account = accounts::read(&state, &entity_id, &user_id).await?;
-    Ok(respond(StatusCode::OK, envelope(account.view(state.clock.now_millis()))?))
+    ok(StatusCode::OK, accounts::read(state.context(), account).await?)
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct HistoryQuery {
+pub struct HistoryParams {
     limit: Option<String>,
     cursor: Option<String>,
     #[serde(rename = "type")]
     kind: Option<String>,
 }
 
-impl HistoryQuery {
-    fn page(self) -> ApiResult<EntryPage> {
-        let limit = match self.limit {
-            None => DEFAULT_PAGE,
-            Some(raw) => raw
-                .parse::<usize>()
-                .ok()
-                .filter(|l| (1..=MAX_PAGE).contains(l))
-                .ok_or_else(|| ApiError::validation(format!("limit must be an integer from 1 to {MAX_PAGE}")))?,
-        };
-        let kind = match self.kind {
-            None => None,
-            Some(raw) => Some(EntryType::parse(&raw).ok_or_else(|| {
-                let names: Vec<_> = EntryType::ALL.iter().map(|t| t.as_str()).collect();
-                ApiError::validation(format!("type must be one of {}", names.join(", ")))
-            })?),
-        };
-        let after = match self.cursor {
-            None => None,
-            Some(cursor) => Some(decode_cursor(&cursor)?),
-        };
-        Ok(EntryPage { after, limit, kind })
+impl HistoryParams {
+    /// The cursor is the page's last sort key, base64url: one that does not decode reads as
+    /// an empty key, which the use case refuses as not one of ours.
+    fn query(self) -> Fallible<HistoryQuery> {
+        let limit = self.limit.map(|raw| raw.parse::<usize>().map_err(|_| limit_error())).transpose()?;
+        let after = self.cursor.map(|cursor| {
+            URL_SAFE_NO_PAD.decode(cursor).ok().and_then(|bytes| String::from_utf8(bytes).ok()).unwrap_or_default()
+        });
+        Ok(HistoryQuery { limit, after, kind: self.kind })
     }
-}
-
-fn decode_cursor(cursor: &str) -> ApiResult<String> {
-    URL_SAFE_NO_PAD
-        .decode(cursor)
-        .ok()
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-        .filter(|sk| is_entry_sort_key(sk))
-        .ok_or_else(|| ApiError::validation("cursor is not one this API returned"))
 }
 
 /// History, newest first, `limit` per page, optionally one `type`.
@@ -81,14 +53,11 @@ pub async fn history(
     caller: Caller,
     State(state): State<AppState>,
     Path((entity_id, user_id)): Path<(String, String)>,
-    Query(query): Query<HistoryQuery>,
-) -> ApiResult<Response> {
-    check_path(&caller, &entity_id, &user_id)?;
+    Query(params): Query<HistoryParams>,
+) -> Fallible<Response> {
+    let account = requests::account(&caller, &entity_id, &user_id)?;
     caller.require_reader_of(&user_id)?;
-    let page = query.page()?;
-    // Expired holds are recorded before the history is shown.
-    accounts::read(&state, &entity_id, &user_id).await?;
-    let (entries, next) = state.store.entries(&entity_id, &user_id, &page).await?;
-    let next_cursor = next.map(|sk| URL_SAFE_NO_PAD.encode(sk));
-    Ok(respond(StatusCode::OK, envelope(json!({"entries": entries, "nextCursor": next_cursor}))?))
+    let history = accounts::history(state.context(), account, params.query()?).await?;
+    let next_cursor = history.next_after.map(|sk| URL_SAFE_NO_PAD.encode(sk));
+    ok(StatusCode::OK, json!({"entries": history.entries, "nextCursor": next_cursor}))
 }

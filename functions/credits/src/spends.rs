@@ -1,40 +1,23 @@
 //! Spends and grants: decrement (Q11), grant (Q12), purchase of a tier paid elsewhere (Q10),
 //! and decrements for many users (Q13).
 
+use std::convert::identity;
+
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use shared::accounts::{self, Outcome};
 use shared::auth::Caller;
-use shared::domain::ledger::{Change, Operation};
-use shared::domain::tier::TierStatus;
-use shared::http::body::Mutation;
-use shared::http::idempotent;
+use shared::http::answer;
+use shared::http::body::{JsonObject, Mutation};
+use shared::http::error::error_object;
 use shared::idempotency::IdempotencyKey;
-use shared::{ApiError, ApiResult, AppState, ErrorCode, ids};
+use shared::usecases::credits::{self, BatchItem, BatchOutcome, Changed, Credits, ItemResult, ItemSpend};
+use shared::{AppState, Error, Fallible, ids};
 
-use crate::requests::{CreditsBody, check_path, check_reason, entry_answer, positive_credits};
-
-/// The most users one Q13 request may debit.
-pub const MAX_BATCH: usize = 25;
-
-async fn apply_credits(
-    state: &AppState,
-    entity_id: &str,
-    user_id: &str,
-    operation: Operation,
-    reason: Option<String>,
-    key: &IdempotencyKey,
-) -> ApiResult<Outcome> {
-    let change = Change { operation, reason, idempotency_key: key.client_key() };
-    accounts::change(state, entity_id, user_id, &change, key, |applied, now| {
-        Ok((StatusCode::OK, entry_answer(applied, now, json!({}))?))
-    })
-    .await
-}
+use crate::requests::{self, CreditsBody};
 
 /// Q11: that user or the server.
 pub async fn decrement(
@@ -42,15 +25,13 @@ pub async fn decrement(
     State(state): State<AppState>,
     Path((entity_id, user_id)): Path<(String, String)>,
     request: Mutation,
-) -> ApiResult<Response> {
-    check_path(&caller, &entity_id, &user_id)?;
+) -> Fallible<Response> {
+    let account = requests::account(&caller, &entity_id, &user_id)?;
     caller.require_actor_for(&user_id)?;
     let body: CreditsBody = request.parse()?;
-    let credits = body.validate()?;
+    let spend = Credits::spend(body.credits, body.reason)?;
     let key = request.key(&entity_id)?;
-    apply_credits(&state, &entity_id, &user_id, Operation::Decrement { credits }, body.reason, &key)
-        .await?
-        .into_response()
+    answer(StatusCode::OK, credits::apply(state.context(), account, spend, &key).await?, identity)
 }
 
 /// Q12: the server grants credits; an idempotency key is required.
@@ -59,13 +40,13 @@ pub async fn grant(
     State(state): State<AppState>,
     Path((entity_id, user_id)): Path<(String, String)>,
     request: Mutation,
-) -> ApiResult<Response> {
-    check_path(&caller, &entity_id, &user_id)?;
+) -> Fallible<Response> {
+    let account = requests::account(&caller, &entity_id, &user_id)?;
     caller.require_server()?;
     let body: CreditsBody = request.parse()?;
-    let credits = body.validate()?;
+    let grant = Credits::grant(body.credits, body.reason)?;
     let key = request.required_key(&entity_id)?;
-    apply_credits(&state, &entity_id, &user_id, Operation::Grant { credits }, body.reason, &key).await?.into_response()
+    answer(StatusCode::OK, credits::apply(state.context(), account, grant, &key).await?, identity)
 }
 
 #[derive(Deserialize)]
@@ -83,33 +64,13 @@ pub async fn purchase(
     State(state): State<AppState>,
     Path((entity_id, user_id)): Path<(String, String)>,
     request: Mutation,
-) -> ApiResult<Response> {
-    check_path(&caller, &entity_id, &user_id)?;
+) -> Fallible<Response> {
+    let account = requests::account(&caller, &entity_id, &user_id)?;
     caller.require_server()?;
     let body: PurchaseBody = request.parse()?;
-    check_reason(&body.reason)?;
-    ids::validate_tier_id("creditTierId", &body.credit_tier_id)?;
     let key = request.required_key(&entity_id)?;
-    if let Some(replay) = idempotent::prior(&state, &key).await? {
-        return Ok(replay);
-    }
-    let tier = state
-        .store
-        .get_tier(&entity_id, &body.credit_tier_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("credit tier not found"))?;
-    if tier.status == TierStatus::Archived {
-        return Err(ApiError::new(ErrorCode::TierArchived, "creditTierId names an archived tier"));
-    }
-    let credited = tier.total_credits();
-    let operation =
-        Operation::Purchase { credit_tier_id: tier.credit_tier_id, credits: credited, payment_intent_id: None };
-    let change = Change { operation, reason: body.reason, idempotency_key: key.client_key() };
-    accounts::change(&state, &entity_id, &user_id, &change, &key, |applied, now| {
-        Ok((StatusCode::OK, entry_answer(applied, now, json!({"credited": credited}))?))
-    })
-    .await?
-    .into_response()
+    let purchased = credits::purchase(state.context(), account, &body.credit_tier_id, body.reason, &key).await?;
+    answer(StatusCode::OK, purchased, identity)
 }
 
 #[derive(Deserialize)]
@@ -120,68 +81,61 @@ struct BatchBody {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct BatchItem {
+struct BatchItemBody {
     user_id: String,
     credits: u64,
     reason: Option<String>,
     idempotency_key: Option<String>,
 }
 
-/// Q13: each item is its own spend (own idempotency record, own outcome), in request
-/// order. Under an `Idempotency-Key` the whole answer is recorded too: the same batch again
-/// replays it, another batch under the key is refused, and an item without its own key gets
-/// one derived from the batch's (`{key}#{index}`), so a retry after a lost answer finds every
-/// item's earlier effect instead of spending twice.
+/// Q13: each item is its own spend with its own key: the item's `idempotencyKey`, else under
+/// an `Idempotency-Key` one derived from it (`{key}#{index}`), so a retry after a lost answer
+/// finds every item's earlier effect; an item replayed answers as a Q11 with its key would.
 pub async fn decrement_many(
     caller: Caller,
     State(state): State<AppState>,
     Path(entity_id): Path<String>,
     request: Mutation,
-) -> ApiResult<Response> {
+) -> Fallible<Response> {
     caller.check_entity(&entity_id)?;
     caller.require_server()?;
     let body: BatchBody = request.parse()?;
-    if !(1..=MAX_BATCH).contains(&body.decrements.len()) {
-        return Err(ApiError::validation(format!("decrements must hold 1 to {MAX_BATCH} items")));
-    }
+    credits::check_batch_size(body.decrements.len())?;
     let key = request.key(&entity_id)?;
-    idempotent::guarded(&state, &key, async {
-        let items = body.decrements.iter().enumerate().map(|(i, item)| decrement_item(&state, &key, i, item));
-        let results = futures::future::join_all(items).await;
-        Ok((StatusCode::OK, shared::http::envelope(json!({"results": results}))?))
-    })
-    .await
+    let items = body.decrements.iter().enumerate().map(|(index, raw)| batch_item(&key, index, raw)).collect();
+    let outcome = credits::spend_many(state.context(), &entity_id, items, &key).await?;
+    answer(
+        StatusCode::OK,
+        outcome,
+        |outcome: BatchOutcome| json!({"results": outcome.results.into_iter().map(item_result).collect::<Vec<_>>()}),
+    )
 }
 
-async fn decrement_item(state: &AppState, batch: &IdempotencyKey, index: usize, raw: &Value) -> Value {
-    let entity_id = batch.entity_id.as_str();
-    let outcome = async {
-        let item: BatchItem = shared::http::body::JsonObject(raw.clone())
-            .parse()
-            .map_err(|e| ApiError::validation(format!("decrements[{index}].{}", e.message)))?;
-        ids::validate_user_id("userId", &item.user_id)?;
-        check_reason(&item.reason)?;
-        let credits = positive_credits("credits", item.credits)?;
-        let line = format!("POST /api/entities/{entity_id}/users/{}/decrement-credits", item.user_id);
-        let body = json!({"credits": credits, "reason": item.reason});
-        let key = IdempotencyKey::for_item(batch, index, item.idempotency_key.as_deref(), &line, &body)?;
-        apply_credits(state, entity_id, &item.user_id, Operation::Decrement { credits }, item.reason, &key)
-            .await?
-            .into_body()
-    }
-    .await;
+fn batch_item(batch: &IdempotencyKey, index: usize, raw: &Value) -> BatchItem {
     // Echo the item's user id only when it is one (a malformed item has none).
-    let user_id = raw.get("userId").filter(|id| id.is_string()).cloned().unwrap_or(Value::Null);
-    match outcome {
-        Ok(body) => {
-            let mut result = json!({"userId": user_id, "ok": true});
-            if let (Some(result), Some(Value::Object(data))) = (result.as_object_mut(), body.get("data")) {
-                result.extend(data.clone());
-            }
-            result
+    let user_id = raw.get("userId").and_then(Value::as_str).map(str::to_owned);
+    BatchItem { user_id, spend: item_spend(batch, index, raw) }
+}
+
+/// One item read as the Q11 it stands for (its key's fingerprint is that Q11's).
+fn item_spend(batch: &IdempotencyKey, index: usize, raw: &Value) -> Fallible<ItemSpend> {
+    let item: BatchItemBody = JsonObject(raw.clone())
+        .parse()
+        .map_err(|e| Error::validation(format!("decrements[{index}].{}", e.message())))?;
+    ids::validate_user_id("userId", &item.user_id)?;
+    let spend = Credits::spend(item.credits, item.reason.clone())?;
+    let line = format!("POST /api/entities/{}/users/{}/decrement-credits", batch.entity_id, item.user_id);
+    let body = json!({"credits": item.credits, "reason": item.reason});
+    let key = IdempotencyKey::for_item(batch, index, item.idempotency_key.as_deref(), &line, &body)?;
+    Ok(ItemSpend { user_id: item.user_id, spend, key })
+}
+
+fn item_result(item: ItemResult) -> Value {
+    let user_id = item.user_id.map_or(Value::Null, Value::String);
+    match item.result {
+        Ok(Changed { entry_id, account }) => {
+            json!({"userId": user_id, "ok": true, "entryId": entry_id, "account": account})
         }
-        Err(error) => {
-            json!({"userId": user_id, "ok": false, "error": {"code": error.code.as_str(), "message": error.message}})
-        }
+        Err(error) => json!({"userId": user_id, "ok": false, "error": error_object(&error)}),
     }
 }

@@ -1,5 +1,5 @@
-//! Q5 (create and confirm a payment with a payment method) and Q6 (create an intent for the
-//! client to confirm).
+//! Q5 (pay with a payment method), Q6 (an intent for the client to confirm), Q7 (approve a
+//! payment) and cancelling a subscription: parse the wire, call the use case, render.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -8,16 +8,13 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use shared::auth::Caller;
-use shared::domain::payment::Payment;
-use shared::domain::tier::{Recurring, Tier};
-use shared::http::body::Mutation;
-use shared::http::{envelope, idempotent};
-use shared::payments::credit_payment;
-use shared::payments::gateway::NewIntent;
-use shared::{ApiError, ApiResult, AppState, accounts, ids};
-
-use crate::subscriptions::{Subscribe, subscribe};
-use crate::{stripe_key, tier_for_sale};
+use shared::clock::rfc3339;
+use shared::http::body::{JsonObject, Mutation};
+use shared::http::{answer, ok};
+use shared::usecases::AccountRef;
+use shared::usecases::payments::{self, Billing, Charged, IntentCreated, IntentOrder, Paid, PayOrder};
+use shared::usecases::subscriptions::{self, Subscribed};
+use shared::{AppState, Error, Fallible, ids};
 
 #[derive(Deserialize)]
 #[serde(untagged)]
@@ -35,28 +32,13 @@ struct CardData {
     zip: Option<Zip>,
 }
 
-impl CardData {
-    /// The receipt email, and the billing details as intent metadata.
-    fn apply(self, intent: &mut NewIntent) -> ApiResult<()> {
-        if let Some(email) = self.email {
-            if !(3..=254).contains(&email.len()) || !email.contains('@') {
-                return Err(ApiError::validation("cardData.email must be an email address"));
-            }
-            intent.receipt_email = Some(email);
-        }
-        let zip = self.zip.map(|z| match z {
+impl From<CardData> for Billing {
+    fn from(card: CardData) -> Self {
+        let zip = card.zip.map(|z| match z {
             Zip::Text(text) => text,
             Zip::Number(number) => number.to_string(),
         });
-        for (key, value) in [("billing_name", self.name), ("billing_country", self.country), ("billing_zip", zip)] {
-            if let Some(value) = value {
-                if value.chars().count() > 200 {
-                    return Err(ApiError::validation(format!("cardData.{} must be at most 200 characters", &key[8..])));
-                }
-                intent.metadata.insert(key.to_owned(), value);
-            }
-        }
-        Ok(())
+        Billing { email: card.email, name: card.name, country: card.country, zip }
     }
 }
 
@@ -83,77 +65,50 @@ struct PayBody {
     info: Info,
 }
 
-fn new_intent(tier: &Tier, entity_id: &str, user_id: &str) -> NewIntent {
-    NewIntent {
-        amount: tier.price,
-        currency: tier.currency.clone(),
-        metadata: Payment::intent_metadata(entity_id, user_id, tier),
-        payment_method: None,
-        receipt_email: None,
-        description: format!("{} credits: {}", tier.total_credits(), tier.name),
+/// The path's account, checked against the caller.
+fn account<'a>(caller: &Caller, entity_id: &'a str, user_id: &'a str, user_field: &str) -> Fallible<AccountRef<'a>> {
+    caller.check_entity(entity_id)?;
+    ids::validate_user_id(user_field, user_id)?;
+    caller.require_actor_for(user_id)?;
+    Ok(AccountRef { entity_id, user_id })
+}
+
+fn paid(paid: Paid) -> Value {
+    match paid {
+        Paid::Charged(Charged { payment_intent_id, status, credited, account, client_secret }) => {
+            let mut data = json!({"paymentIntentId": payment_intent_id, "status": status, "credited": credited, "account": account});
+            if let Some(secret) = client_secret {
+                data["clientSecret"] = json!(secret);
+            }
+            data
+        }
+        Paid::Subscribed(Subscribed { subscription_id, invoice_id, credited, current_period_end, account }) => json!({
+            "subscriptionId": subscription_id,
+            "invoiceId": invoice_id,
+            "status": "succeeded",
+            "credited": credited,
+            "currentPeriodEnd": current_period_end.map(rfc3339),
+            "account": account,
+        }),
     }
 }
 
 /// Q5: charges the payment method for the tier's price; credits at once when it succeeds.
-/// The payment is recorded before it is confirmed, so no money moves for a payment this
-/// service has no record of.
-pub async fn pay(caller: Caller, State(state): State<AppState>, request: Mutation) -> ApiResult<Response> {
+pub async fn pay(caller: Caller, State(state): State<AppState>, request: Mutation) -> Fallible<Response> {
     let body: PayBody = request.parse()?;
     let (entity_id, user_id) = (body.info.entity_id, body.info.user_id);
-    caller.check_entity(&entity_id)?;
-    ids::validate_user_id("info.userId", &user_id)?;
-    caller.require_actor_for(&user_id)?;
-    if !body.id.starts_with("pm_") || body.id.len() > 255 {
-        return Err(ApiError::validation("id must be a payment method id (pm_…)"));
-    }
+    account(&caller, &entity_id, &user_id, "info.userId")?;
+    payments::check_payment_method(&body.id)?;
     let key = request.key(&entity_id)?;
-    idempotent::guarded(&state, &key, async {
-        let tier = tier_for_sale(&state, &entity_id, &body.product.credit_tier_id).await?;
-        if body.product.price.is_some_and(|price| price != tier.price) {
-            return Err(ApiError::validation(format!("product.price must equal the tier's price ({})", tier.price)));
-        }
-        let mut new = new_intent(&tier, &entity_id, &user_id);
-        body.card_data.unwrap_or_default().apply(&mut new)?;
-        if tier.recurring != Recurring::None {
-            let order = Subscribe {
-                entity_id: &entity_id,
-                user_id: &user_id,
-                tier: &tier,
-                payment_method: body.id,
-                email: new.receipt_email,
-                stripe_key: stripe_key("subscribe", &key),
-            };
-            return Ok((StatusCode::OK, envelope(subscribe(&state, order).await?)?));
-        }
-        new.payment_method = Some(body.id);
-        let data = charge(&state, &new, &tier, &user_id, &stripe_key("pay", &key)).await?;
-        Ok((StatusCode::OK, envelope(data)?))
-    })
-    .await
-}
-
-/// Creates the intent, records it, then confirms it; credits it if it succeeded.
-async fn charge(state: &AppState, new: &NewIntent, tier: &Tier, user_id: &str, stripe_key: &str) -> ApiResult<Value> {
-    let gateway = state.gateway()?;
-    let created = gateway.create_intent(new, stripe_key).await?;
-    let now = state.clock.now_millis();
-    let payment = Payment::of_tier(&created.id, &tier.entity_id, user_id, tier, &created.status, now);
-    state.store.put_payment(&payment).await?;
-    let intent = gateway.confirm_intent(&created.id, &format!("{stripe_key}:confirm")).await?;
-    let mut data = json!({"paymentIntentId": intent.id, "status": intent.status});
-    if intent.succeeded() {
-        let credited = credit_payment(state, &payment).await?;
-        data["credited"] = json!(credited.credited);
-        data["account"] = serde_json::to_value(credited.account).map_err(ApiError::internal)?;
-    } else {
-        let account = accounts::read(state, &tier.entity_id, user_id).await?;
-        data["credited"] = json!(0);
-        data["account"] = serde_json::to_value(account.view(now)).map_err(ApiError::internal)?;
-        if intent.status == "requires_action" {
-            data["clientSecret"] = json!(intent.client_secret);
-        }
-    }
-    Ok(data)
+    let order = PayOrder {
+        tier_id: body.product.credit_tier_id,
+        price: body.product.price,
+        payment_method: body.id,
+        billing: body.card_data.unwrap_or_default().into(),
+        entity_id,
+        user_id,
+    };
+    answer(StatusCode::OK, payments::pay(state.context(), order, &key).await?, paid)
 }
 
 #[derive(Deserialize)]
@@ -164,47 +119,94 @@ struct IntentBody {
     card_data: Option<CardData>,
 }
 
-/// Q6: an intent for the client to confirm; the payment record keeps the tier's snapshot.
+fn intent_created(created: IntentCreated) -> Value {
+    json!({
+        "paymentIntentId": created.payment_intent_id,
+        "clientSecret": created.client_secret,
+        "amount": created.amount,
+        "currency": created.currency,
+        "creditTierId": created.tier.credit_tier_id,
+        "credits": created.tier.credits,
+        "bonusCredits": created.tier.bonus_credits,
+        "status": created.status,
+    })
+}
+
+/// Q6: an intent for the client to confirm.
 pub async fn create_intent(
     caller: Caller,
     State(state): State<AppState>,
     Path((entity_id, user_id)): Path<(String, String)>,
     request: Mutation,
-) -> ApiResult<Response> {
-    caller.check_entity(&entity_id)?;
-    ids::validate_user_id("userId", &user_id)?;
-    caller.require_actor_for(&user_id)?;
+) -> Fallible<Response> {
+    account(&caller, &entity_id, &user_id, "userId")?;
     let body: IntentBody = request.parse()?;
     if body.for_entity_id.as_deref().is_some_and(|id| id != entity_id) {
-        return Err(ApiError::validation("forEntityId must equal the entity in the path"));
+        return Err(Error::validation("forEntityId must equal the entity in the path"));
     }
     let key = request.key(&entity_id)?;
-    idempotent::guarded(&state, &key, async {
-        let tier = tier_for_sale(&state, &entity_id, &body.credit_tier_id).await?;
-        if tier.recurring != Recurring::None {
-            return Err(ApiError::validation(
-                "creditTierId names a recurring tier: subscribe with POST /api/payment/pay and a payment method",
-            ));
-        }
-        let mut new = new_intent(&tier, &entity_id, &user_id);
-        body.card_data.unwrap_or_default().apply(&mut new)?;
-        let intent = state.gateway()?.create_intent(&new, &stripe_key("intent", &key)).await?;
-        let now = state.clock.now_millis();
-        state
-            .store
-            .put_payment(&Payment::of_tier(&intent.id, &entity_id, &user_id, &tier, &intent.status, now))
-            .await?;
-        let data: Value = json!({
-            "paymentIntentId": intent.id,
-            "clientSecret": intent.client_secret,
-            "amount": intent.amount,
-            "currency": intent.currency,
-            "creditTierId": tier.credit_tier_id,
-            "credits": tier.credits,
-            "bonusCredits": tier.bonus_credits,
-            "status": intent.status,
-        });
-        Ok((StatusCode::CREATED, envelope(data)?))
-    })
-    .await
+    let order = IntentOrder {
+        entity_id,
+        user_id,
+        tier_id: body.credit_tier_id,
+        billing: body.card_data.unwrap_or_default().into(),
+    };
+    answer(StatusCode::CREATED, payments::create_intent(state.context(), order, &key).await?, intent_created)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ApproveBody {
+    payment_intent_id: String,
+    #[allow(dead_code)] // approving is idempotent by PaymentIntent; a key changes nothing
+    idempotency_key: Option<String>,
+}
+
+/// Q7: a succeeded payment is credited once (shared with Q5 and the webhook).
+pub async fn approve(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path((entity_id, user_id)): Path<(String, String)>,
+    body: JsonObject,
+) -> Fallible<Response> {
+    let account = account(&caller, &entity_id, &user_id, "userId")?;
+    let body: ApproveBody = body.parse()?;
+    let credited = payments::approve(state.context(), account, &body.payment_intent_id).await?;
+    ok(
+        StatusCode::OK,
+        json!({
+            "paymentIntentId": body.payment_intent_id,
+            "status": "succeeded",
+            "credited": credited.credited,
+            "alreadyCredited": credited.already_credited,
+            "entryId": credited.entry_id,
+            "account": credited.account,
+        }),
+    )
+}
+
+/// `POST …/users/{userId}/credit-tiers/{creditTierId}/cancel`: no renewal after this period.
+pub async fn cancel(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path((entity_id, user_id, tier_id)): Path<(String, String, String)>,
+    body: JsonObject,
+) -> Fallible<Response> {
+    caller.check_entity(&entity_id)?;
+    ids::validate_user_id("userId", &user_id)?;
+    ids::validate_tier_id("creditTierId", &tier_id)?;
+    caller.require_actor_for(&user_id)?;
+    let _: serde_json::Map<String, Value> = body.parse()?;
+    let account = AccountRef { entity_id: &entity_id, user_id: &user_id };
+    let canceled = subscriptions::cancel(state.context(), account, &tier_id).await?;
+    ok(
+        StatusCode::OK,
+        json!({
+            "creditTierId": tier_id,
+            "subscriptionId": canceled.subscription_id,
+            "status": "canceling",
+            "currentPeriodEnd": canceled.current_period_end.map(rfc3339),
+            "account": canceled.account,
+        }),
+    )
 }

@@ -4,21 +4,18 @@
 
 use serde_json::Value;
 
-use shared::accounts;
 use shared::domain::account::SubscriptionUpdate;
-use shared::domain::ledger::{Change, Operation, is_nothing_to_change};
 use shared::domain::payment::{Payment, metadata};
-use shared::idempotency::IdempotencyKey;
-use shared::payments::{credit_invoice, credit_payment};
-use shared::{ApiResult, AppState};
+use shared::usecases::payments::{credit_invoice, credit_payment, follow_the_money};
+use shared::{AppState, Fallible};
 
 /// Acts on one event; `false` when the event is not one this service acts on, or concerns
 /// a payment or subscription this service has no record of (whatever its metadata says).
-pub async fn handle(state: &AppState, kind: &str, object: &Value) -> ApiResult<bool> {
+pub async fn handle(state: &AppState, kind: &str, object: &Value) -> Fallible<bool> {
     match kind {
         "payment_intent.succeeded" => {
             let Some(payment) = recorded_payment(state, text(object, "id"), object).await? else { return Ok(false) };
-            credit_payment(state, &payment).await?;
+            credit_payment(state.context(), &payment).await?;
             Ok(true)
         }
         "payment_intent.payment_failed" | "payment_intent.canceled" => {
@@ -39,11 +36,12 @@ pub async fn handle(state: &AppState, kind: &str, object: &Value) -> ApiResult<b
         | "charge.dispute.funds_withdrawn"
         | "charge.dispute.funds_reinstated" => {
             let Some(payment) = moved_payment(state, object).await? else { return Ok(false) };
-            follow_the_money(state, &payment).await
+            follow_the_money(state.context(), &payment).await?;
+            Ok(true)
         }
         "invoice.paid" => {
             let Some(subscription) = invoiced_subscription(state, object).await? else { return Ok(false) };
-            credit_invoice(state, &subscription, text(object, "id")).await?;
+            credit_invoice(state.context(), &subscription, text(object, "id")).await?;
             // The line's period is the one this invoice paid for (a renewal's own
             // `period_end` is the period just ended).
             let period_end = object["lines"]["data"][0]["period"]["end"].as_i64().map(|end| end * 1000);
@@ -72,7 +70,7 @@ fn ignored(what: &str, id: &str) -> bool {
 
 /// The payment record of a PaymentIntent, if the event's object (the intent or its charge)
 /// carries the amount and currency the record sold.
-async fn recorded_payment(state: &AppState, intent_id: &str, object: &Value) -> ApiResult<Option<Payment>> {
+async fn recorded_payment(state: &AppState, intent_id: &str, object: &Value) -> Fallible<Option<Payment>> {
     if intent_id.is_empty() {
         return Ok(None);
     }
@@ -92,7 +90,7 @@ fn names(object: &Value, payment: &Payment) -> bool {
 
 /// The payment a refund, charge or dispute is about: our record of its PaymentIntent, in
 /// the same currency (a refund or dispute may be for part of the amount).
-async fn moved_payment(state: &AppState, object: &Value) -> ApiResult<Option<Payment>> {
+async fn moved_payment(state: &AppState, object: &Value) -> Fallible<Option<Payment>> {
     let intent_id = text(object, "payment_intent");
     let payment = match intent_id {
         "" => None,
@@ -106,7 +104,7 @@ async fn moved_payment(state: &AppState, object: &Value) -> ApiResult<Option<Pay
 }
 
 /// The subscription record an invoice paid for, if the invoice paid what the record sold.
-async fn invoiced_subscription(state: &AppState, invoice: &Value) -> ApiResult<Option<Payment>> {
+async fn invoiced_subscription(state: &AppState, invoice: &Value) -> Fallible<Option<Payment>> {
     // Newer API versions name the subscription under `parent`, older ones at the top.
     let id = [&invoice["parent"]["subscription_details"]["subscription"], &invoice["subscription"]]
         .into_iter()
@@ -129,7 +127,7 @@ async fn note_subscription(
     subscription: &Payment,
     status: Option<&str>,
     current_period_end: Option<i64>,
-) -> ApiResult<bool> {
+) -> Fallible<bool> {
     let update = SubscriptionUpdate {
         subscription_id: subscription.payment_intent_id.clone(),
         status: status.map(str::to_owned),
@@ -138,30 +136,6 @@ async fn note_subscription(
     let (entity, user, tier) = (&subscription.entity_id, &subscription.user_id, &subscription.credit_tier_id);
     state.store.update_subscription(entity, user, tier, &update).await?;
     Ok(true)
-}
-
-/// Brings the payment's credits in line with its refunds and disputes as Stripe reports
-/// them now. The change is computed from the account inside its versioned write, so
-/// duplicate, concurrent or late events move nothing twice.
-async fn follow_the_money(state: &AppState, payment: &Payment) -> ApiResult<bool> {
-    let moves = state.gateway()?.money_moves(&payment.payment_intent_id).await?;
-    let (target, why) = moves.credits_to_reverse(payment);
-    let operation = Operation::Reconcile {
-        payment_intent_id: payment.payment_intent_id.clone(),
-        credited: payment.total_credits(),
-        target,
-    };
-    let change = Change { operation, reason: Some(why), idempotency_key: None };
-    let key = IdempotencyKey::internal(&payment.entity_id, "stripe money moves");
-    let outcome = accounts::change(state, &payment.entity_id, &payment.user_id, &change, &key, |_, _| {
-        Ok((Default::default(), Value::Null))
-    })
-    .await;
-    match outcome {
-        Ok(_) => Ok(true),
-        Err(err) if is_nothing_to_change(&err) => Ok(true),
-        Err(err) => Err(err),
-    }
 }
 
 fn text<'a>(object: &'a Value, field: &str) -> &'a str {

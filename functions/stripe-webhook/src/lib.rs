@@ -13,8 +13,8 @@ use serde_json::{Value, json};
 use stripe_webhook::{Webhook, WebhookError};
 
 use shared::http::body::MAX_BODY_BYTES;
-use shared::http::{envelope, respond};
-use shared::{ApiError, ApiResult, AppState, ErrorCode};
+use shared::http::ok;
+use shared::{AppState, Error, Fallible};
 
 pub fn router(state: AppState) -> Router {
     let routes = Router::new().route("/api/stripe/webhook", post(receive));
@@ -23,43 +23,43 @@ pub fn router(state: AppState) -> Router {
 
 /// Checks the `Stripe-Signature` header against the raw body (any `v1` may match; the
 /// timestamp within 300 s of our clock) and returns the event as JSON.
-fn verify(state: &AppState, headers: &HeaderMap, body: &[u8]) -> ApiResult<Value> {
+fn verify(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Fallible<Value> {
     let secret = state
         .config
         .stripe
         .as_ref()
         .and_then(|stripe| stripe.webhook_secret.as_ref())
-        .ok_or_else(|| ApiError::internal("webhook served without STRIPE_WEBHOOK_SECRET"))?;
+        .ok_or_else(|| Error::internal("webhook served without STRIPE_WEBHOOK_SECRET"))?;
     let signature = headers
         .get("stripe-signature")
         .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| ApiError::validation("Stripe-Signature header is required"))?;
-    let payload = std::str::from_utf8(body).map_err(|_| ApiError::validation("body must be UTF-8 JSON"))?;
+        .ok_or_else(|| Error::validation("Stripe-Signature header is required"))?;
+    let payload = std::str::from_utf8(body).map_err(|_| Error::validation("body must be UTF-8 JSON"))?;
     let now = state.clock.now_millis() / 1000;
     match Webhook::construct_event_with_timestamp(payload, signature, secret.expose(), now) {
         // A verified event whose object the typed parser does not know is still ours to read.
         Ok(_) | Err(WebhookError::BadParse(_)) => {}
         Err(WebhookError::BadTimestamp(_)) => {
-            return Err(ApiError::validation("Stripe-Signature timestamp is outside the 300 s tolerance"));
+            return Err(Error::validation("Stripe-Signature timestamp is outside the 300 s tolerance"));
         }
-        Err(_) => return Err(ApiError::validation("Stripe-Signature does not match the body")),
+        Err(_) => return Err(Error::validation("Stripe-Signature does not match the body")),
     }
-    serde_json::from_str(payload).map_err(|_| ApiError::validation("body is not a Stripe event"))
+    serde_json::from_str(payload).map_err(|_| Error::validation("body is not a Stripe event"))
 }
 
-async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {
+async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Fallible<Response> {
     if body.len() > MAX_BODY_BYTES * 4 {
-        return Err(ApiError::new(ErrorCode::PayloadTooLarge, "event too large"));
+        return Err(Error::PayloadTooLarge("event too large".into()));
     }
     let event = verify(&state, &headers, &body)?;
     let (Some(id), Some(kind)) = (event["id"].as_str(), event["type"].as_str()) else {
-        return Err(ApiError::validation("event must have an id and a type"));
+        return Err(Error::validation("event must have an id and a type"));
     };
     if state.store.event_processed(id).await? {
-        return Ok(respond(StatusCode::OK, envelope(json!({"received": true, "duplicate": true}))?));
+        return ok(StatusCode::OK, json!({"received": true, "duplicate": true}));
     }
     let handled = events::handle(&state, kind, &event["data"]["object"]).await?;
     state.store.mark_event_processed(id, kind, state.clock.now_millis()).await?;
     tracing::info!(event_id = id, event_type = kind, handled, "stripe event");
-    Ok(respond(StatusCode::OK, envelope(json!({"received": true, "handled": handled}))?))
+    ok(StatusCode::OK, json!({"received": true, "handled": handled}))
 }

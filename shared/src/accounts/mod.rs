@@ -1,151 +1,134 @@
 //! Changing and reading credit accounts: the one path every credit mutation takes (spends,
-//! grants, purchases, holds; later payments and webhooks), so each lands exactly once.
+//! grants, purchases, holds, payments, webhooks), so each lands exactly once.
 
 mod slots;
 
 pub use slots::AccountSlots;
 
-use axum::http::StatusCode;
-use axum::response::Response;
-use serde_json::Value;
-
-use crate::app::AppState;
-use crate::domain::account::Account;
+use crate::clock::Clock;
+use crate::domain::account::{Account, AccountView};
 use crate::domain::ledger::{Applied, Change, Operation, apply};
-use crate::error::ApiError;
-use crate::http::{idempotent, respond};
-use crate::idempotency::{IdempotencyKey, StoredResponse};
+use crate::error::Error;
+use crate::idempotency::{self, Answer, Guard, IdempotencyKey, Outcome, Performed, Shape};
 use crate::ids::new_ordered_id;
-use crate::store::StoreError;
+use crate::store::{AccountStore, StoreError};
 
 /// Writes one change may try before giving up on a contended account (with backoff, at most
 /// about 3 s in all, within the functions' time-out).
 const MAX_ATTEMPTS: usize = 10;
 
-/// What a change answered: freshly, or by replaying the answer stored under its key.
-pub enum Outcome {
-    Done { status: StatusCode, body: Value, applied: Box<Applied> },
-    Replayed { key: IdempotencyKey, stored: Box<StoredResponse> },
+/// What changing an account runs on: the store, the clock and this process's account slots.
+#[derive(Clone, Copy)]
+pub struct Ledger<'a> {
+    pub store: &'a dyn AccountStore,
+    pub clock: &'a dyn Clock,
+    pub slots: &'a AccountSlots,
 }
 
-impl Outcome {
-    pub fn into_response(self) -> Result<Response, ApiError> {
-        match self {
-            Self::Done { status, body, .. } => Ok(respond(status, body)),
-            Self::Replayed { key, stored } => key.replay(&stored),
-        }
+/// One user's account of one entity.
+#[derive(Debug, Clone, Copy)]
+pub struct AccountRef<'a> {
+    pub entity_id: &'a str,
+    pub user_id: &'a str,
+}
+
+impl<'a> Ledger<'a> {
+    fn guard(self) -> Guard<'a> {
+        Guard { store: self.store, clock: self.clock }
     }
 
-    /// The answer's body (for batches, which answer per item).
-    pub fn into_body(self) -> Result<Value, ApiError> {
-        match self {
-            Self::Done { body, .. } => Ok(body),
-            Self::Replayed { key, stored } => {
-                key.replay(&stored)?;
-                serde_json::from_str(&stored.body).map_err(ApiError::internal)
-            }
-        }
+    async fn load(self, account: AccountRef<'_>) -> Result<Account, Error> {
+        let AccountRef { entity_id, user_id } = account;
+        Ok(self.store.get_account(entity_id, user_id).await?.unwrap_or_else(|| Account::empty(entity_id, user_id)))
     }
 }
 
-/// Applies `change` to the account exactly once under `key`. `answer` builds the response
-/// from the applied change; it is stored with the change, so a replay answers the same.
-pub async fn change(
-    state: &AppState,
-    entity_id: &str,
-    user_id: &str,
+/// Applies `change` to the account exactly once under `key`. `outcome_of` builds the typed
+/// outcome from the applied change; it is stored with the change, so a replay answers the same.
+pub async fn change<T: Outcome>(
+    ledger: Ledger<'_>,
+    account: AccountRef<'_>,
     change: &Change,
     key: &IdempotencyKey,
-    answer: impl Fn(&Applied, i64) -> Result<(StatusCode, Value), ApiError>,
-) -> Result<Outcome, ApiError> {
-    let slot = state.accounts.slot(entity_id, user_id);
+    outcome_of: impl Fn(&Applied, i64) -> Result<T, Error>,
+) -> Result<Answer<T>, Error> {
+    idempotency::run(ledger.guard(), key, Shape::OneTransaction, || write(ledger, account, change, key, &outcome_of))
+        .await
+}
+
+/// The effect of `change`, for operations that first need more than the account (a tier):
+/// writes the change from this process's last known state, retrying on a stale version.
+/// Run it inside `idempotency::run` with `Shape::OneTransaction`.
+pub async fn write<T: Outcome>(
+    ledger: Ledger<'_>,
+    account: AccountRef<'_>,
+    change: &Change,
+    key: &IdempotencyKey,
+    outcome_of: &impl Fn(&Applied, i64) -> Result<T, Error>,
+) -> Result<Performed<T>, Error> {
+    let slot = ledger.slots.slot(account.entity_id, account.user_id);
     let mut cached = slot.lock().await;
     let (mut snapshot, mut fresh) = match cached.take() {
         Some(account) => (account, false),
-        None => (load(state, entity_id, user_id).await?, true),
+        None => (ledger.load(account).await?, true),
     };
     for attempt in 1..=MAX_ATTEMPTS {
-        let now = state.clock.now_millis();
+        let now = ledger.clock.now_millis();
         let applied = match apply(&snapshot, change, now, &mut new_ordered_id) {
             Ok(applied) => applied,
             // The cached state may be behind (credits granted elsewhere): check the store.
             Err(_) if !fresh => {
-                snapshot = load(state, entity_id, user_id).await?;
+                snapshot = ledger.load(account).await?;
                 fresh = true;
                 continue;
             }
-            Err(err) => {
+            Err(refusal) => {
                 *cached = Some(snapshot);
-                return match idempotent::prior_stored(state, key).await? {
-                    Some(stored) => Ok(Outcome::Replayed { key: key.clone(), stored: Box::new(stored) }),
-                    None => Err(err),
-                };
+                return Err(refusal);
             }
         };
-        let (status, body) = answer(&applied, now)?;
-        let record = key.record(status, &body, now);
-        match state.store.commit(&applied, &record).await {
-            Ok(()) => {
-                *cached = Some(applied.account.clone());
-                return Ok(Outcome::Done { status, body, applied: Box::new(applied) });
-            }
+        let outcome = outcome_of(&applied, now)?;
+        let record = key.record(&outcome, now)?;
+        match ledger.store.commit(&applied, &record).await {
             Err(StoreError::Stale(current)) => {
                 snapshot = *current;
                 fresh = true;
                 // Another process is writing this account: let it get ahead before retrying.
                 crate::store::dynamo::backoff(attempt as u32).await;
             }
-            // Our own earlier attempt landed (its answer was lost and the SDK retried).
-            Err(StoreError::IdempotencyHit(stored)) if key.is_own(&stored) => {
-                *cached = Some(applied.account.clone());
-                return Ok(Outcome::Done { status, body, applied: Box::new(applied) });
+            written => {
+                // Landed, or our own earlier attempt did (its answer was lost and the SDK retried).
+                let landed = match &written {
+                    Ok(()) => true,
+                    Err(StoreError::IdempotencyHit(stored)) => key.is_own(stored),
+                    Err(_) => false,
+                };
+                if landed {
+                    *cached = Some(applied.account);
+                }
+                return Ok(Performed::Committed(outcome, written));
             }
-            Err(StoreError::IdempotencyHit(stored)) => return Ok(Outcome::Replayed { key: key.clone(), stored }),
-            Err(StoreError::Unavailable(cause)) => return resolve_unavailable(state, key, cause).await,
-            Err(err) => return Err(err.into()),
         }
     }
-    tracing::warn!(entity_id, user_id, "account too contended; giving up");
+    tracing::warn!(account.entity_id, account.user_id, "account too contended; giving up");
     // The last state seen is the freshest there is: keep it for the next change.
     *cached = Some(snapshot);
-    Err(ApiError::unavailable())
-}
-
-/// After the store stopped answering, the write may or may not have landed. Its own
-/// idempotency record says which: found, the change happened and its answer is replayed;
-/// absent, it did not happen.
-async fn resolve_unavailable(state: &AppState, key: &IdempotencyKey, cause: String) -> Result<Outcome, ApiError> {
-    tracing::warn!(%cause, "store unavailable; checking whether the write landed");
-    let stored = crate::store::dynamo::retry_read(|| state.store.get_response(&key.entity_id, &key.key)).await;
-    match stored {
-        Ok(Some(stored)) => Ok(Outcome::Replayed { key: key.clone(), stored: Box::new(stored) }),
-        Ok(None) => Err(ApiError::unavailable()),
-        // Not even the record could be read: say so, and how to learn the outcome later.
-        Err(_) => Err(ApiError::new(
-            crate::error::ErrorCode::Unavailable,
-            "the outcome is unknown; retry with the Idempotency-Key in error.idempotencyKey to learn it",
-        )
-        .with_details(serde_json::json!({"idempotencyKey": key.key}))),
-    }
-}
-
-async fn load(state: &AppState, entity_id: &str, user_id: &str) -> Result<Account, ApiError> {
-    Ok(state.store.get_account(entity_id, user_id).await?.unwrap_or_else(|| Account::empty(entity_id, user_id)))
+    Err(Error::unavailable())
 }
 
 /// The account as of now. Holds that expired since the last write are recorded first (an
 /// `expire` entry each), so the ledger explains every read.
-pub async fn read(state: &AppState, entity_id: &str, user_id: &str) -> Result<Account, ApiError> {
-    let account = load(state, entity_id, user_id).await?;
-    if account.expired_hold_ids(state.clock.now_millis()).is_empty() {
-        return Ok(account);
+pub async fn read(ledger: Ledger<'_>, account: AccountRef<'_>) -> Result<AccountView, Error> {
+    let current = ledger.load(account).await?;
+    let now = ledger.clock.now_millis();
+    if current.expired_hold_ids(now).is_empty() {
+        return Ok(current.view(now));
     }
     let sweep = Change { operation: Operation::Sweep, reason: None, idempotency_key: None };
-    let key = IdempotencyKey::internal(entity_id, &format!("sweep {user_id}"));
-    let outcome = change(state, entity_id, user_id, &sweep, &key, |_, _| Ok((StatusCode::OK, Value::Null))).await;
-    match outcome {
-        Ok(Outcome::Done { applied, .. }) => Ok(applied.account),
+    let key = IdempotencyKey::internal(account.entity_id, &format!("sweep {}", account.user_id));
+    match self::change(ledger, account, &sweep, &key, |applied, now| Ok(applied.account.view(now))).await {
+        Ok(swept) => Ok(swept.outcome),
         // Someone else recorded the expiry first: read what they wrote.
-        _ => load(state, entity_id, user_id).await,
+        Err(_) => Ok(ledger.load(account).await?.view(ledger.clock.now_millis())),
     }
 }

@@ -7,7 +7,7 @@ use axum::http::request::Parts;
 
 use crate::app::AppState;
 use crate::auth::secrets;
-use crate::error::ApiError;
+use crate::error::Error as ApiError;
 
 pub const ADMIN_TOKEN_HEADER: &str = "x-admin-token";
 

@@ -9,7 +9,7 @@ use axum::http::request::Parts;
 use crate::app::AppState;
 use crate::auth::{secrets, token};
 use crate::domain::entity::{ApiKey, Entity};
-use crate::error::ApiError;
+use crate::error::Error as ApiError;
 use crate::ids::is_api_key;
 
 #[derive(Debug, Clone, PartialEq, Eq)]

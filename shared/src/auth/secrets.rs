@@ -6,7 +6,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::error::ApiError;
+use crate::error::Error as ApiError;
 use crate::idempotency::hex;
 
 pub fn new_secret() -> Result<String, ApiError> {

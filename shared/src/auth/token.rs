@@ -5,10 +5,9 @@
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use crate::config::Secret;
-use crate::error::ApiError;
+use crate::error::Error as ApiError;
 
 pub const MIN_TTL_SECONDS: u64 = 60;
 pub const MAX_TTL_SECONDS: u64 = 86_400;
@@ -96,8 +95,7 @@ fn sign(key: &Secret, claims: &impl Serialize, exp: i64) -> Result<Minted, ApiEr
 /// move time).
 pub fn verify(key: &Secret, token: &str, now_millis: i64) -> Result<Claims, ApiError> {
     let claims: Claims = decode(key, token, AUDIENCE, "token")?;
-    // Quest's clients look for this flag to send their user to log in again.
-    check_expiry(claims.exp, now_millis, "token").map_err(|err| err.with_details(json!({"userTokenExpired": true})))?;
+    check_expiry(claims.exp, now_millis, "token").map_err(|_| ApiError::SessionExpired)?;
     Ok(claims)
 }
 
@@ -144,7 +142,7 @@ mod tests {
         let claims = verify(&key, &minted.token, 1_000_000).unwrap();
         assert_eq!((claims.sub.as_str(), claims.ent.as_str()), ("u-1", "e-1"));
         assert_eq!(minted.expires_at_millis, 1_060_000);
-        assert!(verify(&key, &minted.token, 1_060_000).unwrap_err().message.contains("expired"));
+        assert!(verify(&key, &minted.token, 1_060_000).unwrap_err().message().contains("expired"));
         assert!(verify(&Secret::new("other"), &minted.token, 1_000_000).is_err());
         assert!(verify(&key, "garbage", 1_000_000).is_err());
     }
@@ -155,7 +153,7 @@ mod tests {
         let entity = mint_entity(&key, "e-1", "k-1", 60, 1_000_000).unwrap();
         let claims = verify_entity(&key, &entity.token, 1_000_000).unwrap();
         assert_eq!((claims.ent.as_str(), claims.kid.as_str()), ("e-1", "k-1"));
-        assert!(verify_entity(&key, &entity.token, 1_060_000).unwrap_err().message.contains("expired"));
+        assert!(verify_entity(&key, &entity.token, 1_060_000).unwrap_err().message().contains("expired"));
         let session = mint(&key, "e-1", "u-1", 60, 1_000_000).unwrap();
         assert!(verify(&key, &entity.token, 1_000_000).is_err());
         assert!(verify_entity(&key, &session.token, 1_000_000).is_err());

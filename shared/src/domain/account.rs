@@ -48,7 +48,7 @@ pub struct Account {
 }
 
 /// The account as the API shows it, at one instant: expired holds count as released.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AccountView {
     pub entity_id: String,

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::as_rfc3339;
 use crate::domain::limits::{check_currency, check_text};
-use crate::error::ApiError;
+use crate::error::Error;
 use crate::ids::validate_user_id;
 
 pub const MAX_OWNERS: usize = 100;
@@ -49,7 +49,7 @@ pub struct NewEntity {
 }
 
 impl NewEntity {
-    pub fn validate(&self) -> Result<(), ApiError> {
+    pub fn validate(&self) -> Result<(), Error> {
         check_text("name", &self.name, 100)?;
         check_currency("currency", &self.currency)?;
         validate_owners(&self.owner_user_ids)
@@ -62,9 +62,9 @@ pub struct OwnersUpdate {
     pub owner_user_ids: Vec<String>,
 }
 
-pub fn validate_owners(owners: &[String]) -> Result<(), ApiError> {
+pub fn validate_owners(owners: &[String]) -> Result<(), Error> {
     if owners.len() > MAX_OWNERS {
-        return Err(ApiError::validation(format!("ownerUserIds may hold at most {MAX_OWNERS} ids")));
+        return Err(Error::validation(format!("ownerUserIds may hold at most {MAX_OWNERS} ids")));
     }
     owners.iter().try_for_each(|owner| validate_user_id("ownerUserIds", owner))
 }
@@ -78,6 +78,6 @@ mod tests {
         let ok = NewEntity { name: "Acme".into(), owner_user_ids: vec!["u-1".into()], currency: "usd".into() };
         assert!(ok.validate().is_ok());
         let bad_owner = NewEntity { owner_user_ids: vec!["bad id".into()], ..ok };
-        assert!(bad_owner.validate().unwrap_err().message.starts_with("ownerUserIds"));
+        assert!(bad_owner.validate().unwrap_err().message().starts_with("ownerUserIds"));
     }
 }

@@ -2,7 +2,7 @@
 //! Pure: the caller supplies the current state, the time and fresh ids.
 
 use crate::domain::account::{Account, ActiveHold, Entry, EntryType, MAX_ACTIVE_HOLDS};
-use crate::error::{ApiError, ErrorCode};
+use crate::error::Error;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Operation {
@@ -168,26 +168,20 @@ impl Builder<'_> {
         }
     }
 
-    fn require_available(&self, credits: u64) -> Result<(), ApiError> {
+    fn require_available(&self, credits: u64) -> Result<(), Error> {
         let available = self.account.balance - self.held_total() as i64;
         if available >= credits as i64 {
             Ok(())
         } else {
-            Err(ApiError::new(
-                ErrorCode::InsufficientCredits,
-                format!("credits: {credits} requested but only {} available", available.max(0)),
-            ))
+            Err(Error::InsufficientCredits { requested: credits, available: available.max(0) as u64 })
         }
     }
 
-    fn take_hold(&mut self, hold_id: &str) -> Result<ActiveHold, ApiError> {
-        self.account
-            .holds
-            .remove(hold_id)
-            .ok_or_else(|| ApiError::new(ErrorCode::HoldNotActive, "the hold is no longer active"))
+    fn take_hold(&mut self, hold_id: &str) -> Result<ActiveHold, Error> {
+        self.account.holds.remove(hold_id).ok_or_else(|| Error::HoldNotActive("the hold is no longer active".into()))
     }
 
-    fn apply(&mut self) -> Result<Option<String>, ApiError> {
+    fn apply(&mut self) -> Result<Option<String>, Error> {
         let operation = self.change.operation.clone();
         let mut purchased_tier = None;
         match operation {
@@ -210,10 +204,9 @@ impl Builder<'_> {
             }
             Operation::Hold { hold_id, credits, ttl_seconds } => {
                 if self.account.holds.len() >= MAX_ACTIVE_HOLDS {
-                    return Err(ApiError::new(
-                        ErrorCode::Validation,
-                        format!("an account may have at most {MAX_ACTIVE_HOLDS} active holds"),
-                    ));
+                    return Err(Error::validation(format!(
+                        "an account may have at most {MAX_ACTIVE_HOLDS} active holds"
+                    )));
                 }
                 self.require_available(credits)?;
                 let expires_at = self.now + ttl_seconds as i64 * 1000;
@@ -226,7 +219,7 @@ impl Builder<'_> {
                 let hold = self.take_hold(&hold_id)?;
                 let captured = credits.unwrap_or(hold.credits);
                 if captured > hold.credits {
-                    return Err(ApiError::validation(format!(
+                    return Err(Error::validation(format!(
                         "credits must be at most the held amount ({})",
                         hold.credits
                     )));
@@ -267,8 +260,8 @@ impl Builder<'_> {
 /// nothing expired): callers that replay notifications treat it as done.
 pub const NOTHING_TO_CHANGE: &str = "nothing to change";
 
-pub fn is_nothing_to_change(err: &ApiError) -> bool {
-    err.code == ErrorCode::Validation && err.message == NOTHING_TO_CHANGE
+pub fn is_nothing_to_change(err: &Error) -> bool {
+    matches!(err, Error::Validation(message) if message == NOTHING_TO_CHANGE)
 }
 
 /// Applies `change` to `account` at `now`. Expired holds are released first, in the same
@@ -278,13 +271,13 @@ pub fn apply(
     change: &Change,
     now: i64,
     next_id: &mut dyn FnMut() -> String,
-) -> Result<Applied, ApiError> {
+) -> Result<Applied, Error> {
     let mut builder =
         Builder { change, now, next_id, account: account.clone(), entries: Vec::new(), holds: Vec::new() };
     builder.expire_holds();
     let purchased_tier = builder.apply()?;
     if builder.entries.is_empty() {
-        return Err(ApiError::validation(NOTHING_TO_CHANGE));
+        return Err(Error::validation(NOTHING_TO_CHANGE));
     }
     let mut next = builder.account;
     next.version = account.version + 1;
@@ -333,8 +326,8 @@ mod tests {
         assert_eq!((entry.kind, entry.credits, entry.balance_after), (EntryType::Decrement, -4, 6));
         assert_eq!(applied.account.lifetime_consumed, 4);
         let err = apply(&funded(3), &change(Operation::Decrement { credits: 4 }), 5, &mut ids()).unwrap_err();
-        assert_eq!(err.code, ErrorCode::InsufficientCredits);
-        assert!(err.message.starts_with("credits"));
+        assert!(matches!(err, Error::InsufficientCredits { .. }));
+        assert!(err.message().starts_with("credits"));
     }
 
     #[test]
@@ -343,7 +336,10 @@ mod tests {
         for op in
             [Operation::Decrement { credits: 1 }, Operation::Hold { hold_id: "h".into(), credits: 1, ttl_seconds: 60 }]
         {
-            assert_eq!(apply(&account, &change(op), 0, &mut ids()).unwrap_err().code, ErrorCode::InsufficientCredits);
+            assert!(matches!(
+                apply(&account, &change(op), 0, &mut ids()).unwrap_err(),
+                Error::InsufficientCredits { .. }
+            ));
         }
     }
 
@@ -359,7 +355,7 @@ mod tests {
         assert_eq!(held.account.available(0), 70);
         assert_eq!(held.entries[0].held_after, 30);
         let spend = apply(&held.account, &change(Operation::Decrement { credits: 71 }), 1, &mut ids());
-        assert_eq!(spend.unwrap_err().code, ErrorCode::InsufficientCredits);
+        assert!(matches!(spend.unwrap_err(), Error::InsufficientCredits { .. }));
 
         let captured =
             apply(&held.account, &change(Operation::Capture { hold_id: "h".into(), credits: Some(10) }), 2, &mut ids())
@@ -375,10 +371,10 @@ mod tests {
         );
 
         let again = apply(&captured.account, &change(Operation::Release { hold_id: "h".into() }), 3, &mut ids());
-        assert_eq!(again.unwrap_err().code, ErrorCode::HoldNotActive);
+        assert!(matches!(again.unwrap_err(), Error::HoldNotActive { .. }));
         let too_much =
             apply(&held.account, &change(Operation::Capture { hold_id: "h".into(), credits: Some(31) }), 2, &mut ids());
-        assert!(too_much.unwrap_err().message.starts_with("credits"));
+        assert!(too_much.unwrap_err().message().starts_with("credits"));
     }
 
     #[test]
@@ -404,7 +400,7 @@ mod tests {
             at_expiry,
             &mut ids(),
         );
-        assert_eq!(capture.unwrap_err().code, ErrorCode::HoldNotActive);
+        assert!(matches!(capture.unwrap_err(), Error::HoldNotActive { .. }));
         let swept = apply(&held.account, &change(Operation::Sweep), at_expiry, &mut ids()).unwrap();
         assert_eq!(swept.entries.len(), 1);
         assert!(
@@ -450,7 +446,7 @@ mod tests {
         assert_eq!(reversed.account.balance, -120);
         assert_eq!(reversed.entries[0].payment_intent_id.as_deref(), Some("pi"));
         let spend = apply(&reversed.account, &change(Operation::Decrement { credits: 1 }), 2, &mut ids());
-        assert_eq!(spend.unwrap_err().code, ErrorCode::InsufficientCredits);
+        assert!(matches!(spend.unwrap_err(), Error::InsufficientCredits { .. }));
     }
 
     #[test]

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::as_rfc3339;
 use crate::domain::limits::{check_amount, check_currency, check_text};
-use crate::error::ApiError;
+use crate::error::Error;
 use crate::ids::validate_tier_id;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,14 +78,14 @@ impl Tier {
         self.credits + self.bonus_credits
     }
 
-    fn validate(&self) -> Result<(), ApiError> {
+    fn validate(&self) -> Result<(), Error> {
         check_text("name", &self.name, 100)?;
         check_amount("credits", self.credits)?;
         check_amount("bonusCredits", self.bonus_credits)?;
         check_amount("price", self.price)?;
         check_currency("currency", &self.currency)?;
         if self.total_credits() == 0 {
-            return Err(ApiError::validation("credits + bonusCredits must be at least 1"));
+            return Err(Error::validation("credits + bonusCredits must be at least 1"));
         }
         Ok(())
     }
@@ -118,7 +118,7 @@ impl NewTier {
         default_currency: &str,
         generated_id: String,
         now: i64,
-    ) -> Result<Tier, ApiError> {
+    ) -> Result<Tier, Error> {
         if let Some(id) = &self.credit_tier_id {
             validate_tier_id("creditTierId", id)?;
         }
@@ -158,9 +158,9 @@ pub struct TierPatch {
 
 impl TierPatch {
     /// Checks what can be checked without the stored tier.
-    pub fn validate_shape(&self, path_tier_id: &str) -> Result<(), ApiError> {
+    pub fn validate_shape(&self, path_tier_id: &str) -> Result<(), Error> {
         if self.credit_tier_id.as_deref().is_some_and(|id| id != path_tier_id) {
-            return Err(ApiError::validation("creditTierId must equal the tier id in the path"));
+            return Err(Error::validation("creditTierId must equal the tier id in the path"));
         }
         let changes_something = self.name.is_some()
             || self.credits.is_some()
@@ -170,7 +170,7 @@ impl TierPatch {
             || self.recurring.is_some()
             || self.status.is_some();
         if !changes_something {
-            return Err(ApiError::validation(
+            return Err(Error::validation(
                 "body must set at least one of name, credits, bonusCredits, price, currency, recurring, status",
             ));
         }
@@ -178,12 +178,13 @@ impl TierPatch {
     }
 
     /// The edited tier, one version on; fails on a stale `version` or an invalid result.
-    pub fn apply(self, current: &Tier, now: i64) -> Result<Tier, ApiError> {
+    pub fn apply(self, current: &Tier, now: i64) -> Result<Tier, Error> {
         if self.version.is_some_and(|v| v != current.version) {
-            return Err(ApiError::new(
-                crate::error::ErrorCode::VersionConflict,
-                format!("version {} is stale; the tier is at version {}", self.version.unwrap_or(0), current.version),
-            ));
+            return Err(Error::VersionConflict(format!(
+                "version {} is stale; the tier is at version {}",
+                self.version.unwrap_or(0),
+                current.version
+            )));
         }
         let mut next = current.clone();
         if let Some(name) = self.name {
@@ -207,7 +208,6 @@ impl TierPatch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::ErrorCode;
 
     fn new_tier(credits: u64, bonus: u64) -> NewTier {
         NewTier {
@@ -234,9 +234,9 @@ mod tests {
     #[test]
     fn creation_rejects_an_empty_pack_and_huge_numbers() {
         let err = new_tier(0, 0).into_tier("e-1", "usd", "ct-x".into(), 5).unwrap_err();
-        assert!(err.message.contains("credits + bonusCredits"));
+        assert!(err.message().contains("credits + bonusCredits"));
         let err = new_tier(1_000_000_000_001, 0).into_tier("e-1", "usd", "x".into(), 5).unwrap_err();
-        assert!(err.message.starts_with("credits"));
+        assert!(err.message().starts_with("credits"));
     }
 
     #[test]
@@ -246,14 +246,14 @@ mod tests {
         let next = patch.apply(&tier, 9).unwrap();
         assert_eq!((next.price, next.version, next.updated_at), (1, 2, 9));
         let stale = TierPatch { price: Some(2), version: Some(1), ..Default::default() };
-        assert_eq!(stale.apply(&next, 10).unwrap_err().code, ErrorCode::VersionConflict);
+        assert!(matches!(stale.apply(&next, 10).unwrap_err(), Error::VersionConflict { .. }));
     }
 
     #[test]
     fn patch_must_change_something_and_match_the_path() {
         assert!(TierPatch::default().validate_shape("ct-x").is_err());
         let wrong_id = TierPatch { credit_tier_id: Some("ct-y".into()), price: Some(1), ..Default::default() };
-        assert!(wrong_id.validate_shape("ct-x").unwrap_err().message.starts_with("creditTierId"));
+        assert!(wrong_id.validate_shape("ct-x").unwrap_err().message().starts_with("creditTierId"));
     }
 
     #[test]

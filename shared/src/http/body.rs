@@ -8,7 +8,8 @@ use axum::extract::{FromRequest, Request};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::error::{ApiError, ErrorCode};
+use crate::error::Error;
+use crate::idempotency::IdempotencyKey;
 
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
@@ -17,7 +18,7 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub struct JsonObject(pub Value);
 
 impl<S: Send + Sync> FromRequest<S> for JsonObject {
-    type Rejection = ApiError;
+    type Rejection = Error;
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
         let bytes = read_limited(req.into_body()).await?;
@@ -27,27 +28,27 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
 
 impl JsonObject {
     /// Deserializes into `T`, naming the offending field on failure.
-    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, Error> {
         serde_path_to_error::deserialize(&self.0).map_err(|err| {
             let path = err.path().to_string();
             let inner = err.into_inner().to_string();
-            if path == "." { ApiError::validation(inner) } else { ApiError::validation(format!("{path}: {inner}")) }
+            if path == "." { Error::validation(inner) } else { Error::validation(format!("{path}: {inner}")) }
         })
     }
 }
 
-async fn read_limited(body: Body) -> Result<axum::body::Bytes, ApiError> {
+async fn read_limited(body: Body) -> Result<axum::body::Bytes, Error> {
     axum::body::to_bytes(body, MAX_BODY_BYTES)
         .await
-        .map_err(|_| ApiError::new(ErrorCode::PayloadTooLarge, format!("body must be at most {MAX_BODY_BYTES} bytes")))
+        .map_err(|_| Error::PayloadTooLarge(format!("body must be at most {MAX_BODY_BYTES} bytes")))
 }
 
-fn parse_object(bytes: &[u8]) -> Result<Value, ApiError> {
+fn parse_object(bytes: &[u8]) -> Result<Value, Error> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Object(Default::default()));
     }
     let value = strict::parse(bytes)?;
-    if value.is_object() { Ok(value) } else { Err(ApiError::validation("body must be a JSON object")) }
+    if value.is_object() { Ok(value) } else { Err(Error::validation("body must be a JSON object")) }
 }
 
 /// A JSON parser that names the path of a duplicate key or a `null`.
@@ -57,16 +58,16 @@ mod strict {
     use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
     use serde_json::{Map, Value};
 
-    use crate::error::ApiError;
+    use crate::error::Error;
 
-    pub fn parse(bytes: &[u8]) -> Result<Value, ApiError> {
+    pub fn parse(bytes: &[u8]) -> Result<Value, Error> {
         let mut deserializer = serde_json::Deserializer::from_slice(bytes);
         let value = Strict { path: String::new() }
             .deserialize(&mut deserializer)
             .and_then(|value| deserializer.end().map(|()| value))
             .map_err(|err| match err.classify() {
-                serde_json::error::Category::Data => ApiError::validation(data_error(&err)),
-                _ => ApiError::validation(format!("body is not valid JSON: {err}")),
+                serde_json::error::Category::Data => Error::validation(data_error(&err)),
+                _ => Error::validation(format!("body is not valid JSON: {err}")),
             })?;
         Ok(value)
     }
@@ -173,25 +174,25 @@ mod tests {
         credits: u64,
     }
 
-    fn parse(raw: &str) -> Result<Sample, ApiError> {
+    fn parse(raw: &str) -> Result<Sample, Error> {
         JsonObject(parse_object(raw.as_bytes())?).parse()
     }
 
     #[test]
     fn errors_name_the_field() {
-        assert!(parse(r#"{"credits": 1.5}"#).unwrap_err().message.starts_with("credits:"));
-        assert!(parse(r#"{"credits": -1}"#).unwrap_err().message.starts_with("credits:"));
-        assert!(parse(r#"{"credits": "1"}"#).unwrap_err().message.starts_with("credits:"));
-        assert!(parse(r#"{}"#).unwrap_err().message.contains("`credits`"));
-        assert!(parse(r#"{"credits": 1, "extra": 1}"#).unwrap_err().message.contains("`extra`"));
-        assert!(parse(r#"{"credits": "#).unwrap_err().message.starts_with("body is not valid JSON"));
-        assert!(parse("[1]").unwrap_err().message.contains("JSON object"));
+        assert!(parse(r#"{"credits": 1.5}"#).unwrap_err().message().starts_with("credits:"));
+        assert!(parse(r#"{"credits": -1}"#).unwrap_err().message().starts_with("credits:"));
+        assert!(parse(r#"{"credits": "1"}"#).unwrap_err().message().starts_with("credits:"));
+        assert!(parse(r#"{}"#).unwrap_err().message().contains("`credits`"));
+        assert!(parse(r#"{"credits": 1, "extra": 1}"#).unwrap_err().message().contains("`extra`"));
+        assert!(parse(r#"{"credits": "#).unwrap_err().message().starts_with("body is not valid JSON"));
+        assert!(parse("[1]").unwrap_err().message().contains("JSON object"));
         assert_eq!(parse(r#"{"credits": 7}"#).unwrap().credits, 7);
     }
 
     #[test]
     fn duplicate_keys_and_nulls_are_refused_naming_their_path() {
-        let message = |raw: &str| parse_object(raw.as_bytes()).unwrap_err().message;
+        let message = |raw: &str| parse_object(raw.as_bytes()).unwrap_err().message();
         assert_eq!(message(r#"{"credits":1,"credits":1000}"#), "duplicate key credits");
         assert_eq!(message(r#"{"info":{"entityId":"a","entityId":"b"}}"#), "duplicate key info.entityId");
         assert_eq!(message(r#"{"a":[{"b":1,"b":2}]}"#), "duplicate key a[0].b");
@@ -211,7 +212,7 @@ pub struct Mutation {
 }
 
 impl<S: Send + Sync> FromRequest<S> for Mutation {
-    type Rejection = ApiError;
+    type Rejection = Error;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let request_line = format!("{} {}", req.method(), req.uri().path());
@@ -222,17 +223,22 @@ impl<S: Send + Sync> FromRequest<S> for Mutation {
 }
 
 impl Mutation {
-    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, Error> {
         self.body.parse()
     }
 
-    /// The request's idempotency key (generated when the client sent none).
-    pub fn key(&self, scope: &str) -> Result<crate::idempotency::IdempotencyKey, ApiError> {
-        crate::idempotency::IdempotencyKey::from_request(&self.headers, scope, &self.request_line, &self.body.0)
+    fn key_header(&self) -> Option<&[u8]> {
+        self.headers.get(super::IDEMPOTENCY_HEADER).map(|value| value.as_bytes())
+    }
+
+    /// The request's idempotency key (generated when the client sent none), bound to this
+    /// face's method, path and body.
+    pub fn key(&self, scope: &str) -> Result<IdempotencyKey, Error> {
+        IdempotencyKey::from_request(self.key_header(), scope, &self.request_line, &self.body.0)
     }
 
     /// The client's idempotency key, which this operation requires.
-    pub fn required_key(&self, scope: &str) -> Result<crate::idempotency::IdempotencyKey, ApiError> {
-        crate::idempotency::IdempotencyKey::required(&self.headers, scope, &self.request_line, &self.body.0)
+    pub fn required_key(&self, scope: &str) -> Result<IdempotencyKey, Error> {
+        IdempotencyKey::required(self.key_header(), scope, &self.request_line, &self.body.0)
     }
 }

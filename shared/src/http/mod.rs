@@ -1,38 +1,55 @@
-//! HTTP plumbing shared by every function: body parsing, envelopes, request ids, the
-//! common layers and fallbacks.
+//! The native face's HTTP plumbing shared by every function: body parsing, envelopes,
+//! the error mapping, request ids, the common layers and fallbacks.
 
 pub mod body;
-pub mod idempotent;
+pub mod error;
 pub mod query;
 pub mod quest;
 pub mod request_id;
 
 use axum::Router;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::app::AppState;
-use crate::error::{ApiError, ErrorCode};
+use crate::error::Error;
+use crate::idempotency::Answer;
+
+pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
+/// Set on an answer replayed from an idempotency record.
+pub const REPLAYED_HEADER: &str = "idempotent-replayed";
 
 /// `{"success": true, "data": …}`.
-pub fn envelope(data: impl Serialize) -> Result<Value, ApiError> {
-    let data = serde_json::to_value(data).map_err(ApiError::internal)?;
+pub fn envelope(data: impl Serialize) -> Result<Value, Error> {
+    let data = serde_json::to_value(data).map_err(Error::internal)?;
     Ok(json!({"success": true, "data": data}))
 }
 
-pub fn respond(status: StatusCode, body: Value) -> Response {
-    (status, axum::Json(body)).into_response()
+/// `status` with `data` in the success envelope.
+pub fn ok(status: StatusCode, data: impl Serialize) -> Result<Response, Error> {
+    Ok((status, axum::Json(envelope(data)?)).into_response())
+}
+
+/// An idempotent operation's answer: `data` rendered from its outcome, marked when replayed.
+pub fn answer<T, D: Serialize>(
+    status: StatusCode,
+    answer: Answer<T>,
+    render: impl FnOnce(T) -> D,
+) -> Result<Response, Error> {
+    let mut response = ok(status, render(answer.outcome))?;
+    if answer.replayed {
+        response.headers_mut().insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+    }
+    Ok(response)
 }
 
 /// Finishes a function's router: 404/405 in the error envelope, request ids, state.
 pub fn finish(routes: Router<AppState>, state: AppState) -> Router {
     routes
-        .fallback(|| async { ApiError::not_found("no such route") })
-        .method_not_allowed_fallback(|| async {
-            ApiError::new(ErrorCode::MethodNotAllowed, "method not allowed on this path")
-        })
+        .fallback(|| async { Error::not_found("no such route") })
+        .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
         .layer(axum::middleware::from_fn(request_id::request_id))
         .with_state(state)
 }

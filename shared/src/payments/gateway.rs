@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 
 use crate::domain::payment::{Intent, MoneyMoves};
-use crate::error::{ApiError, ErrorCode};
+use crate::error::Error;
 
 /// A PaymentIntent to create (with a payment method, ready to be confirmed by
 /// `confirm_intent`: the service records the payment before any money moves).
@@ -67,23 +67,19 @@ impl GatewayError {
     }
 }
 
-impl From<GatewayError> for ApiError {
+impl From<GatewayError> for Error {
     fn from(err: GatewayError) -> Self {
         match err {
             GatewayError::Declined { message, decline_code } => {
-                let mut error = ApiError::new(ErrorCode::PaymentFailed, format!("the payment was declined: {message}"));
-                if let Some(code) = decline_code {
-                    error = error.with_details(serde_json::json!({"declineCode": code}));
-                }
-                error
+                Error::PaymentFailed { message: format!("the payment was declined: {message}"), decline_code }
             }
             GatewayError::Rejected(cause) => {
                 tracing::warn!(%cause, "payment provider rejected a request");
-                ApiError::new(ErrorCode::PaymentProvider, "the payment provider refused the request")
+                Error::PaymentProvider("the payment provider refused the request".into())
             }
             GatewayError::Unavailable(cause) => {
                 tracing::warn!(%cause, "payment provider unavailable");
-                ApiError::new(ErrorCode::PaymentProvider, "the payment provider is unavailable; retry shortly")
+                Error::PaymentProvider("the payment provider is unavailable; retry shortly".into())
             }
         }
     }

@@ -11,8 +11,7 @@ use crate::domain::entity::{ApiKey, Entity};
 use crate::domain::ledger::Applied;
 use crate::domain::payment::Payment;
 use crate::domain::tier::Tier;
-use crate::error::ApiError;
-use crate::idempotency::StoredResponse;
+use crate::error::Error;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -21,7 +20,7 @@ pub enum StoreError {
     ConditionFailed,
     /// The request's idempotency key was already used; this is what it answered.
     #[error("idempotency key already used")]
-    IdempotencyHit(Box<StoredResponse>),
+    IdempotencyHit(Box<StoredOutcome>),
     /// The account moved on since it was read; this is its current state.
     #[error("account changed concurrently")]
     Stale(Box<Account>),
@@ -32,29 +31,46 @@ pub enum StoreError {
     Internal(String),
 }
 
-impl From<StoreError> for ApiError {
+impl From<StoreError> for Error {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::Unavailable(cause) => {
                 tracing::warn!(%cause, "store unavailable");
-                ApiError::unavailable()
+                Error::unavailable()
             }
-            other => ApiError::internal(other),
+            other => Error::internal(other),
         }
     }
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// How long an idempotency record is kept (unless kept forever).
+pub const RETENTION_MILLIS: i64 = 24 * 60 * 60 * 1000;
+
+/// An operation's outcome kept under an idempotency key (serialized; secrets never are).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredOutcome {
+    pub entity_id: String,
+    pub key: String,
+    pub fingerprint: String,
+    /// The typed outcome as JSON; each face renders its own wire shape from it.
+    pub outcome: String,
+    pub expires_at: i64,
+    /// Which attempt wrote it: a request that meets its own earlier attempt (a store write
+    /// retried after its answer was lost) is not a replay and still answers in full.
+    pub attempt: String,
+}
+
 #[async_trait]
 pub trait EntityStore: Send + Sync {
     /// Writes the entity and its first API key together.
-    async fn create_entity(&self, entity: &Entity, key: &ApiKey, idem: &StoredResponse) -> StoreResult<()>;
+    async fn create_entity(&self, entity: &Entity, key: &ApiKey, idem: &StoredOutcome) -> StoreResult<()>;
     async fn get_entity(&self, entity_id: &str) -> StoreResult<Option<Entity>>;
     /// Replaces the owners; `None` when the entity does not exist.
     async fn set_owners(&self, entity_id: &str, owners: &[String], now: i64) -> StoreResult<Option<Entity>>;
     /// Adds a key to an existing entity; `ConditionFailed` when the entity does not exist.
-    async fn add_api_key(&self, key: &ApiKey, now: i64, idem: &StoredResponse) -> StoreResult<()>;
+    async fn add_api_key(&self, key: &ApiKey, now: i64, idem: &StoredOutcome) -> StoreResult<()>;
     /// Deletes a key of this entity; `ConditionFailed` when it is not one.
     async fn revoke_api_key(&self, entity_id: &str, apikey: &str, now: i64) -> StoreResult<()>;
     async fn get_api_key(&self, apikey: &str) -> StoreResult<Option<ApiKey>>;
@@ -63,19 +79,19 @@ pub trait EntityStore: Send + Sync {
 #[async_trait]
 pub trait TierStore: Send + Sync {
     /// `ConditionFailed` when the id is taken.
-    async fn create_tier(&self, tier: &Tier, idem: &StoredResponse) -> StoreResult<()>;
+    async fn create_tier(&self, tier: &Tier, idem: &StoredOutcome) -> StoreResult<()>;
     async fn get_tier(&self, entity_id: &str, tier_id: &str) -> StoreResult<Option<Tier>>;
     async fn list_tiers(&self, entity_id: &str) -> StoreResult<Vec<Tier>>;
     /// Writes `next` only if the stored version is still `expected_version`.
-    async fn update_tier(&self, next: &Tier, expected_version: u64, idem: &StoredResponse) -> StoreResult<()>;
+    async fn update_tier(&self, next: &Tier, expected_version: u64, idem: &StoredOutcome) -> StoreResult<()>;
 }
 
 #[async_trait]
 pub trait IdempotencyStore: Send + Sync {
-    async fn get_response(&self, entity_id: &str, key: &str) -> StoreResult<Option<StoredResponse>>;
+    async fn get_response(&self, entity_id: &str, key: &str) -> StoreResult<Option<StoredOutcome>>;
     /// Records an answer on its own (for effects outside one store transaction); the key's
     /// earlier answer comes back as `IdempotencyHit`.
-    async fn put_response(&self, record: &StoredResponse) -> StoreResult<()>;
+    async fn put_response(&self, record: &StoredOutcome) -> StoreResult<()>;
 }
 
 /// One page of an account's history, newest first.
@@ -93,7 +109,7 @@ pub trait LedgerStore: Send + Sync {
     /// Writes the account, its entries, hold and purchase records and the idempotency record
     /// in one transaction, if the account is still at `applied.previous_version`; else
     /// `Stale` with the current account.
-    async fn commit(&self, applied: &Applied, idem: &StoredResponse) -> StoreResult<()>;
+    async fn commit(&self, applied: &Applied, idem: &StoredOutcome) -> StoreResult<()>;
     /// Entries newest first, and the cursor of the next page.
     async fn entries(
         &self,
@@ -129,6 +145,10 @@ pub trait PaymentStore: Send + Sync {
     async fn mark_event_processed(&self, event_id: &str, event_type: &str, now: i64) -> StoreResult<()>;
 }
 
+/// What changing accounts needs: the ledger and its idempotency records.
+pub trait AccountStore: LedgerStore + IdempotencyStore {}
+impl<T: LedgerStore + IdempotencyStore + ?Sized> AccountStore for T {}
+
 /// Everything the functions use; one DynamoDB implementation, fakes in unit tests.
-pub trait Store: EntityStore + TierStore + IdempotencyStore + LedgerStore + PaymentStore {}
-impl<T: EntityStore + TierStore + IdempotencyStore + LedgerStore + PaymentStore> Store for T {}
+pub trait Store: EntityStore + TierStore + AccountStore + PaymentStore {}
+impl<T: EntityStore + TierStore + AccountStore + PaymentStore> Store for T {}

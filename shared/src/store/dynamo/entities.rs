@@ -6,7 +6,7 @@ use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem, Update};
 use super::{DynamoStore, condition_held, from_item, idempotency, s, to_item};
 use crate::clock::rfc3339;
 use crate::domain::entity::{ApiKey, Entity};
-use crate::idempotency::StoredResponse;
+use crate::store::StoredOutcome;
 use crate::store::keys;
 use crate::store::{EntityStore, StoreError, StoreResult};
 
@@ -60,7 +60,7 @@ impl DynamoStore {
 
 #[async_trait]
 impl EntityStore for DynamoStore {
-    async fn create_entity(&self, entity: &Entity, key: &ApiKey, idem: &StoredResponse) -> StoreResult<()> {
+    async fn create_entity(&self, entity: &Entity, key: &ApiKey, idem: &StoredOutcome) -> StoreResult<()> {
         let entity_item = to_item(entity, &keys::entity(&entity.entity_id), "entity")?;
         let items =
             vec![self.put_new(entity_item)?, self.put_new(self.key_item(key))?, idempotency::put(idem, &self.table)?];
@@ -93,7 +93,7 @@ impl EntityStore for DynamoStore {
         }
     }
 
-    async fn add_api_key(&self, key: &ApiKey, now: i64, idem: &StoredResponse) -> StoreResult<()> {
+    async fn add_api_key(&self, key: &ApiKey, now: i64, idem: &StoredOutcome) -> StoreResult<()> {
         let items = vec![
             self.touch_entity_keys(
                 &key.entity_id,

@@ -7,7 +7,7 @@ use super::errors::TxFailure;
 use super::{DynamoStore, Item, from_item, idempotency, n, s, to_item};
 use crate::domain::account::{Account, Entry, HoldRecord, SubscriptionUpdate, TierPurchases};
 use crate::domain::ledger::{Applied, HoldChange};
-use crate::idempotency::StoredResponse;
+use crate::store::StoredOutcome;
 use crate::store::keys::{self, ENTRY_PREFIX, PURCHASES_PREFIX};
 use crate::store::{EntryPage, LedgerStore, StoreError, StoreResult};
 
@@ -128,7 +128,7 @@ impl LedgerStore for DynamoStore {
         self.get(keys::account(entity_id, user_id)).await?.map(from_item).transpose()
     }
 
-    async fn commit(&self, applied: &Applied, idem: &StoredResponse) -> StoreResult<()> {
+    async fn commit(&self, applied: &Applied, idem: &StoredOutcome) -> StoreResult<()> {
         let account = &applied.account;
         let now = account.updated_at.unwrap_or_default();
         let mut items = vec![self.put_account(applied)?];

@@ -5,7 +5,7 @@ use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 
 use super::{DynamoStore, from_item, idempotency, n, s, to_item};
 use crate::domain::tier::Tier;
-use crate::idempotency::StoredResponse;
+use crate::store::StoredOutcome;
 use crate::store::keys::{self, TIER_PREFIX};
 use crate::store::{StoreError, StoreResult, TierStore};
 
@@ -23,7 +23,7 @@ impl DynamoStore {
 
 #[async_trait]
 impl TierStore for DynamoStore {
-    async fn create_tier(&self, tier: &Tier, idem: &StoredResponse) -> StoreResult<()> {
+    async fn create_tier(&self, tier: &Tier, idem: &StoredOutcome) -> StoreResult<()> {
         let items = vec![self.put_tier(tier, "attribute_not_exists(pk)", None)?, idempotency::put(idem, &self.table)?];
         self.transact(items, Some(1)).await
     }
@@ -50,7 +50,7 @@ impl TierStore for DynamoStore {
         pages.into_iter().map(from_item).collect()
     }
 
-    async fn update_tier(&self, next: &Tier, expected_version: u64, idem: &StoredResponse) -> StoreResult<()> {
+    async fn update_tier(&self, next: &Tier, expected_version: u64, idem: &StoredOutcome) -> StoreResult<()> {
         let items = vec![
             self.put_tier(next, "attribute_exists(pk) AND version = :version", Some(expected_version))?,
             idempotency::put(idem, &self.table)?,

@@ -1,35 +1,14 @@
-//! Idempotency keys (§1): same key + same request replays the first answer; same key +
-//! another request is refused. Records live 24 h and are written in the same store
-//! transaction as the effect they guard, so concurrent retries see one effect.
+//! Idempotency keys (§1): which key guards a request, bound to what the request asks for.
 
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::error::{ApiError, ErrorCode};
+use crate::error::Error;
+use crate::store::{RETENTION_MILLIS, StoredOutcome};
 
-pub const HEADER: &str = "idempotency-key";
-pub const REPLAYED_HEADER: &str = "idempotent-replayed";
-pub const RETENTION_MILLIS: i64 = 24 * 60 * 60 * 1000;
 /// The expiry of records kept forever (year 9999).
-pub const NEVER: i64 = 253_402_300_799_000;
-/// Secret fields are never stored; a replay shows them as `null`.
-const SECRET_FIELDS: [&str; 1] = ["apisecret"];
-
-/// A response kept under an idempotency key.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StoredResponse {
-    pub entity_id: String,
-    pub key: String,
-    pub fingerprint: String,
-    pub status: u16,
-    pub body: String,
-    pub expires_at: i64,
-    /// Which attempt wrote it: a request that meets its own earlier attempt (a store write
-    /// retried after its answer was lost) is not a replay and still answers in full.
-    pub attempt: String,
-}
+const NEVER: i64 = 253_402_300_799_000;
 
 /// The key guarding one mutation, bound to what the request asks for. A request without a
 /// client key gets a generated one: every mutation writes its own record, so a retry after
@@ -42,19 +21,20 @@ pub struct IdempotencyKey {
     fingerprint: String,
     /// Kept forever instead of 24 h.
     permanent: bool,
-    /// Fresh for every request handled (see `StoredResponse::attempt`).
+    /// Fresh for every request handled (see `StoredOutcome::attempt`).
     attempt: String,
 }
 
 impl IdempotencyKey {
     /// Reads the key from the header or the body's `idempotencyKey` (equal if both are sent).
+    /// `request_line` names the face and route, so a key reused on another route is refused.
     pub fn from_request(
-        headers: &HeaderMap,
+        header: Option<&[u8]>,
         entity_id: &str,
         request_line: &str,
         body: &Value,
-    ) -> Result<Self, ApiError> {
-        let client_key = client_key(headers, body)?;
+    ) -> Result<Self, Error> {
+        let client_key = client_key(header, body)?;
         Ok(Self {
             entity_id: entity_id.to_owned(),
             client_supplied: client_key.is_some(),
@@ -66,12 +46,12 @@ impl IdempotencyKey {
     }
 
     /// Like `from_request`, for operations where the contract requires a client key.
-    pub fn required(headers: &HeaderMap, entity_id: &str, request_line: &str, body: &Value) -> Result<Self, ApiError> {
-        let key = Self::from_request(headers, entity_id, request_line, body)?;
+    pub fn required(header: Option<&[u8]>, entity_id: &str, request_line: &str, body: &Value) -> Result<Self, Error> {
+        let key = Self::from_request(header, entity_id, request_line, body)?;
         if key.client_supplied {
             Ok(key)
         } else {
-            Err(ApiError::validation("idempotencyKey (or the Idempotency-Key header) is required"))
+            Err(Error::validation("idempotencyKey (or the Idempotency-Key header) is required"))
         }
     }
 
@@ -84,7 +64,7 @@ impl IdempotencyKey {
         own: Option<&str>,
         request_line: &str,
         body: &Value,
-    ) -> Result<Self, ApiError> {
+    ) -> Result<Self, Error> {
         if let Some(key) = own {
             check_key("idempotencyKey", key)?;
         }
@@ -145,43 +125,35 @@ impl IdempotencyKey {
     }
 
     /// Whether `stored` was written by this very request (an earlier attempt of its write).
-    pub fn is_own(&self, stored: &StoredResponse) -> bool {
+    pub fn is_own(&self, stored: &StoredOutcome) -> bool {
         stored.attempt == self.attempt
     }
 
-    /// The record to write with the effect.
-    pub fn record(&self, status: StatusCode, body: &Value, now: i64) -> StoredResponse {
-        StoredResponse {
+    /// The record to write with the effect. Secrets are left out by the outcome's own
+    /// `Serialize` (`#[serde(skip_serializing)]`), so they never reach the store.
+    pub fn record(&self, outcome: &impl Serialize, now: i64) -> Result<StoredOutcome, Error> {
+        Ok(StoredOutcome {
             entity_id: self.entity_id.clone(),
             key: self.key.clone(),
             fingerprint: self.fingerprint.clone(),
-            status: status.as_u16(),
-            body: redact_secrets(body).to_string(),
+            outcome: serde_json::to_string(outcome).map_err(Error::internal)?,
             expires_at: if self.permanent { NEVER } else { now + RETENTION_MILLIS },
             attempt: self.attempt.clone(),
-        }
+        })
     }
 
-    /// Answers a request whose key was already used.
-    pub fn replay(&self, stored: &StoredResponse) -> Result<Response, ApiError> {
+    /// The outcome stored under this key, if it was stored for this same request.
+    pub fn replay<T: serde::de::DeserializeOwned>(&self, stored: &StoredOutcome) -> Result<T, Error> {
         if stored.fingerprint != self.fingerprint {
-            return Err(ApiError::new(
-                ErrorCode::IdempotencyKeyReused,
-                "this Idempotency-Key was already used for a different request",
-            ));
+            return Err(Error::IdempotencyKeyReused);
         }
-        let status = StatusCode::from_u16(stored.status).map_err(ApiError::internal)?;
-        let mut response = (status, stored.body.clone()).into_response();
-        let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        headers.insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
-        Ok(response)
+        serde_json::from_str(&stored.outcome).map_err(Error::internal)
     }
 }
 
-fn client_key(headers: &HeaderMap, body: &Value) -> Result<Option<String>, ApiError> {
-    let from_header = match headers.get(HEADER) {
-        Some(value) => Some(value.to_str().map_err(|_| invalid_key("Idempotency-Key"))?.to_owned()),
+fn client_key(header: Option<&[u8]>, body: &Value) -> Result<Option<String>, Error> {
+    let from_header = match header {
+        Some(value) => Some(String::from_utf8(value.to_vec()).map_err(|_| invalid_key("Idempotency-Key"))?),
         None => None,
     };
     let from_body = match body.get("idempotencyKey") {
@@ -191,9 +163,7 @@ fn client_key(headers: &HeaderMap, body: &Value) -> Result<Option<String>, ApiEr
     };
     let key = match (from_header, from_body) {
         (Some(h), Some(b)) if h != b => {
-            return Err(ApiError::validation(
-                "idempotencyKey must equal the Idempotency-Key header when both are sent",
-            ));
+            return Err(Error::validation("idempotencyKey must equal the Idempotency-Key header when both are sent"));
         }
         (Some(key), _) => {
             check_key("Idempotency-Key", &key)?;
@@ -212,11 +182,11 @@ fn new_attempt() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
-fn invalid_key(field: &str) -> ApiError {
-    ApiError::validation(format!("{field} must be 1-255 printable ASCII characters"))
+fn invalid_key(field: &str) -> Error {
+    Error::validation(format!("{field} must be 1-255 printable ASCII characters"))
 }
 
-fn check_key(field: &str, key: &str) -> Result<(), ApiError> {
+fn check_key(field: &str, key: &str) -> Result<(), Error> {
     let printable = key.bytes().all(|b| (0x20..=0x7e).contains(&b));
     if (1..=255).contains(&key.len()) && printable { Ok(()) } else { Err(invalid_key(field)) }
 }
@@ -260,18 +230,6 @@ fn write_canonical(value: &Value, hasher: &mut Sha256) {
     }
 }
 
-fn redact_secrets(body: &Value) -> Value {
-    let mut body = body.clone();
-    if let Some(Value::Object(data)) = body.get_mut("data") {
-        for field in SECRET_FIELDS {
-            if let Some(secret) = data.get_mut(field) {
-                *secret = Value::Null;
-            }
-        }
-    }
-    body
-}
-
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -281,17 +239,13 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn key_for(body: &Value, header: Option<&str>) -> Result<Option<IdempotencyKey>, ApiError> {
+    fn key_for(body: &Value, header: Option<&str>) -> Result<Option<IdempotencyKey>, Error> {
         let key = build(body, header)?;
         Ok(key.client_supplied.then_some(key))
     }
 
-    fn build(body: &Value, header: Option<&str>) -> Result<IdempotencyKey, ApiError> {
-        let mut headers = HeaderMap::new();
-        if let Some(h) = header {
-            headers.insert(HEADER, HeaderValue::from_str(h).unwrap());
-        }
-        IdempotencyKey::from_request(&headers, "e-1", "POST /x", body)
+    fn build(body: &Value, header: Option<&str>) -> Result<IdempotencyKey, Error> {
+        IdempotencyKey::from_request(header.map(str::as_bytes), "e-1", "POST /x", body)
     }
 
     #[test]
@@ -308,20 +262,25 @@ mod tests {
         assert!(key_for(&json!({"idempotencyKey": "a"}), Some("b")).is_err());
         assert!(key_for(&json!({}), Some("")).is_err());
         assert!(key_for(&json!({"idempotencyKey": "x".repeat(256)}), None).is_err());
-        assert!(key_for(&json!({"idempotencyKey": 5}), None).unwrap_err().message.starts_with("idempotencyKey"));
+        assert!(key_for(&json!({"idempotencyKey": 5}), None).unwrap_err().message().starts_with("idempotencyKey"));
         assert!(key_for(&json!({}), None).unwrap().is_none());
     }
 
     #[test]
     fn replays_the_same_request_and_refuses_another() {
+        #[derive(serde::Serialize, serde::Deserialize)]
+        struct Created {
+            id: u64,
+            #[serde(skip_serializing, default)]
+            secret: Option<String>,
+        }
         let key = key_for(&json!({"a": 1}), Some("k")).unwrap().unwrap();
-        let stored = key.record(StatusCode::CREATED, &json!({"data": {"apisecret": "s", "id": 1}}), 0);
-        assert!(!stored.body.contains("\"s\""), "secrets are never stored");
-        let replay = key.replay(&stored).unwrap();
-        assert_eq!(replay.status(), StatusCode::CREATED);
-        assert_eq!(replay.headers()[REPLAYED_HEADER], "true");
+        let stored = key.record(&Created { id: 1, secret: Some("s".into()) }, 0).unwrap();
+        assert!(!stored.outcome.contains("\"s\""), "secrets are never stored");
+        let replay: Created = key.replay(&stored).unwrap();
+        assert_eq!((replay.id, replay.secret), (1, None));
         let other = key_for(&json!({"a": 2}), Some("k")).unwrap().unwrap();
-        assert_eq!(other.replay(&stored).unwrap_err().code, ErrorCode::IdempotencyKeyReused);
+        assert!(matches!(other.replay::<Created>(&stored), Err(Error::IdempotencyKeyReused)));
         assert!(key.is_own(&stored), "the attempt that wrote a record recognises it");
         let retry = key_for(&json!({"a": 1}), Some("k")).unwrap().unwrap();
         assert!(!retry.is_own(&stored), "a second request under the key is a replay");

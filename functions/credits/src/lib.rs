@@ -2,6 +2,7 @@
 
 mod balances;
 mod holds;
+mod quest;
 mod requests;
 mod spends;
 
@@ -22,6 +23,7 @@ pub fn router(state: AppState) -> Router {
         .route(&format!("{user}/holds"), post(holds::open))
         .route(&format!("{user}/holds/{{hold_id}}"), get(holds::read))
         .route(&format!("{user}/holds/{{hold_id}}/capture"), post(holds::capture))
-        .route(&format!("{user}/holds/{{hold_id}}/release"), post(holds::release));
+        .route(&format!("{user}/holds/{{hold_id}}/release"), post(holds::release))
+        .merge(quest::routes());
     shared::http::finish(routes, state)
 }

@@ -3,6 +3,7 @@
 //! and `::subscriptions`; this is their native wire.
 
 mod pay;
+mod quest;
 
 use axum::Router;
 use axum::routing::post;
@@ -13,8 +14,9 @@ pub fn router(state: AppState) -> Router {
     let user = "/api/entities/{entity_id}/users/{user_id}";
     let routes = Router::new()
         .route("/api/payment/pay", post(pay::pay))
-        .route(&format!("{user}/create-payment-intent"), post(pay::create_intent))
+        .route(&format!("{user}/create-payment-intent"), post(quest::create_intent))
         .route(&format!("{user}/approve-payment"), post(pay::approve))
-        .route(&format!("{user}/credit-tiers/{{credit_tier_id}}/cancel"), post(pay::cancel));
+        .route(&format!("{user}/credit-tiers/{{credit_tier_id}}/cancel"), post(pay::cancel))
+        .merge(quest::routes());
     shared::http::finish(routes, state)
 }

@@ -150,6 +150,7 @@ pub async fn create_intent(
         user_id,
         tier_id: body.credit_tier_id,
         billing: body.card_data.unwrap_or_default().into(),
+        payment_method: None,
     };
     answer(StatusCode::CREATED, payments::create_intent(state.context(), order, &key).await?, intent_created)
 }

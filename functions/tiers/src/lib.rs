@@ -1,5 +1,7 @@
 //! Credit tier routes: Q1, Q2, Q4, Q8, Q9.
 
+mod quest;
+
 use std::convert::identity;
 
 use axum::Router;
@@ -24,7 +26,8 @@ pub fn router(state: AppState) -> Router {
     let routes = Router::new()
         .route("/api/entities/{entity_id}/credit-tiers", get(list_tiers).post(create_tier))
         .route("/api/entities/{entity_id}/credit-tiers/{tier_id}", get(get_tier).patch(update_tier))
-        .route("/api/entities/{entity_id}/users/{user_id}/credit-tiers", get(tiers_for_user));
+        .route("/api/entities/{entity_id}/users/{user_id}/credit-tiers", get(tiers_for_user))
+        .merge(quest::routes());
     finish(routes, state)
 }
 

@@ -238,6 +238,8 @@ pub struct IntentOrder {
     pub user_id: String,
     pub tier_id: String,
     pub billing: Billing,
+    /// Attached to the intent, not confirmed: the client confirms it.
+    pub payment_method: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -265,6 +267,10 @@ pub async fn create_intent(
         }
         let mut new = new_intent(&tier, &order.user_id);
         order.billing.apply(&mut new)?;
+        if let Some(method) = &order.payment_method {
+            check_payment_method(method)?;
+        }
+        new.payment_method = order.payment_method;
         let intent = ctx.gateway()?.create_intent(&new, &stripe_key("intent", key)).await?;
         let payment = Payment::of_tier(&intent.id, &order.entity_id, &order.user_id, &tier, &intent.status, ctx.now());
         ctx.store.put_payment(&payment).await?;
@@ -292,11 +298,28 @@ pub fn check_payment_intent_id(id: &str) -> Result<(), Error> {
 /// payment is credited once. Only a payment this service recorded for this user can be
 /// credited, and only with what the record says it bought. Idempotent by PaymentIntent.
 pub async fn approve(ctx: Context<'_>, account: AccountRef<'_>, payment_intent_id: &str) -> Result<Credited, Error> {
+    approve_tier(ctx, account, payment_intent_id, None).await
+}
+
+/// Q7 for a client that also names the tier it paid for: another tier than the payment's is
+/// refused before anything is asked of the provider.
+pub async fn approve_tier(
+    ctx: Context<'_>,
+    account: AccountRef<'_>,
+    payment_intent_id: &str,
+    tier_id: Option<&str>,
+) -> Result<Credited, Error> {
     check_payment_intent_id(payment_intent_id)?;
     let not_found = || Error::not_found("no such payment for this user");
     let payment = ctx.store.get_payment(payment_intent_id).await?.ok_or_else(not_found)?;
     if payment.entity_id != account.entity_id || payment.user_id != account.user_id {
         return Err(not_found());
+    }
+    if tier_id.is_some_and(|id| id != payment.credit_tier_id) {
+        return Err(Error::validation(format!(
+            "creditTierId must be the tier this payment bought ({})",
+            payment.credit_tier_id
+        )));
     }
     let intent = ctx.gateway()?.retrieve_intent(payment_intent_id).await?.ok_or_else(not_found)?;
     if !intent.succeeded() {

@@ -10,12 +10,19 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 
+pub mod wire;
+
 /// Error bodies are a few hundred bytes; anything larger is not ours to rewrite.
 const MAX_ERROR_BODY: usize = 64 * 1024;
 
 /// Rewrites the native error envelope of a Quest-face answer into Quest's.
 pub async fn error_envelope(request: Request, next: Next) -> Response {
-    let response = next.run(request).await;
+    in_quest_envelope(next.run(request).await).await
+}
+
+/// A response of the Quest face: an error answer in Quest's envelope, success left alone.
+/// For the one path both faces share, where the body decides which face answers.
+pub async fn in_quest_envelope(response: Response) -> Response {
     if response.status().is_success() {
         return response;
     }

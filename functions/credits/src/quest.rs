@@ -1,0 +1,93 @@
+//! The Quest face of the credit routes (§8): a user's credits and spends under
+//! `/api/users/{userId}/…?entityId=`. Quest's wire → the use case → Quest's wire.
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::{get, post};
+use serde::Deserialize;
+
+use shared::auth::Caller;
+use shared::http::body::Mutation;
+use shared::http::query::Query;
+use shared::http::quest::error_envelope;
+use shared::http::quest::wire::{self, CREDITS_FIELDS};
+use shared::http::{answer, ok};
+use shared::usecases::AccountRef;
+use shared::usecases::accounts::{self, HistoryQuery, MAX_PAGE};
+use shared::usecases::credits::{self, Credits};
+use shared::{AppState, Error, Fallible};
+
+use crate::requests;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/users/{user_id}/credits", get(user_credits))
+        .route("/api/users/{user_id}/decrement-credits", post(user_decrement))
+        .route_layer(axum::middleware::from_fn(error_envelope))
+}
+
+/// Quest's user routes name the entity in `?entityId=`; other parameters (the SDK's
+/// `_queryParams`) are read, not refused.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserQuery {
+    entity_id: Option<String>,
+}
+
+/// The account of a user route: the query's entity, which the key, and any `entityId`
+/// header, must name.
+fn user_account<'a>(
+    caller: &Caller,
+    headers: &HeaderMap,
+    query: &'a UserQuery,
+    user_id: &'a str,
+) -> Fallible<AccountRef<'a>> {
+    let entity_id =
+        query.entity_id.as_deref().ok_or_else(|| Error::validation("entityId query parameter is required"))?;
+    wire::check_entity_header(headers, entity_id)?;
+    requests::account(caller, entity_id, user_id)
+}
+
+/// `{creditsAmount, reason?}`: a Quest spend.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct DecrementBody {
+    credits_amount: u64,
+    reason: Option<String>,
+}
+
+/// `getCreditInfoForUser`: the account and its latest history.
+async fn user_credits(
+    caller: Caller,
+    headers: HeaderMap,
+    State(state): State<AppState>,
+    Path(user_id): Path<String>,
+    Query(query): Query<UserQuery>,
+) -> Fallible<Response> {
+    let account = user_account(&caller, &headers, &query, &user_id)?;
+    caller.require_reader_of(&user_id)?;
+    let view = accounts::read(state.context(), account).await?;
+    let page = HistoryQuery { limit: Some(MAX_PAGE), ..HistoryQuery::default() };
+    let history = accounts::history(state.context(), account, page).await?;
+    ok(StatusCode::OK, wire::credits(&view, &history.entries))
+}
+
+/// `decrementCreditsForUser`: that user or the server.
+async fn user_decrement(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(user_id): Path<String>,
+    Query(query): Query<UserQuery>,
+    request: Mutation,
+) -> Fallible<Response> {
+    let account = user_account(&caller, &request.headers, &query, &user_id)?;
+    caller.require_actor_for(&user_id)?;
+    let body: DecrementBody = request.parse()?;
+    let spend = Credits::spend(body.credits_amount, body.reason).map_err(|e| wire::renamed(e, CREDITS_FIELDS))?;
+    let key = request.key(account.entity_id)?;
+    let changed =
+        credits::apply(state.context(), account, spend, &key).await.map_err(|e| wire::renamed(e, CREDITS_FIELDS))?;
+    answer(StatusCode::OK, changed, |c| c)
+}

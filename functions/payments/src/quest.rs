@@ -1,0 +1,279 @@
+//! The Quest face of the payment routes (§8): create-payment-intent in Quest's form (the one
+//! path both faces share: the body decides), approve-payment with the user in the session,
+//! and buy-credits for a PaymentIntent. Quest's wire → the use case → Quest's wire.
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use shared::auth::{Caller, Role};
+use shared::http::body::Mutation;
+use shared::http::query::Query;
+use shared::http::quest::wire::{self, PAYMENT_FIELDS};
+use shared::http::quest::{error_envelope, in_quest_envelope};
+use shared::http::{answer, ok};
+use shared::usecases::payments::{self, Billing, Credited, IntentCreated, IntentOrder};
+use shared::usecases::{AccountRef, Context, tiers};
+use shared::{AppState, Error, Fallible, ids};
+
+use crate::pay;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/entities/{entity_id}/approve-payment", post(approve))
+        .route("/api/users/{user_id}/buy-credits", post(buy_user))
+        .route_layer(axum::middleware::from_fn(error_envelope))
+}
+
+/// `POST /api/entities/{entityId}/users/{userId}/create-payment-intent`: a body with
+/// `intentData` is Quest's (answered in Quest's envelope), any other is native Q6.
+pub async fn create_intent(
+    caller: Result<Caller, Error>,
+    state: State<AppState>,
+    path: Path<(String, String)>,
+    request: Mutation,
+) -> Response {
+    if request.body.0.get("intentData").is_none() {
+        return match caller {
+            Ok(caller) => pay::create_intent(caller, state, path, request).await.into_response(),
+            Err(refused) => refused.into_response(),
+        };
+    }
+    let answered = match caller {
+        Ok(caller) => quest_intent(caller, state, path, request).await,
+        Err(refused) => Err(refused),
+    };
+    in_quest_envelope(answered.into_response()).await
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum PostalCode {
+    Text(String),
+    Number(u64),
+}
+
+/// `cardData.address`: Quest's clients send all of it; the country and postal code are kept.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Address {
+    country: Option<String>,
+    postal_code: Option<PostalCode>,
+    #[allow(dead_code)] // accepted: billing details belong to the payment method
+    city: Option<String>,
+    #[allow(dead_code)]
+    state: Option<String>,
+    #[allow(dead_code)]
+    line1: Option<String>,
+    #[allow(dead_code)]
+    line2: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct CardData {
+    email: Option<String>,
+    name: Option<String>,
+    address: Option<Address>,
+}
+
+impl From<CardData> for Billing {
+    fn from(card: CardData) -> Self {
+        let (country, zip) = card.address.map_or((None, None), |a| {
+            let zip = a.postal_code.map(|z| match z {
+                PostalCode::Text(text) => text,
+                PostalCode::Number(number) => number.to_string(),
+            });
+            (a.country, zip)
+        });
+        // React's form sends empty strings for what the buyer left blank.
+        let given = |v: Option<String>| v.filter(|v| !v.is_empty());
+        Billing { email: given(card.email), name: given(card.name), country: given(country), zip: given(zip) }
+    }
+}
+
+/// `intentData`: the tier by `name` (its creditsTierName) or `creditsTierId`; `amount` and
+/// `currency` are read and never used (the tier's price and currency are charged).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct IntentData {
+    payment_method_id: Option<String>,
+    name: Option<String>,
+    credits_tier_id: Option<String>,
+    #[allow(dead_code)]
+    amount: Option<Value>,
+    #[allow(dead_code)]
+    currency: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct QuestIntentBody {
+    card_data: Option<CardData>,
+    intent_data: IntentData,
+    for_entity_id: Option<String>,
+}
+
+/// The tier `intentData` names: by id, else by name among the active tiers (unique).
+async fn named_tier(ctx: Context<'_>, entity_id: &str, intent: &IntentData) -> Fallible<String> {
+    if let Some(id) = &intent.credits_tier_id {
+        return Ok(id.clone());
+    }
+    let name = intent.name.as_deref().ok_or_else(|| {
+        Error::validation("intentData.name (the tier's creditsTierName) or intentData.creditsTierId is required")
+    })?;
+    let mut named = tiers::list(ctx, entity_id, false).await?.into_iter().filter(|t| t.name == name);
+    match (named.next(), named.next()) {
+        (Some(tier), None) => Ok(tier.credit_tier_id),
+        (None, _) => Err(Error::not_found(format!("intentData.name: no active tier is named {name:?}"))),
+        (Some(_), Some(_)) => Err(Error::AlreadyExists(format!(
+            "intentData.name: more than one active tier is named {name:?}; name it by intentData.creditsTierId"
+        ))),
+    }
+}
+
+fn intent_created(created: IntentCreated) -> Value {
+    json!({
+        "intentId": created.payment_intent_id,
+        "clientSecret": created.client_secret,
+        "amount": created.amount,
+        "currency": created.currency,
+        "status": created.status,
+        "creditsTierId": created.tier.credit_tier_id,
+        "tier": wire::tier(&created.tier),
+    })
+}
+
+/// `createPaymentIntentForEntity` / React's call 1: an intent with the payment method
+/// attached, for the browser to confirm.
+async fn quest_intent(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path((entity_id, user_id)): Path<(String, String)>,
+    request: Mutation,
+) -> Fallible<Response> {
+    caller.check_entity(&entity_id)?;
+    wire::check_entity_header(&request.headers, &entity_id)?;
+    ids::validate_user_id("userId", &user_id)?;
+    caller.require_actor_for(&user_id)?;
+    let body: QuestIntentBody = request.parse()?;
+    match body.for_entity_id.as_deref() {
+        None => {}
+        Some(id) if id != entity_id => {
+            return Err(Error::forbidden("forEntityId must be the entity in the path"));
+        }
+        Some(_) => {
+            return Err(Error::validation(
+                "forEntityId: purchases for the entity's credit pool are not available yet; leave it out to buy for the user",
+            ));
+        }
+    }
+    let tier_id = named_tier(state.context(), &entity_id, &body.intent_data).await?;
+    let key = request.key(&entity_id)?;
+    let order = IntentOrder {
+        entity_id,
+        user_id,
+        tier_id,
+        billing: body.card_data.unwrap_or_default().into(),
+        payment_method: body.intent_data.payment_method_id,
+    };
+    let created = payments::create_intent(state.context(), order, &key).await;
+    let created = created.map_err(|e| renamed_intent_error(wire::renamed(e, PAYMENT_FIELDS)))?;
+    answer(StatusCode::CREATED, created, intent_created)
+}
+
+/// The use case names the payment method `id`; Quest's clients send `intentData.paymentMethodId`.
+fn renamed_intent_error(error: Error) -> Error {
+    match error {
+        Error::Validation(message) if message.starts_with("id must") => {
+            Error::Validation(format!("intentData.paymentMethodId{}", &message[2..]))
+        }
+        other => other,
+    }
+}
+
+/// What approve-payment and buy-credits answer: Quest reads `success`; ours beside it.
+fn credited(intent_id: &str, credited: Credited) -> Fallible<Response> {
+    ok(
+        StatusCode::OK,
+        json!({
+            "intentId": intent_id,
+            "credited": credited.credited,
+            "alreadyCredited": credited.already_credited,
+            "entryId": credited.entry_id,
+            "account": credited.account,
+        }),
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ApproveBody {
+    intent_id: String,
+}
+
+/// The session's user; the server role names the user in the `userId` header.
+fn acting_user(caller: &Caller, headers: &HeaderMap) -> Fallible<String> {
+    match &caller.role {
+        Role::User(me) | Role::Owner(me) => Ok(me.clone()),
+        Role::Server => headers
+            .get("userid")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .ok_or_else(|| Error::validation("userId header is required: it names the user who paid")),
+    }
+}
+
+/// `approvePaymentForEntity` / React's call 3: the session user's succeeded payment is
+/// credited once (shared with Q5, Q7 and the webhook).
+async fn approve(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(entity_id): Path<String>,
+    request: Mutation,
+) -> Fallible<Response> {
+    caller.check_entity(&entity_id)?;
+    wire::check_entity_header(&request.headers, &entity_id)?;
+    let user_id = acting_user(&caller, &request.headers)?;
+    ids::validate_user_id("userId", &user_id)?;
+    let body: ApproveBody = request.parse()?;
+    let account = AccountRef { entity_id: &entity_id, user_id: &user_id };
+    let done = payments::approve(state.context(), account, &body.intent_id).await;
+    credited(&body.intent_id, done.map_err(|e| wire::renamed(e, PAYMENT_FIELDS))?)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UserQuery {
+    entity_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct BuyBody {
+    credits_tier_id: String,
+    intent_id: String,
+}
+
+/// `buyCreditsForUser`: credits what the user's succeeded PaymentIntent paid for, once.
+async fn buy_user(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(user_id): Path<String>,
+    Query(query): Query<UserQuery>,
+    request: Mutation,
+) -> Fallible<Response> {
+    let entity_id = query.entity_id.ok_or_else(|| Error::validation("entityId query parameter is required"))?;
+    caller.check_entity(&entity_id)?;
+    wire::check_entity_header(&request.headers, &entity_id)?;
+    ids::validate_user_id("userId", &user_id)?;
+    caller.require_actor_for(&user_id)?;
+    let body: BuyBody = request.parse()?;
+    let account = AccountRef { entity_id: &entity_id, user_id: &user_id };
+    let done = payments::approve_tier(state.context(), account, &body.intent_id, Some(&body.credits_tier_id)).await;
+    credited(&body.intent_id, done.map_err(|e| wire::renamed(e, PAYMENT_FIELDS))?)
+}

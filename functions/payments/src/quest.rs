@@ -37,8 +37,14 @@ pub async fn create_intent(
     path: Path<(String, String)>,
     request: Mutation,
 ) -> Response {
-    if request.body.0.get("intentData").is_none() {
+    let body = &request.body.0;
+    if body.get("intentData").is_none() {
         return match caller {
+            // Neither face's tier field: say so rather than the first field serde trips on.
+            Ok(_) if body.get("creditTierId").is_none() => Error::validation(
+                "body must name the tier: creditTierId (this API's form) or intentData (Quest's form)",
+            )
+            .into_response(),
             Ok(caller) => pay::create_intent(caller, state, path, request).await.into_response(),
             Err(refused) => refused.into_response(),
         };

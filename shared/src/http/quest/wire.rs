@@ -94,7 +94,8 @@ pub fn period_name(recurring: Recurring) -> &'static str {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct QuestNewTier {
-    credits_tier_id: Option<String>,
+    /// Quest's clients always choose the tier's id.
+    credits_tier_id: String,
     credits_tier_name: String,
     credits_amount: u64,
     #[serde(default)]
@@ -107,7 +108,7 @@ pub struct QuestNewTier {
 impl From<QuestNewTier> for NewTier {
     fn from(q: QuestNewTier) -> Self {
         NewTier {
-            credit_tier_id: q.credits_tier_id,
+            credit_tier_id: Some(q.credits_tier_id),
             name: q.credits_tier_name,
             credits: q.credits_amount,
             bonus_credits: q.extra_credits_amount,

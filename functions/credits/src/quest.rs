@@ -12,42 +12,17 @@ use shared::auth::Caller;
 use shared::http::body::Mutation;
 use shared::http::query::Query;
 use shared::http::quest::error_envelope;
-use shared::http::quest::wire::{self, CREDITS_FIELDS};
+use shared::http::quest::wire::{self, CREDITS_FIELDS, UserRouteQuery};
 use shared::http::{answer, ok};
-use shared::usecases::AccountRef;
 use shared::usecases::accounts::{self, HistoryQuery, MAX_PAGE};
 use shared::usecases::credits::{self, Credits};
-use shared::{AppState, Error, Fallible};
-
-use crate::requests;
+use shared::{AppState, Fallible};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/users/{user_id}/credits", get(user_credits))
         .route("/api/users/{user_id}/decrement-credits", post(user_decrement))
         .route_layer(axum::middleware::from_fn(error_envelope))
-}
-
-/// Quest's user routes name the entity in `?entityId=`; other parameters (the SDK's
-/// `_queryParams`) are read, not refused.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct UserQuery {
-    entity_id: Option<String>,
-}
-
-/// The account of a user route: the query's entity, which the key, and any `entityId`
-/// header, must name.
-fn user_account<'a>(
-    caller: &Caller,
-    headers: &HeaderMap,
-    query: &'a UserQuery,
-    user_id: &'a str,
-) -> Fallible<AccountRef<'a>> {
-    let entity_id =
-        query.entity_id.as_deref().ok_or_else(|| Error::validation("entityId query parameter is required"))?;
-    wire::check_entity_header(headers, entity_id)?;
-    requests::account(caller, entity_id, user_id)
 }
 
 /// `{creditsAmount, reason?}`: a Quest spend.
@@ -64,9 +39,9 @@ async fn user_credits(
     headers: HeaderMap,
     State(state): State<AppState>,
     Path(user_id): Path<String>,
-    Query(query): Query<UserQuery>,
+    Query(query): Query<UserRouteQuery>,
 ) -> Fallible<Response> {
-    let account = user_account(&caller, &headers, &query, &user_id)?;
+    let account = query.account(&caller, &headers, &user_id)?;
     caller.require_reader_of(&user_id)?;
     let view = accounts::read(state.context(), account).await?;
     let page = HistoryQuery { limit: Some(MAX_PAGE), ..HistoryQuery::default() };
@@ -79,10 +54,10 @@ async fn user_decrement(
     caller: Caller,
     State(state): State<AppState>,
     Path(user_id): Path<String>,
-    Query(query): Query<UserQuery>,
+    Query(query): Query<UserRouteQuery>,
     request: Mutation,
 ) -> Fallible<Response> {
-    let account = user_account(&caller, &request.headers, &query, &user_id)?;
+    let account = query.account(&caller, &request.headers, &user_id)?;
     caller.require_actor_for(&user_id)?;
     let body: DecrementBody = request.parse()?;
     let spend = Credits::spend(body.credits_amount, body.reason).map_err(|e| wire::renamed(e, CREDITS_FIELDS))?;

@@ -11,9 +11,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use shared::auth::{Caller, Role};
-use shared::http::body::Mutation;
+use shared::http::body::{JsonObject, Mutation};
 use shared::http::query::Query;
-use shared::http::quest::wire::{self, PAYMENT_FIELDS};
+use shared::http::quest::wire::{self, PAYMENT_FIELDS, UserRouteQuery};
 use shared::http::quest::{error_envelope, in_quest_envelope};
 use shared::http::{answer, ok};
 use shared::usecases::payments::{self, Billing, Credited, IntentCreated, IntentOrder};
@@ -50,7 +50,7 @@ pub async fn create_intent(
         };
     }
     let answered = match caller {
-        Ok(caller) => quest_intent(caller, state, path, request).await,
+        Ok(caller) => quest_intent(caller, state.0, path.0, request).await,
         Err(refused) => Err(refused),
     };
     in_quest_envelope(answered.into_response()).await
@@ -158,12 +158,11 @@ fn intent_created(created: IntentCreated) -> Value {
 /// attached, for the browser to confirm.
 async fn quest_intent(
     caller: Caller,
-    State(state): State<AppState>,
-    Path((entity_id, user_id)): Path<(String, String)>,
+    state: AppState,
+    (entity_id, user_id): (String, String),
     request: Mutation,
 ) -> Fallible<Response> {
-    caller.check_entity(&entity_id)?;
-    wire::check_entity_header(&request.headers, &entity_id)?;
+    wire::check_entity(&caller, &request.headers, &entity_id)?;
     ids::validate_user_id("userId", &user_id)?;
     caller.require_actor_for(&user_id)?;
     let body: QuestIntentBody = request.parse()?;
@@ -236,26 +235,21 @@ fn acting_user(caller: &Caller, headers: &HeaderMap) -> Fallible<String> {
 
 /// `approvePaymentForEntity` / React's call 3: the session user's succeeded payment is
 /// credited once (shared with Q5, Q7 and the webhook).
+/// Idempotent by PaymentIntent: no idempotency key is read.
 async fn approve(
     caller: Caller,
     State(state): State<AppState>,
     Path(entity_id): Path<String>,
-    request: Mutation,
+    headers: HeaderMap,
+    body: JsonObject,
 ) -> Fallible<Response> {
-    caller.check_entity(&entity_id)?;
-    wire::check_entity_header(&request.headers, &entity_id)?;
-    let user_id = acting_user(&caller, &request.headers)?;
+    wire::check_entity(&caller, &headers, &entity_id)?;
+    let user_id = acting_user(&caller, &headers)?;
     ids::validate_user_id("userId", &user_id)?;
-    let body: ApproveBody = request.parse()?;
+    let body: ApproveBody = body.parse()?;
     let account = AccountRef { entity_id: &entity_id, user_id: &user_id };
     let done = payments::approve(state.context(), account, &body.intent_id).await;
     credited(&body.intent_id, done.map_err(|e| wire::renamed(e, PAYMENT_FIELDS))?)
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct UserQuery {
-    entity_id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -270,16 +264,12 @@ async fn buy_user(
     caller: Caller,
     State(state): State<AppState>,
     Path(user_id): Path<String>,
-    Query(query): Query<UserQuery>,
+    Query(query): Query<UserRouteQuery>,
     request: Mutation,
 ) -> Fallible<Response> {
-    let entity_id = query.entity_id.ok_or_else(|| Error::validation("entityId query parameter is required"))?;
-    caller.check_entity(&entity_id)?;
-    wire::check_entity_header(&request.headers, &entity_id)?;
-    ids::validate_user_id("userId", &user_id)?;
+    let account = query.account(&caller, &request.headers, &user_id)?;
     caller.require_actor_for(&user_id)?;
     let body: BuyBody = request.parse()?;
-    let account = AccountRef { entity_id: &entity_id, user_id: &user_id };
     let done = payments::approve_tier(state.context(), account, &body.intent_id, Some(&body.credits_tier_id)).await;
     credited(&body.intent_id, done.map_err(|e| wire::renamed(e, PAYMENT_FIELDS))?)
 }

@@ -31,8 +31,7 @@ struct EntityQuery {
 }
 
 fn entity(caller: &Caller, headers: &HeaderMap, entity_id: &str, query: &EntityQuery) -> Fallible<()> {
-    caller.check_entity(entity_id)?;
-    wire::check_entity_header(headers, entity_id)?;
+    wire::check_entity(caller, headers, entity_id)?;
     wire::check_entity_query(query.entity_id.as_deref(), entity_id)
 }
 

@@ -6,10 +6,13 @@ use axum::http::HeaderMap;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::accounts::AccountRef;
+use crate::auth::Caller;
 use crate::clock::rfc3339;
 use crate::domain::account::{AccountView, Entry, EntryType};
 use crate::domain::tier::{NewTier, Recurring, Tier, TierPatch};
 use crate::error::Error;
+use crate::ids::validate_user_id;
 
 /// Our field names as Quest's clients name them: (ours, Quest's).
 pub const TIER_FIELDS: &[(&str, &str)] = &[
@@ -198,6 +201,12 @@ pub fn credits(account: &AccountView, entries: &[Entry]) -> Value {
     view
 }
 
+/// The entity a Quest request acts on: the caller's key's, and the `entityId` header's if sent.
+pub fn check_entity(caller: &Caller, headers: &HeaderMap, entity_id: &str) -> Result<(), Error> {
+    caller.check_entity(entity_id)?;
+    check_entity_header(headers, entity_id)
+}
+
 /// Quest's clients send the SDK's configured entity as an `entityId` header: it must be the
 /// entity the request acts on.
 pub fn check_entity_header(headers: &HeaderMap, entity_id: &str) -> Result<(), Error> {
@@ -205,6 +214,32 @@ pub fn check_entity_header(headers: &HeaderMap, entity_id: &str) -> Result<(), E
         None => Ok(()),
         Some(Ok(named)) if named == entity_id => Ok(()),
         Some(_) => Err(Error::forbidden("the entityId header names another entity than the request")),
+    }
+}
+
+/// The query of Quest's user routes (`/api/users/{userId}/…?entityId=`): the entity is
+/// required; other parameters (the SDK's `_queryParams`, `_body` leaked by buy-credits) are
+/// read, not refused.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserRouteQuery {
+    entity_id: Option<String>,
+}
+
+impl UserRouteQuery {
+    /// The account a user route acts on: the query's entity, which the key and any
+    /// `entityId` header must name, and the path's well-formed user id.
+    pub fn account<'a>(
+        &'a self,
+        caller: &Caller,
+        headers: &HeaderMap,
+        user_id: &'a str,
+    ) -> Result<AccountRef<'a>, Error> {
+        let entity_id =
+            self.entity_id.as_deref().ok_or_else(|| Error::validation("entityId query parameter is required"))?;
+        check_entity(caller, headers, entity_id)?;
+        validate_user_id("userId", user_id)?;
+        Ok(AccountRef { entity_id, user_id })
     }
 }
 

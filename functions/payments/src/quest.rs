@@ -270,6 +270,6 @@ async fn buy_user(
     let account = query.account(&caller, &request.headers, &user_id)?;
     caller.require_actor_for(&user_id)?;
     let body: BuyBody = request.parse()?;
-    let done = payments::approve_tier(state.context(), account, &body.intent_id, Some(&body.credits_tier_id)).await;
+    let done = payments::approve_tier(state.context(), account, &body.intent_id, &body.credits_tier_id).await;
     credited(&body.intent_id, done.map_err(|e| wire::renamed(e, PAYMENT_FIELDS))?)
 }

@@ -286,6 +286,25 @@ pub async fn create_intent(
     .await
 }
 
+/// Q7 for a client that also names the tier it paid for (Quest's buy-credits): a payment of
+/// this entity for another tier is refused before anything is credited; the rest is Q7's.
+pub async fn approve_tier(
+    ctx: Context<'_>,
+    account: AccountRef<'_>,
+    payment_intent_id: &str,
+    tier_id: &str,
+) -> Result<Credited, Error> {
+    check_payment_intent_id(payment_intent_id)?;
+    let payment = ctx.store.get_payment(payment_intent_id).await?;
+    if let Some(payment) = payment.filter(|p| p.entity_id == account.entity_id && p.credit_tier_id != tier_id) {
+        return Err(Error::validation(format!(
+            "creditTierId must be the tier this payment bought ({})",
+            payment.credit_tier_id
+        )));
+    }
+    approve(ctx, account, payment_intent_id).await
+}
+
 pub fn check_payment_intent_id(id: &str) -> Result<(), Error> {
     if id.starts_with("pi_") && id.len() <= 255 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
         Ok(())
@@ -298,28 +317,11 @@ pub fn check_payment_intent_id(id: &str) -> Result<(), Error> {
 /// payment is credited once. Only a payment this service recorded for this user can be
 /// credited, and only with what the record says it bought. Idempotent by PaymentIntent.
 pub async fn approve(ctx: Context<'_>, account: AccountRef<'_>, payment_intent_id: &str) -> Result<Credited, Error> {
-    approve_tier(ctx, account, payment_intent_id, None).await
-}
-
-/// Q7 for a client that also names the tier it paid for: another tier than the payment's is
-/// refused before anything is asked of the provider.
-pub async fn approve_tier(
-    ctx: Context<'_>,
-    account: AccountRef<'_>,
-    payment_intent_id: &str,
-    tier_id: Option<&str>,
-) -> Result<Credited, Error> {
     check_payment_intent_id(payment_intent_id)?;
     let not_found = || Error::not_found("no such payment for this user");
     let payment = ctx.store.get_payment(payment_intent_id).await?.ok_or_else(not_found)?;
     if payment.entity_id != account.entity_id || payment.user_id != account.user_id {
         return Err(not_found());
-    }
-    if tier_id.is_some_and(|id| id != payment.credit_tier_id) {
-        return Err(Error::validation(format!(
-            "creditTierId must be the tier this payment bought ({})",
-            payment.credit_tier_id
-        )));
     }
     let intent = ctx.gateway()?.retrieve_intent(payment_intent_id).await?.ok_or_else(not_found)?;
     if !intent.succeeded() {

@@ -10,7 +10,7 @@ use axum::routing::post;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use shared::auth::{Caller, Role};
+use shared::auth::Caller;
 use shared::http::body::{JsonObject, Mutation};
 use shared::http::query::Query;
 use shared::http::quest::wire::{self, PAYMENT_FIELDS, UserRouteQuery};
@@ -221,18 +221,6 @@ struct ApproveBody {
     intent_id: String,
 }
 
-/// The session's user; the server role names the user in the `userId` header.
-fn acting_user(caller: &Caller, headers: &HeaderMap) -> Fallible<String> {
-    match &caller.role {
-        Role::User(me) | Role::Owner(me) => Ok(me.clone()),
-        Role::Server => headers
-            .get("userid")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-            .ok_or_else(|| Error::validation("userId header is required: it names the user who paid")),
-    }
-}
-
 /// `approvePaymentForEntity` / React's call 3: the session user's succeeded payment is
 /// credited once (shared with Q5, Q7 and the webhook).
 /// Idempotent by PaymentIntent: no idempotency key is read.
@@ -244,10 +232,10 @@ async fn approve(
     body: JsonObject,
 ) -> Fallible<Response> {
     wire::check_entity(&caller, &headers, &entity_id)?;
-    let user_id = acting_user(&caller, &headers)?;
-    ids::validate_user_id("userId", &user_id)?;
+    let user_id = wire::acting_user(&caller, &headers, None)?
+        .ok_or_else(|| Error::validation("userId header is required: it names the user who paid"))?;
     let body: ApproveBody = body.parse()?;
-    let account = AccountRef { entity_id: &entity_id, user_id: &user_id };
+    let account = AccountRef { entity_id: &entity_id, user_id };
     let done = payments::approve(state.context(), account, &body.intent_id).await;
     credited(&body.intent_id, done.map_err(|e| wire::renamed(e, PAYMENT_FIELDS))?)
 }

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::accounts::AccountRef;
-use crate::auth::Caller;
+use crate::auth::{Caller, Role};
 use crate::clock::rfc3339;
 use crate::domain::account::{AccountView, Entry, EntryType};
 use crate::domain::tier::{NewTier, Recurring, Tier, TierPatch};
@@ -214,6 +214,32 @@ pub fn check_entity_header(headers: &HeaderMap, entity_id: &str) -> Result<(), E
         None => Ok(()),
         Some(Ok(named)) if named == entity_id => Ok(()),
         Some(_) => Err(Error::forbidden("the entityId header names another entity than the request")),
+    }
+}
+
+/// The user a Quest request acts as: a session's own (a `userId` query or header naming
+/// another → 403); for the server role, the user it names (`?userId=`, else the `userId`
+/// header), if any.
+pub fn acting_user<'a>(
+    caller: &'a Caller,
+    headers: &'a HeaderMap,
+    query: Option<&'a str>,
+) -> Result<Option<&'a str>, Error> {
+    let header = headers.get("userid").and_then(|v| v.to_str().ok());
+    match &caller.role {
+        Role::User(me) | Role::Owner(me) => {
+            if [query, header].into_iter().flatten().any(|named| named != me) {
+                return Err(Error::forbidden("userId names another user than the session's"));
+            }
+            Ok(Some(me))
+        }
+        Role::Server => {
+            let named = query.or(header);
+            if let Some(user_id) = named {
+                validate_user_id("userId", user_id)?;
+            }
+            Ok(named)
+        }
     }
 }
 

@@ -160,5 +160,8 @@ async fn set_settings(
     caller.require_server()?;
     let body: SettingsBody = body.parse()?;
     let settings = EntitySettings { pool_open_to_users: body.pool_open_to_users };
-    ok(StatusCode::OK, entities::set_settings(state.context(), &entity_id, settings).await?)
+    let settings = entities::set_settings(state.context(), &entity_id, settings).await?;
+    // This process sees the change at once; others within their cache bound.
+    state.auth.entities.forget(&entity_id);
+    ok(StatusCode::OK, settings)
 }

@@ -33,6 +33,10 @@ pub enum Error {
     VersionConflict(String),
     #[error("{0}")]
     AlreadyExists(String),
+    /// A payment credited through the wrong account (a pool payment through a user's route,
+    /// or the other way round); the message names the payment's beneficiary.
+    #[error("{0}")]
+    WrongBeneficiary(String),
     #[error("this Idempotency-Key was already used for a different request")]
     IdempotencyKeyReused,
     #[error("{message}")]

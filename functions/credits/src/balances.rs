@@ -1,6 +1,6 @@
 //! Reading accounts (Q3) and their history.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use base64::Engine;
@@ -14,16 +14,11 @@ use shared::http::query::Query;
 use shared::usecases::accounts::{self, HistoryQuery, limit_error};
 use shared::{AppState, Fallible};
 
-use crate::requests;
+use crate::requests::Target;
 
-/// Q3: a user never seen reads as zeros.
-pub async fn account(
-    caller: Caller,
-    State(state): State<AppState>,
-    Path((entity_id, user_id)): Path<(String, String)>,
-) -> Fallible<Response> {
-    let account = requests::account(&caller, &entity_id, &user_id)?;
-    caller.require_reader_of(&user_id)?;
+/// Q3 (and the pool's balance): an account never written reads as zeros.
+pub async fn account(caller: Caller, State(state): State<AppState>, target: Target) -> Fallible<Response> {
+    let account = target.to_read(&caller)?;
     ok(StatusCode::OK, accounts::read(state.context(), account).await?)
 }
 
@@ -52,11 +47,10 @@ impl HistoryParams {
 pub async fn history(
     caller: Caller,
     State(state): State<AppState>,
-    Path((entity_id, user_id)): Path<(String, String)>,
+    target: Target,
     Query(params): Query<HistoryParams>,
 ) -> Fallible<Response> {
-    let account = requests::account(&caller, &entity_id, &user_id)?;
-    caller.require_reader_of(&user_id)?;
+    let account = target.to_read(&caller)?;
     let history = accounts::history(state.context(), account, params.query()?).await?;
     let next_cursor = history.next_after.map(|sk| URL_SAFE_NO_PAD.encode(sk));
     ok(StatusCode::OK, json!({"entries": history.entries, "nextCursor": next_cursor}))

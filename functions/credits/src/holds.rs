@@ -1,6 +1,6 @@
 //! Holds: open, read, capture, release.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
@@ -13,7 +13,7 @@ use shared::http::{answer, ok};
 use shared::usecases::holds::{self, HoldState, NewHold, Opened, Settled, Settlement};
 use shared::{AppState, Fallible};
 
-use crate::requests;
+use crate::requests::Target;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -39,14 +39,13 @@ fn opened(opened: Opened) -> Value {
 pub async fn open(
     caller: Caller,
     State(state): State<AppState>,
-    Path((entity_id, user_id)): Path<(String, String)>,
+    target: Target,
     request: Mutation,
 ) -> Fallible<Response> {
-    let account = requests::account(&caller, &entity_id, &user_id)?;
-    caller.require_actor_for(&user_id)?;
+    let account = target.to_spend(&caller)?;
     let body: OpenBody = request.parse()?;
     let hold = NewHold::new(body.credits, body.ttl_seconds, body.reason)?;
-    let key = request.key(&entity_id)?;
+    let key = request.key(target.entity_id())?;
     answer(StatusCode::CREATED, holds::open(state.context(), account, hold, &key).await?, opened)
 }
 
@@ -75,35 +74,35 @@ type Settle = fn(Option<u64>, Option<String>) -> Fallible<Settlement>;
 async fn settle(
     caller: Caller,
     state: AppState,
-    (entity_id, user_id, hold_id): (String, String, String),
+    target: Target,
     request: Mutation,
     settlement: Settle,
 ) -> Fallible<Response> {
-    let account = requests::account(&caller, &entity_id, &user_id)?;
-    caller.require_actor_for(&user_id)?;
-    holds::check_hold_id(&hold_id)?;
+    let account = target.to_spend(&caller)?;
+    let hold_id = target.hold_id()?;
+    holds::check_hold_id(hold_id)?;
     let body: SettleBody = request.parse()?;
     let settlement = settlement(body.credits, body.reason)?;
-    let key = request.key(&entity_id)?;
-    answer(StatusCode::OK, holds::settle(state.context(), account, &hold_id, settlement, &key).await?, settled)
+    let key = request.key(target.entity_id())?;
+    answer(StatusCode::OK, holds::settle(state.context(), account, hold_id, settlement, &key).await?, settled)
 }
 
 pub async fn capture(
     caller: Caller,
     State(state): State<AppState>,
-    Path(path): Path<(String, String, String)>,
+    target: Target,
     request: Mutation,
 ) -> Fallible<Response> {
-    settle(caller, state, path, request, Settlement::capture).await
+    settle(caller, state, target, request, Settlement::capture).await
 }
 
 pub async fn release(
     caller: Caller,
     State(state): State<AppState>,
-    Path(path): Path<(String, String, String)>,
+    target: Target,
     request: Mutation,
 ) -> Fallible<Response> {
-    settle(caller, state, path, request, Settlement::release).await
+    settle(caller, state, target, request, Settlement::release).await
 }
 
 fn hold_view(HoldState { hold, status }: HoldState) -> Value {
@@ -120,12 +119,7 @@ fn hold_view(HoldState { hold, status }: HoldState) -> Value {
 }
 
 /// A hold with its status as of now.
-pub async fn read(
-    caller: Caller,
-    State(state): State<AppState>,
-    Path((entity_id, user_id, hold_id)): Path<(String, String, String)>,
-) -> Fallible<Response> {
-    let account = requests::account(&caller, &entity_id, &user_id)?;
-    caller.require_reader_of(&user_id)?;
-    ok(StatusCode::OK, hold_view(holds::read(state.context(), account, &hold_id).await?))
+pub async fn read(caller: Caller, State(state): State<AppState>, target: Target) -> Fallible<Response> {
+    let account = target.to_read(&caller)?;
+    ok(StatusCode::OK, hold_view(holds::read(state.context(), account, target.hold_id()?).await?))
 }

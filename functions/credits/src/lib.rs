@@ -1,4 +1,5 @@
-//! Credit routes: balances (Q3), history, spends and grants (Q10–Q13), holds.
+//! Credit routes: balances (Q3), history, spends and grants (Q10–Q13), holds; the same for
+//! the entity's pool (`…/pool/…`), served by the same handlers.
 
 mod balances;
 mod holds;
@@ -13,6 +14,7 @@ use shared::AppState;
 
 pub fn router(state: AppState) -> Router {
     let user = "/api/entities/{entity_id}/users/{user_id}";
+    let pool = "/api/entities/{entity_id}/pool";
     let routes = Router::new()
         .route(&format!("{user}/credits"), get(balances::account))
         .route(&format!("{user}/credit-history"), get(balances::history))
@@ -24,6 +26,14 @@ pub fn router(state: AppState) -> Router {
         .route(&format!("{user}/holds/{{hold_id}}"), get(holds::read))
         .route(&format!("{user}/holds/{{hold_id}}/capture"), post(holds::capture))
         .route(&format!("{user}/holds/{{hold_id}}/release"), post(holds::release))
+        .route(&format!("{pool}/credits"), get(balances::account))
+        .route(&format!("{pool}/credit-history"), get(balances::history))
+        .route(&format!("{pool}/decrement-credits"), post(spends::decrement))
+        .route(&format!("{pool}/buy-credits"), post(spends::grant))
+        .route(&format!("{pool}/holds"), post(holds::open))
+        .route(&format!("{pool}/holds/{{hold_id}}"), get(holds::read))
+        .route(&format!("{pool}/holds/{{hold_id}}/capture"), post(holds::capture))
+        .route(&format!("{pool}/holds/{{hold_id}}/release"), post(holds::release))
         .merge(quest::routes());
     shared::http::finish(routes, state)
 }

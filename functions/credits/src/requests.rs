@@ -1,19 +1,101 @@
-//! What the credit routes have in common: the path's account, the body of spends and grants.
+//! What the credit routes have in common: the path's account (a user's, or the entity's
+//! pool) with who may act on it, and the body of spends and grants.
 
+use std::collections::HashMap;
+
+use axum::extract::{FromRequestParts, Path};
+use axum::http::request::Parts;
 use serde::Deserialize;
 
 use shared::auth::Caller;
 use shared::usecases::AccountRef;
-use shared::{Fallible, ids};
+use shared::{Error, Fallible, ids};
 
-/// The path's account: its entity is the caller's and its user id is well formed.
-pub fn account<'a>(caller: &Caller, entity_id: &'a str, user_id: &'a str) -> Fallible<AccountRef<'a>> {
-    caller.check_entity(entity_id)?;
-    ids::validate_user_id("userId", user_id)?;
-    Ok(AccountRef { entity_id, user_id })
+/// The account a credit route names: `…/users/{user_id}/…` or `…/pool/…` (no `user_id`),
+/// and the hold its path names, if any. Every handler serves both, so each rule is written
+/// once: only who may act differs, and `Target`'s methods decide that.
+pub struct Target {
+    entity_id: String,
+    /// `None` on the pool's routes.
+    user_id: Option<String>,
+    pub hold_id: Option<String>,
 }
 
-/// `{credits, reason?, idempotencyKey?}`: the body of spends and grants.
+impl<S: Send + Sync> FromRequestParts<S> for Target {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path(mut params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| Error::validation("the path's ids are malformed"))?;
+        let entity_id = params.remove("entity_id").ok_or_else(|| Error::internal("route without entity_id"))?;
+        Ok(Self { entity_id, user_id: params.remove("user_id"), hold_id: params.remove("hold_id") })
+    }
+}
+
+impl Target {
+    pub fn entity_id(&self) -> &str {
+        &self.entity_id
+    }
+
+    pub fn hold_id(&self) -> Fallible<&str> {
+        self.hold_id.as_deref().ok_or_else(|| Error::internal("hold route without hold_id"))
+    }
+
+    /// The path's account: its entity is the caller's and its user id is well formed.
+    fn account(&self, caller: &Caller) -> Fallible<AccountRef<'_>> {
+        caller.check_entity(&self.entity_id)?;
+        match &self.user_id {
+            Some(user_id) => {
+                ids::validate_user_id("userId", user_id)?;
+                Ok(AccountRef::user(&self.entity_id, user_id))
+            }
+            None => Ok(AccountRef::pool(&self.entity_id)),
+        }
+    }
+
+    /// Reading: a user's own data (or an owner, or the server); the pool per
+    /// `Caller::require_pool_reader`.
+    pub fn to_read<'a>(&'a self, caller: &Caller) -> Fallible<AccountRef<'a>> {
+        let account = self.account(caller)?;
+        match &self.user_id {
+            Some(user_id) => caller.require_reader_of(user_id)?,
+            None => caller.require_pool_reader()?,
+        }
+        Ok(account)
+    }
+
+    /// Spending (spends, holds): the user or the server; the pool per
+    /// `Caller::require_pool_spender`. The entries record the session's user as `byUserId`,
+    /// and nobody when the server acts as itself (see `named`).
+    pub fn to_spend<'a>(&'a self, caller: &'a Caller) -> Fallible<AccountRef<'a>> {
+        let account = self.account(caller)?;
+        match &self.user_id {
+            Some(user_id) => caller.require_actor_for(user_id)?,
+            None => caller.require_pool_spender()?,
+        }
+        Ok(account.by_maybe(caller.acting_user()))
+    }
+
+    /// Granting and recording purchases paid elsewhere: the server, acting as itself.
+    pub fn to_grant<'a>(&'a self, caller: &Caller) -> Fallible<AccountRef<'a>> {
+        let account = self.account(caller)?;
+        caller.require_server()?;
+        Ok(account)
+    }
+}
+
+/// The server may name the user it spends for (`byUserId` in the body); a session always
+/// acts as its own user, so it may not name one.
+pub fn named<'a>(account: AccountRef<'a>, caller: &Caller, named: Option<&'a str>) -> Fallible<AccountRef<'a>> {
+    let Some(by) = named else { return Ok(account) };
+    caller.require_server().map_err(|_| Error::forbidden("only the server role may set byUserId"))?;
+    ids::validate_user_id("byUserId", by)?;
+    Ok(account.by(by))
+}
+
+/// `{credits, reason?, idempotencyKey?, byUserId?}`: the body of spends and grants.
+/// `byUserId` (server only) names the user a spend is made for.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CreditsBody {
@@ -21,4 +103,5 @@ pub struct CreditsBody {
     pub reason: Option<String>,
     #[allow(dead_code)] // read by the idempotency layer from the raw body
     pub idempotency_key: Option<String>,
+    pub by_user_id: Option<String>,
 }

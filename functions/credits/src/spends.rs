@@ -17,35 +17,38 @@ use shared::idempotency::IdempotencyKey;
 use shared::usecases::credits::{self, BatchItem, BatchOutcome, Changed, Credits, ItemResult, ItemSpend};
 use shared::{AppState, Error, Fallible, ids};
 
-use crate::requests::{self, CreditsBody};
+use crate::requests::{self, CreditsBody, Target};
 
-/// Q11: that user or the server.
+/// Q11 (and the pool's spend): who may spend is `Target::to_spend`'s rule.
 pub async fn decrement(
     caller: Caller,
     State(state): State<AppState>,
-    Path((entity_id, user_id)): Path<(String, String)>,
+    target: Target,
     request: Mutation,
 ) -> Fallible<Response> {
-    let account = requests::account(&caller, &entity_id, &user_id)?;
-    caller.require_actor_for(&user_id)?;
+    let account = target.to_spend(&caller)?;
     let body: CreditsBody = request.parse()?;
+    let account = requests::named(account, &caller, body.by_user_id.as_deref())?;
     let spend = Credits::spend(body.credits, body.reason)?;
-    let key = request.key(&entity_id)?;
+    let key = request.key(target.entity_id())?;
     answer(StatusCode::OK, credits::apply(state.context(), account, spend, &key).await?, identity)
 }
 
-/// Q12: the server grants credits; an idempotency key is required.
+/// Q12 (and the pool's grant): the server grants credits, acting as itself; an idempotency
+/// key is required.
 pub async fn grant(
     caller: Caller,
     State(state): State<AppState>,
-    Path((entity_id, user_id)): Path<(String, String)>,
+    target: Target,
     request: Mutation,
 ) -> Fallible<Response> {
-    let account = requests::account(&caller, &entity_id, &user_id)?;
-    caller.require_server()?;
+    let account = target.to_grant(&caller)?;
     let body: CreditsBody = request.parse()?;
+    if body.by_user_id.is_some() {
+        return Err(Error::validation("byUserId is only accepted on spends"));
+    }
     let grant = Credits::grant(body.credits, body.reason)?;
-    let key = request.required_key(&entity_id)?;
+    let key = request.required_key(target.entity_id())?;
     answer(StatusCode::OK, credits::apply(state.context(), account, grant, &key).await?, identity)
 }
 
@@ -62,13 +65,12 @@ struct PurchaseBody {
 pub async fn purchase(
     caller: Caller,
     State(state): State<AppState>,
-    Path((entity_id, user_id)): Path<(String, String)>,
+    target: Target,
     request: Mutation,
 ) -> Fallible<Response> {
-    let account = requests::account(&caller, &entity_id, &user_id)?;
-    caller.require_server()?;
+    let account = target.to_grant(&caller)?;
     let body: PurchaseBody = request.parse()?;
-    let key = request.required_key(&entity_id)?;
+    let key = request.required_key(target.entity_id())?;
     let purchased = credits::purchase(state.context(), account, &body.credit_tier_id, body.reason, &key).await?;
     answer(StatusCode::OK, purchased, identity)
 }

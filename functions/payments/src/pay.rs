@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use shared::auth::Caller;
 use shared::clock::rfc3339;
+use shared::domain::payment::Beneficiary;
 use shared::http::body::{JsonObject, Mutation};
 use shared::http::{answer, ok};
 use shared::usecases::AccountRef;
@@ -70,7 +71,18 @@ fn account<'a>(caller: &Caller, entity_id: &'a str, user_id: &'a str, user_field
     caller.check_entity(entity_id)?;
     ids::validate_user_id(user_field, user_id)?;
     caller.require_actor_for(user_id)?;
-    Ok(AccountRef { entity_id, user_id })
+    Ok(AccountRef::user(entity_id, user_id).by(user_id))
+}
+
+/// The native body's `beneficiary`: `"user"` (the default: the path's user) or `"pool"` (the
+/// entity's pool, bought into by the path's user). Quest's face has its own rule (`forEntityId`
+/// in Quest's form); the native `forEntityId` stays a checked no-op, as it always was.
+fn for_pool(beneficiary: Option<&str>) -> Fallible<bool> {
+    match beneficiary {
+        None | Some("user") => Ok(false),
+        Some("pool") => Ok(true),
+        Some(_) => Err(Error::validation("beneficiary must be user or pool")),
+    }
 }
 
 fn paid(paid: Paid) -> Value {
@@ -116,6 +128,7 @@ pub async fn pay(caller: Caller, State(state): State<AppState>, request: Mutatio
 struct IntentBody {
     credit_tier_id: String,
     for_entity_id: Option<String>,
+    beneficiary: Option<String>,
     card_data: Option<CardData>,
 }
 
@@ -144,10 +157,17 @@ pub async fn create_intent(
     if body.for_entity_id.as_deref().is_some_and(|id| id != entity_id) {
         return Err(Error::validation("forEntityId must equal the entity in the path"));
     }
+    // Buying into the pool is open to any user of the entity: only spending from it is guarded.
+    let beneficiary = if for_pool(body.beneficiary.as_deref())? {
+        Beneficiary::Pool { by_user_id: user_id.clone() }
+    } else {
+        Beneficiary::User(user_id.clone())
+    };
     let key = request.key(&entity_id)?;
     let order = IntentOrder {
         entity_id,
         user_id,
+        beneficiary,
         tier_id: body.credit_tier_id,
         billing: body.card_data.unwrap_or_default().into(),
         payment_method: None,
@@ -159,19 +179,25 @@ pub async fn create_intent(
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct ApproveBody {
     payment_intent_id: String,
+    /// `"pool"` approves a payment into the entity's pool (created with that beneficiary).
+    beneficiary: Option<String>,
     #[allow(dead_code)] // approving is idempotent by PaymentIntent; a key changes nothing
     idempotency_key: Option<String>,
 }
 
-/// Q7: a succeeded payment is credited once (shared with Q5 and the webhook).
+/// Q7: a succeeded payment is credited once (shared with Q5 and the webhook), to the
+/// account its intent was created for: with `"beneficiary": "pool"`, the pool the path's
+/// user bought into.
 pub async fn approve(
     caller: Caller,
     State(state): State<AppState>,
     Path((entity_id, user_id)): Path<(String, String)>,
     body: JsonObject,
 ) -> Fallible<Response> {
-    let account = account(&caller, &entity_id, &user_id, "userId")?;
+    let buyer = account(&caller, &entity_id, &user_id, "userId")?;
     let body: ApproveBody = body.parse()?;
+    let account =
+        if for_pool(body.beneficiary.as_deref())? { AccountRef::pool(&entity_id).by(&user_id) } else { buyer };
     let credited = payments::approve(state.context(), account, &body.payment_intent_id).await?;
     ok(
         StatusCode::OK,
@@ -198,7 +224,7 @@ pub async fn cancel(
     ids::validate_tier_id("creditTierId", &tier_id)?;
     caller.require_actor_for(&user_id)?;
     let _: serde_json::Map<String, Value> = body.parse()?;
-    let account = AccountRef { entity_id: &entity_id, user_id: &user_id };
+    let account = AccountRef::user(&entity_id, &user_id).by(&user_id);
     let canceled = subscriptions::cancel(state.context(), account, &tier_id).await?;
     ok(
         StatusCode::OK,

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use shared::auth::Caller;
+use shared::domain::payment::Beneficiary;
 use shared::http::body::{JsonObject, Mutation};
 use shared::http::query::Query;
 use shared::http::quest::wire::{self, PAYMENT_FIELDS, UserRouteQuery};
@@ -166,23 +167,19 @@ async fn quest_intent(
     ids::validate_user_id("userId", &user_id)?;
     caller.require_actor_for(&user_id)?;
     let body: QuestIntentBody = request.parse()?;
-    match body.for_entity_id.as_deref() {
-        None => {}
-        Some(id) if id != entity_id => {
-            return Err(Error::forbidden("forEntityId must be the entity in the path"));
-        }
-        Some(_) => {
-            return Err(Error::validation(
-                "forEntityId: purchases for the entity's credit pool are not available yet; leave it out to buy for the user",
-            ));
-        }
-    }
+    // Who the intent pays for is fixed here: `forEntityId` means the entity's pool.
+    let beneficiary = match body.for_entity_id.as_deref() {
+        None => Beneficiary::User(user_id.clone()),
+        Some(id) if id == entity_id => Beneficiary::Pool { by_user_id: user_id.clone() },
+        Some(_) => return Err(Error::forbidden("forEntityId must be the entity in the path")),
+    };
     let tier_id = named_tier(state.context(), &entity_id, &body.intent_data).await?;
     let key = request.key(&entity_id)?;
     let order = IntentOrder {
         entity_id,
         user_id,
         tier_id,
+        beneficiary,
         billing: body.card_data.unwrap_or_default().into(),
         payment_method: body.intent_data.payment_method_id,
     };
@@ -235,7 +232,7 @@ async fn approve(
     let user_id = wire::acting_user(&caller, &headers, None)?
         .ok_or_else(|| Error::validation("userId header is required: it names the user who paid"))?;
     let body: ApproveBody = body.parse()?;
-    let account = AccountRef { entity_id: &entity_id, user_id };
+    let account = AccountRef::user(&entity_id, user_id);
     let done = payments::approve(state.context(), account, &body.intent_id).await;
     credited(&body.intent_id, done.map_err(|e| wire::renamed(e, PAYMENT_FIELDS))?)
 }

@@ -82,10 +82,13 @@ async fn recorded_payment(state: &AppState, intent_id: &str, object: &Value) -> 
     }))
 }
 
-/// Whether the object's metadata, where it names an entity or user, names the record's.
+/// Whether the object's metadata, where it names an entity, user or beneficiary, names the
+/// record's. Crediting still goes to the record's beneficiary, never to what metadata says.
 fn names(object: &Value, payment: &Payment) -> bool {
     let claims = |field: &str, ours: &str| object["metadata"][field].as_str().is_none_or(|claimed| claimed == ours);
-    claims(metadata::ENTITY, &payment.entity_id) && claims(metadata::USER, &payment.user_id)
+    claims(metadata::ENTITY, &payment.entity_id)
+        && claims(metadata::USER, &payment.user_id)
+        && claims(metadata::BENEFICIARY, payment.beneficiary.kind())
 }
 
 /// The payment a refund, charge or dispute is about: our record of its PaymentIntent, in

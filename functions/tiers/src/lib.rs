@@ -1,4 +1,4 @@
-//! Credit tier routes: Q1, Q2, Q4, Q8, Q9.
+//! Credit tier routes: Q1, Q2, Q4, Q8, Q9; and the entity's settings.
 
 mod quest;
 
@@ -15,10 +15,13 @@ use serde_json::{Value, json};
 use shared::auth::Caller;
 use shared::clock::rfc3339;
 use shared::domain::account::TierPurchases;
+use shared::domain::entity::EntitySettings;
 use shared::domain::tier::{NewTier, TierPatch};
+use shared::http::body::JsonObject;
 use shared::http::body::Mutation;
 use shared::http::query::Query;
 use shared::http::{answer, finish, ok};
+use shared::usecases::entities;
 use shared::usecases::tiers::{self, Owner, TierForUser};
 use shared::{AppState, Error, Fallible, ids};
 
@@ -27,6 +30,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/entities/{entity_id}/credit-tiers", get(list_tiers).post(create_tier))
         .route("/api/entities/{entity_id}/credit-tiers/{tier_id}", get(get_tier).patch(update_tier))
         .route("/api/entities/{entity_id}/users/{user_id}/credit-tiers", get(tiers_for_user))
+        .route("/api/entities/{entity_id}/settings", get(get_settings).put(set_settings))
         .merge(quest::routes());
     finish(routes, state)
 }
@@ -128,4 +132,39 @@ async fn tiers_for_user(
     caller.require_reader_of(&user_id)?;
     let tiers = tiers::for_user(state.context(), &entity_id, &user_id).await?;
     ok(StatusCode::OK, tiers.into_iter().map(tier_for_user).collect::<Fallible<Vec<_>>>()?)
+}
+
+/// The entity's settings: the server's to read and change.
+async fn get_settings(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(entity_id): Path<String>,
+) -> Fallible<Response> {
+    caller.check_entity(&entity_id)?;
+    caller.require_server()?;
+    ok(StatusCode::OK, entities::get_settings(state.context(), &entity_id).await?)
+}
+
+/// `PUT {"poolOpenToUsers": bool}`: every setting is named (a PUT replaces them all).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct SettingsBody {
+    pool_open_to_users: bool,
+}
+
+/// Replaces the settings; other processes see them within `AUTH_CACHE_SECONDS`.
+async fn set_settings(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(entity_id): Path<String>,
+    body: JsonObject,
+) -> Fallible<Response> {
+    caller.check_entity(&entity_id)?;
+    caller.require_server()?;
+    let body: SettingsBody = body.parse()?;
+    let settings = EntitySettings { pool_open_to_users: body.pool_open_to_users };
+    let settings = entities::set_settings(state.context(), &entity_id, settings).await?;
+    // This process sees the change at once; others within their cache bound.
+    state.auth.entities.forget(&entity_id);
+    ok(StatusCode::OK, settings)
 }

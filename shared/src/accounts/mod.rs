@@ -25,11 +25,49 @@ pub struct Ledger<'a> {
     pub slots: &'a AccountSlots,
 }
 
-/// One user's account of one entity.
+/// The holder id of the entity's own account, its credit pool. A `#` is never in a user id
+/// (`ids::validate_user_id`), so the pool can never be a user's account.
+pub const POOL: &str = "#pool";
+
+/// One account of one entity: a user's, or the entity's pool (holder id `POOL`), plus who is
+/// acting on it, recorded as `byUserId` on every entry the change writes.
 #[derive(Debug, Clone, Copy)]
 pub struct AccountRef<'a> {
     pub entity_id: &'a str,
     pub user_id: &'a str,
+    /// The user on whose behalf the change is made; `None` for the server acting as itself.
+    pub by_user_id: Option<&'a str>,
+}
+
+impl<'a> AccountRef<'a> {
+    /// A user's account, nobody named as acting yet.
+    pub fn user(entity_id: &'a str, user_id: &'a str) -> Self {
+        Self { entity_id, user_id, by_user_id: None }
+    }
+
+    /// The entity's credit pool, nobody named as acting yet.
+    pub fn pool(entity_id: &'a str) -> Self {
+        Self { entity_id, user_id: POOL, by_user_id: None }
+    }
+
+    /// The same account, `user_id` acting on it.
+    pub fn by(self, user_id: &'a str) -> Self {
+        Self { by_user_id: Some(user_id), ..self }
+    }
+
+    /// The same account, `user_id` (if any) acting on it.
+    pub fn by_maybe(self, user_id: Option<&'a str>) -> Self {
+        Self { by_user_id: user_id, ..self }
+    }
+
+    pub fn is_pool(&self) -> bool {
+        self.user_id == POOL
+    }
+
+    /// Who acted, as the entries record it.
+    pub fn actor(&self) -> Option<String> {
+        self.by_user_id.map(str::to_owned)
+    }
 }
 
 impl<'a> Ledger<'a> {
@@ -38,7 +76,7 @@ impl<'a> Ledger<'a> {
     }
 
     async fn load(self, account: AccountRef<'_>) -> Result<Account, Error> {
-        let AccountRef { entity_id, user_id } = account;
+        let AccountRef { entity_id, user_id, .. } = account;
         Ok(self.store.get_account(entity_id, user_id).await?.unwrap_or_else(|| Account::empty(entity_id, user_id)))
     }
 }
@@ -124,7 +162,7 @@ pub async fn read(ledger: Ledger<'_>, account: AccountRef<'_>) -> Result<Account
     if current.expired_hold_ids(now).is_empty() {
         return Ok(current.view(now));
     }
-    let sweep = Change { operation: Operation::Sweep, reason: None, idempotency_key: None };
+    let sweep = Change { operation: Operation::Sweep, reason: None, idempotency_key: None, by_user_id: None };
     let key = IdempotencyKey::internal(account.entity_id, &format!("sweep {}", account.user_id));
     match self::change(ledger, account, &sweep, &key, |applied, now| Ok(applied.account.view(now))).await {
         Ok(swept) => Ok(swept.outcome),

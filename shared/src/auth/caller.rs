@@ -164,6 +164,34 @@ impl Caller {
         }
     }
 
+    /// The session's user; `None` for the server role (an apisecret or an entity token).
+    pub fn acting_user(&self) -> Option<&str> {
+        match &self.role {
+            Role::Server => None,
+            Role::Owner(me) | Role::User(me) => Some(me),
+        }
+    }
+
+    /// Spending from the entity's pool (spends, holds): its server and owners, and any of its
+    /// users once the entity opens the pool (`settings.poolOpenToUsers`).
+    pub fn require_pool_spender(&self) -> Result<(), ApiError> {
+        match self.role {
+            Role::Server | Role::Owner(_) => Ok(()),
+            Role::User(_) if self.entity.settings.pool_open_to_users => Ok(()),
+            Role::User(_) => Err(ApiError::forbidden("only the entity's owners or its server may spend from its pool")),
+        }
+    }
+
+    /// Reading the entity's pool (balance, history, holds): the same rule as spending. Buying
+    /// into the pool (a payment for it) is open to any user of the entity.
+    pub fn require_pool_reader(&self) -> Result<(), ApiError> {
+        match self.role {
+            Role::Server | Role::Owner(_) => Ok(()),
+            Role::User(_) if self.entity.settings.pool_open_to_users => Ok(()),
+            Role::User(_) => Err(ApiError::forbidden("only the entity's owners or its server may read its pool")),
+        }
+    }
+
     /// Acting on a user's credits or payments: that user or the server.
     pub fn require_actor_for(&self, user_id: &str) -> Result<(), ApiError> {
         match &self.role {

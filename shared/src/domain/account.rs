@@ -173,6 +173,10 @@ pub struct Entry {
     pub payment_intent_id: Option<String>,
     pub hold_id: Option<String>,
     pub idempotency_key: Option<String>,
+    /// Who acted: the session's user, or the user the server named; null when the server
+    /// acted as itself (and on entries written before it was recorded).
+    #[serde(default)]
+    pub by_user_id: Option<String>,
     #[serde(with = "as_rfc3339")]
     pub created_at: i64,
     /// Position in the account's history: the account version that wrote it, then the

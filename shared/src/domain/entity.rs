@@ -23,6 +23,19 @@ pub struct Entity {
     pub created_at: i64,
     #[serde(with = "as_rfc3339")]
     pub updated_at: i64,
+    /// Entities created before settings existed read as the defaults.
+    #[serde(default)]
+    pub settings: EntitySettings,
+}
+
+/// What an entity decides for itself (`GET|PUT /api/entities/{entityId}/settings`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct EntitySettings {
+    /// Whether every user of the entity may spend from and read its credit pool, not only
+    /// its owners and its server (least privilege by default).
+    #[serde(default)]
+    pub pool_open_to_users: bool,
 }
 
 impl Entity {

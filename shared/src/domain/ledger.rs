@@ -48,6 +48,8 @@ pub struct Change {
     pub reason: Option<String>,
     /// The client's idempotency key, recorded on the entries.
     pub idempotency_key: Option<String>,
+    /// Who acted (`AccountRef::by_user_id`), recorded on the entries as `byUserId`.
+    pub by_user_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,6 +133,7 @@ impl Builder<'_> {
             payment_intent_id,
             hold_id: hold_id.map(str::to_owned),
             idempotency_key: self.change.idempotency_key.clone(),
+            by_user_id: self.change.by_user_id.clone(),
             created_at: self.now,
             position,
         });
@@ -304,7 +307,7 @@ mod tests {
     }
 
     fn change(operation: Operation) -> Change {
-        Change { operation, reason: Some("r".into()), idempotency_key: None }
+        Change { operation, reason: Some("r".into()), idempotency_key: None, by_user_id: None }
     }
 
     fn funded(balance: i64) -> Account {

@@ -15,10 +15,75 @@ pub mod metadata {
     pub const TIER: &str = "credit_tier_id";
     pub const CREDITS: &str = "credits";
     pub const BONUS: &str = "bonus_credits";
+    /// `user` or `pool`: whose account the payment credits.
+    pub const BENEFICIARY: &str = "beneficiary";
+}
+
+/// Whose account a payment credits, fixed when the intent is created: the buyer's own, or
+/// the entity's pool (its entries record the buyer as `byUserId`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Beneficiary {
+    User(String),
+    #[serde(rename_all = "camelCase")]
+    Pool {
+        by_user_id: String,
+    },
+}
+
+impl Beneficiary {
+    pub fn is_pool(&self) -> bool {
+        matches!(self, Self::Pool { .. })
+    }
+
+    /// As the intent's metadata and error messages name it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::User(_) => "user",
+            Self::Pool { .. } => "pool",
+        }
+    }
+}
+
+/// A payment record as stored: records written before beneficiaries were recorded have none,
+/// and credit their user.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StoredPayment {
+    payment_intent_id: String,
+    entity_id: String,
+    user_id: String,
+    credit_tier_id: String,
+    credits: u64,
+    bonus_credits: u64,
+    amount: u64,
+    currency: String,
+    status: String,
+    created_at: i64,
+    beneficiary: Option<Beneficiary>,
+}
+
+impl From<StoredPayment> for Payment {
+    fn from(stored: StoredPayment) -> Self {
+        let beneficiary = stored.beneficiary.unwrap_or_else(|| Beneficiary::User(stored.user_id.clone()));
+        Self {
+            payment_intent_id: stored.payment_intent_id,
+            entity_id: stored.entity_id,
+            user_id: stored.user_id,
+            credit_tier_id: stored.credit_tier_id,
+            credits: stored.credits,
+            bonus_credits: stored.bonus_credits,
+            amount: stored.amount,
+            currency: stored.currency,
+            status: stored.status,
+            created_at: stored.created_at,
+            beneficiary,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", from = "StoredPayment")]
 pub struct Payment {
     pub payment_intent_id: String,
     pub entity_id: String,
@@ -31,6 +96,8 @@ pub struct Payment {
     /// Stripe's status when last seen (`succeeded`, `requires_action`, `canceled`, …).
     pub status: String,
     pub created_at: i64,
+    /// Whose account it credits; `user_id` is always the buyer.
+    pub beneficiary: Beneficiary,
 }
 
 impl Payment {
@@ -39,8 +106,14 @@ impl Payment {
     }
 
     /// The metadata that makes an intent ours.
-    pub fn intent_metadata(entity_id: &str, user_id: &str, tier: &Tier) -> HashMap<String, String> {
+    pub fn intent_metadata(
+        entity_id: &str,
+        user_id: &str,
+        tier: &Tier,
+        beneficiary: &Beneficiary,
+    ) -> HashMap<String, String> {
         HashMap::from([
+            (metadata::BENEFICIARY.to_owned(), beneficiary.kind().to_owned()),
             (metadata::ENTITY.to_owned(), entity_id.to_owned()),
             (metadata::USER.to_owned(), user_id.to_owned()),
             (metadata::TIER.to_owned(), tier.credit_tier_id.clone()),
@@ -50,9 +123,10 @@ impl Payment {
     }
 
     /// What a payment (or each period of a subscription) `id` for `tier` buys, as recorded
-    /// when the service creates it at Stripe.
+    /// when the service creates it at Stripe; it credits the buyer.
     pub fn of_tier(id: &str, entity_id: &str, user_id: &str, tier: &Tier, status: &str, now: i64) -> Self {
         Self {
+            beneficiary: Beneficiary::User(user_id.to_owned()),
             payment_intent_id: id.to_owned(),
             entity_id: entity_id.to_owned(),
             user_id: user_id.to_owned(),
@@ -183,6 +257,19 @@ mod tests {
         assert!(payment.matches(999, "usd") && payment.matches(999, "USD"));
         assert!(!payment.matches(1, "usd"));
         assert!(!payment.matches(999, "eur"));
+    }
+
+    #[test]
+    fn records_without_a_beneficiary_credit_their_user() {
+        let payment = Payment::of_tier("pi_1", "e-1", "u-1", &tier(), "succeeded", 5);
+        let mut stored = serde_json::to_value(&payment).unwrap();
+        assert_eq!(stored["beneficiary"], serde_json::json!({"user": "u-1"}));
+        stored.as_object_mut().unwrap().remove("beneficiary");
+        assert_eq!(serde_json::from_value::<Payment>(stored).unwrap(), payment);
+        let pool = Payment { beneficiary: Beneficiary::Pool { by_user_id: "u-1".into() }, ..payment };
+        let stored = serde_json::to_value(&pool).unwrap();
+        assert_eq!(stored["beneficiary"], serde_json::json!({"pool": {"byUserId": "u-1"}}));
+        assert_eq!(serde_json::from_value::<Payment>(stored).unwrap(), pool);
     }
 
     fn refund(id: &str, amount: u64, status: &str) -> RefundState {

@@ -20,6 +20,7 @@ pub fn status_and_code(error: &Error) -> (StatusCode, &'static str) {
         Error::NotFound(_) => (StatusCode::NOT_FOUND, "NOT_FOUND"),
         Error::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED"),
         Error::AlreadyExists(_) => (StatusCode::CONFLICT, "ALREADY_EXISTS"),
+        Error::WrongBeneficiary(_) => (StatusCode::CONFLICT, "WRONG_BENEFICIARY"),
         Error::IdempotencyKeyReused => (StatusCode::CONFLICT, "IDEMPOTENCY_KEY_REUSED"),
         Error::PaymentNotSucceeded { .. } => (StatusCode::CONFLICT, "PAYMENT_NOT_SUCCEEDED"),
         Error::TierArchived => (StatusCode::CONFLICT, "TIER_ARCHIVED"),

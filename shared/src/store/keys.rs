@@ -14,6 +14,10 @@
 //! | Stripe event    | `STRIPE_EVENT#{eventId}`     | `EVENT`           |
 //!
 //! An account's items share its partition, so its history is one Query, newest first.
+//!
+//! The entity's credit pool is an account like a user's, with the holder id
+//! `accounts::POOL` (`#pool`) in place of `{userId}`: `ACCOUNT#{entityId}##pool`. A `#` is
+//! never in a user id (`ids::validate_user_id`), so no user's account can be the pool's.
 
 use std::collections::HashMap;
 
@@ -118,6 +122,12 @@ mod tests {
         assert_eq!(entity("e-1").pk, tier("e-1", "ct-1").pk);
         assert_ne!(entity("e-1").sk, tier("e-1", "ENTITY").sk);
         assert_ne!(idempotency("e-1", "k").pk, idempotency("e-2", "k").pk);
+    }
+
+    #[test]
+    fn the_pool_is_no_user_account() {
+        assert_eq!(account("e-1", crate::accounts::POOL).pk, "ACCOUNT#e-1##pool");
+        assert!(crate::ids::validate_user_id("userId", crate::accounts::POOL).is_err());
     }
 
     #[test]

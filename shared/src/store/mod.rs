@@ -69,6 +69,9 @@ pub trait EntityStore: Send + Sync {
     async fn get_entity(&self, entity_id: &str) -> StoreResult<Option<Entity>>;
     /// Replaces the owners; `None` when the entity does not exist.
     async fn set_owners(&self, entity_id: &str, owners: &[String], now: i64) -> StoreResult<Option<Entity>>;
+    /// Writes `next` over the stored entity if that one was last updated at `expected_updated_at`
+    /// (a whole-item write, so its function needs only PutItem); `false` when it was not.
+    async fn replace_entity(&self, next: &Entity, expected_updated_at: i64) -> StoreResult<bool>;
     /// Adds a key to an existing entity; `ConditionFailed` when the entity does not exist.
     async fn add_api_key(&self, key: &ApiKey, now: i64, idem: &StoredOutcome) -> StoreResult<()>;
     /// Deletes a key of this entity; `ConditionFailed` when it is not one.

@@ -56,6 +56,7 @@ pub async fn create_entity(ctx: Context<'_>, new: NewEntity, key: &IdempotencyKe
             api_keys: vec![api_key.apikey.clone()],
             created_at: now,
             updated_at: now,
+            settings: Default::default(),
         };
         let issued =
             Issued { entity_id: entity.entity_id.clone(), apikey: api_key.apikey.clone(), apisecret: Some(secret) };

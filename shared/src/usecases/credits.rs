@@ -59,7 +59,12 @@ pub async fn apply(
     credits: Credits,
     key: &IdempotencyKey,
 ) -> Result<Answer<Changed>, Error> {
-    let change = Change { operation: credits.operation, reason: credits.reason, idempotency_key: key.client_key() };
+    let change = Change {
+        operation: credits.operation,
+        reason: credits.reason,
+        idempotency_key: key.client_key(),
+        by_user_id: account.actor(),
+    };
     accounts::change(ctx.ledger(), account, &change, key, |applied, now| Ok(Changed::of(applied, now))).await
 }
 
@@ -86,7 +91,7 @@ pub async fn purchase(
         let credited = tier.total_credits();
         let operation =
             Operation::Purchase { credit_tier_id: tier.credit_tier_id, credits: credited, payment_intent_id: None };
-        let change = Change { operation, reason, idempotency_key: key.client_key() };
+        let change = Change { operation, reason, idempotency_key: key.client_key(), by_user_id: account.actor() };
         accounts::write(ctx.ledger(), account, &change, key, &|applied, now| {
             Ok(Purchased { credited, changed: Changed::of(applied, now) })
         })
@@ -142,7 +147,7 @@ pub async fn spend_many(
         let spends = items.into_iter().map(|item| async move {
             let result = match item.spend {
                 Ok(ItemSpend { user_id, spend, key }) => {
-                    spend_item(ctx, AccountRef { entity_id, user_id: &user_id }, spend, key).await
+                    spend_item(ctx, AccountRef::user(entity_id, &user_id), spend, key).await
                 }
                 Err(refusal) => Err(refusal),
             };

@@ -58,7 +58,8 @@ pub async fn open(
 ) -> Result<Answer<Opened>, Error> {
     let operation =
         Operation::Hold { hold_id: ids::new_ordered_id(), credits: hold.credits, ttl_seconds: hold.ttl_seconds };
-    let change = Change { operation, reason: hold.reason, idempotency_key: key.client_key() };
+    let change =
+        Change { operation, reason: hold.reason, idempotency_key: key.client_key(), by_user_id: account.actor() };
     accounts::change(ctx.ledger(), account, &change, key, |applied, now| {
         let Some(HoldChange::Opened { hold_id, credits, expires_at, .. }) =
             applied.holds.iter().find(|h| matches!(h, HoldChange::Opened { .. }))
@@ -165,7 +166,7 @@ pub async fn settle(
         Settlement::Capture { credits, reason } => (Operation::Capture { hold_id: hold_id.clone(), credits }, reason),
         Settlement::Release { reason } => (Operation::Release { hold_id: hold_id.clone() }, reason),
     };
-    let change = Change { operation, reason, idempotency_key: key.client_key() };
+    let change = Change { operation, reason, idempotency_key: key.client_key(), by_user_id: account.actor() };
     let settled =
         accounts::change(ctx.ledger(), account, &change, key, |applied, now| Settled::of(applied, now, &hold_id)).await;
     match settled {

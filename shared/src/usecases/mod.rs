@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod admin;
 pub mod credits;
+pub mod entities;
 pub mod holds;
 pub mod payments;
 pub mod subscriptions;

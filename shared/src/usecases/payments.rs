@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::accounts;
 use crate::domain::account::AccountView;
 use crate::domain::ledger::{Change, Operation, is_nothing_to_change};
-use crate::domain::payment::Payment;
+use crate::domain::payment::{Beneficiary, Payment};
 use crate::domain::tier::{Recurring, Tier};
 use crate::error::Error;
 use crate::idempotency::{self, Answer, IdempotencyKey, Performed, Shape};
@@ -23,8 +23,14 @@ pub struct Credited {
     pub account: AccountView,
 }
 
+/// The account a payment credits (and whose credits its refunds take back): its
+/// beneficiary's, fixed when the intent was created, with the buyer as the one who acted.
 fn account_of(payment: &Payment) -> AccountRef<'_> {
-    AccountRef { entity_id: &payment.entity_id, user_id: &payment.user_id }
+    let account = match &payment.beneficiary {
+        Beneficiary::User(user_id) => AccountRef::user(&payment.entity_id, user_id),
+        Beneficiary::Pool { .. } => AccountRef::pool(&payment.entity_id),
+    };
+    account.by(&payment.user_id)
 }
 
 /// Credits the payment's snapshot once, keyed by its PaymentIntent id, forever.
@@ -62,16 +68,17 @@ async fn credit_once(
     let credited = payment.total_credits();
     let operation =
         Operation::Purchase { credit_tier_id: payment.credit_tier_id.clone(), credits: credited, payment_intent_id };
-    let change = Change { operation, reason: Some(reason), idempotency_key: None };
-    let answer = accounts::change(ctx.ledger(), account_of(payment), &change, &key, |applied, now| {
+    let account = account_of(payment);
+    let change = Change { operation, reason: Some(reason), idempotency_key: None, by_user_id: account.actor() };
+    let answer = accounts::change(ctx.ledger(), account, &change, &key, |applied, now| {
         let entry_id = applied.main_entry().map(|e| e.entry_id.clone());
         Ok(PaymentCredit { entry_id, account: Some(applied.account.view(now)) })
     })
     .await?;
-    let PaymentCredit { entry_id, account } = answer.outcome;
-    let account = match account {
-        Some(account) => account,
-        None => accounts::read(ctx.ledger(), account_of(payment)).await?,
+    let PaymentCredit { entry_id, account: fresh } = answer.outcome;
+    let account = match fresh {
+        Some(view) => view,
+        None => accounts::read(ctx.ledger(), account).await?,
     };
     Ok(Credited { entry_id, credited, already_credited: answer.replayed, account })
 }
@@ -87,9 +94,10 @@ pub async fn follow_the_money(ctx: Context<'_>, payment: &Payment) -> Result<(),
         credited: payment.total_credits(),
         target,
     };
-    let change = Change { operation, reason: Some(why), idempotency_key: None };
+    let account = account_of(payment);
+    let change = Change { operation, reason: Some(why), idempotency_key: None, by_user_id: account.actor() };
     let key = IdempotencyKey::internal(&payment.entity_id, "stripe money moves");
-    match accounts::change(ctx.ledger(), account_of(payment), &change, &key, |_, _| Ok(())).await {
+    match accounts::change(ctx.ledger(), account, &change, &key, |_, _| Ok(())).await {
         Ok(_) => Ok(()),
         Err(err) if is_nothing_to_change(&err) => Ok(()),
         Err(err) => Err(err),
@@ -133,11 +141,11 @@ impl Billing {
     }
 }
 
-fn new_intent(tier: &Tier, user_id: &str) -> NewIntent {
+fn new_intent(tier: &Tier, user_id: &str, beneficiary: &Beneficiary) -> NewIntent {
     NewIntent {
         amount: tier.price,
         currency: tier.currency.clone(),
-        metadata: Payment::intent_metadata(&tier.entity_id, user_id, tier),
+        metadata: Payment::intent_metadata(&tier.entity_id, user_id, tier, beneficiary),
         payment_method: None,
         receipt_email: None,
         description: format!("{} credits: {}", tier.total_credits(), tier.name),
@@ -191,7 +199,7 @@ pub async fn pay(ctx: Context<'_>, order: PayOrder, key: &IdempotencyKey) -> Res
         if order.price.is_some_and(|price| price != tier.price) {
             return Err(Error::validation(format!("product.price must equal the tier's price ({})", tier.price)));
         }
-        let mut new = new_intent(&tier, &order.user_id);
+        let mut new = new_intent(&tier, &order.user_id, &Beneficiary::User(order.user_id.clone()));
         order.billing.apply(&mut new)?;
         if tier.recurring != Recurring::None {
             let subscribe = Subscribe {
@@ -232,11 +240,13 @@ async fn charge(
     Ok(Charged { payment_intent_id: intent.id, status: intent.status, credited, account, client_secret })
 }
 
-/// Q6: an intent for the client to confirm.
+/// Q6: an intent for the client to confirm. `user_id` is the buyer; `beneficiary` is whose
+/// account the payment will credit (the buyer's, or the entity's pool bought into by them).
 pub struct IntentOrder {
     pub entity_id: String,
     pub user_id: String,
     pub tier_id: String,
+    pub beneficiary: Beneficiary,
     pub billing: Billing,
     /// Attached to the intent, not confirmed: the client confirms it.
     pub payment_method: Option<String>,
@@ -265,14 +275,17 @@ pub async fn create_intent(
                 "creditTierId names a recurring tier: subscribe with POST /api/payment/pay and a payment method",
             ));
         }
-        let mut new = new_intent(&tier, &order.user_id);
+        let mut new = new_intent(&tier, &order.user_id, &order.beneficiary);
         order.billing.apply(&mut new)?;
         if let Some(method) = &order.payment_method {
             check_payment_method(method)?;
         }
         new.payment_method = order.payment_method;
         let intent = ctx.gateway()?.create_intent(&new, &stripe_key("intent", key)).await?;
-        let payment = Payment::of_tier(&intent.id, &order.entity_id, &order.user_id, &tier, &intent.status, ctx.now());
+        let payment = Payment {
+            beneficiary: order.beneficiary,
+            ..Payment::of_tier(&intent.id, &order.entity_id, &order.user_id, &tier, &intent.status, ctx.now())
+        };
         ctx.store.put_payment(&payment).await?;
         Ok(Performed::Done(IntentCreated {
             payment_intent_id: intent.id,
@@ -314,14 +327,27 @@ pub fn check_payment_intent_id(id: &str) -> Result<(), Error> {
 }
 
 /// Q7: the client says a payment went through; the provider is asked, and a succeeded
-/// payment is credited once. Only a payment this service recorded for this user can be
+/// payment is credited once. Only a payment this service recorded for `account` can be
 /// credited, and only with what the record says it bought. Idempotent by PaymentIntent.
+/// On a user's account the payment must be that user's; on the pool, one bought into it by
+/// the acting user (any buyer when the server acts as itself). A payment of the other kind
+/// of account is refused naming its beneficiary: crediting it here would credit the wrong one.
 pub async fn approve(ctx: Context<'_>, account: AccountRef<'_>, payment_intent_id: &str) -> Result<Credited, Error> {
     check_payment_intent_id(payment_intent_id)?;
     let not_found = || Error::not_found("no such payment for this user");
     let payment = ctx.store.get_payment(payment_intent_id).await?.ok_or_else(not_found)?;
-    if payment.entity_id != account.entity_id || payment.user_id != account.user_id {
+    let buyer = if account.is_pool() { account.by_user_id } else { Some(account.user_id) };
+    if payment.entity_id != account.entity_id || buyer.is_some_and(|buyer| buyer != payment.user_id) {
         return Err(not_found());
+    }
+    if payment.beneficiary.is_pool() != account.is_pool() {
+        return Err(Error::WrongBeneficiary(format!(
+            "paymentIntentId pays for the {}'s account, not this one",
+            match payment.beneficiary {
+                Beneficiary::User(_) => "user",
+                Beneficiary::Pool { .. } => "entity's pool",
+            }
+        )));
     }
     let intent = ctx.gateway()?.retrieve_intent(payment_intent_id).await?.ok_or_else(not_found)?;
     if !intent.succeeded() {

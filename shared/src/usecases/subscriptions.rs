@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::accounts;
 use crate::domain::account::{AccountView, SubscriptionUpdate, TierPurchases};
-use crate::domain::payment::Payment;
+use crate::domain::payment::{Beneficiary, Payment};
 use crate::domain::tier::Tier;
 use crate::error::Error;
 use crate::ids;
@@ -50,7 +50,7 @@ pub struct Subscribed {
 pub async fn subscribe(ctx: Context<'_>, order: Subscribe<'_>) -> Result<Subscribed, Error> {
     let Subscribe { user_id, tier, .. } = order;
     let entity_id = tier.entity_id.as_str();
-    let account = AccountRef { entity_id, user_id };
+    let account = AccountRef::user(entity_id, user_id).by(user_id);
     if live_subscription(ctx, account, &tier.credit_tier_id).await?.is_some() {
         return Err(Error::AlreadyExists("the user already subscribes to this tier".into()));
     }
@@ -61,7 +61,7 @@ pub async fn subscribe(ctx: Context<'_>, order: Subscribe<'_>) -> Result<Subscri
         product_name: tier.name.clone(),
         payment_method: order.payment_method,
         email: order.email,
-        metadata: Payment::intent_metadata(entity_id, user_id, tier),
+        metadata: Payment::intent_metadata(entity_id, user_id, tier, &Beneficiary::User(user_id.to_owned())),
     };
     let started = ctx.gateway()?.create_subscription(&new, &order.stripe_key).await?;
     // The record that alone lets invoices of this subscription credit anything.

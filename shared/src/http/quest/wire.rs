@@ -265,7 +265,7 @@ impl UserRouteQuery {
             self.entity_id.as_deref().ok_or_else(|| Error::validation("entityId query parameter is required"))?;
         check_entity(caller, headers, entity_id)?;
         validate_user_id("userId", user_id)?;
-        Ok(AccountRef { entity_id, user_id })
+        Ok(AccountRef::user(entity_id, user_id))
     }
 }
 

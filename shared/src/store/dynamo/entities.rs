@@ -93,6 +93,20 @@ impl EntityStore for DynamoStore {
         }
     }
 
+    async fn replace_entity(&self, next: &Entity, expected_updated_at: i64) -> StoreResult<bool> {
+        let item = to_item(next, &keys::entity(&next.entity_id), "entity")?;
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("updatedAt = :expected")
+            .expression_attribute_values(":expected", s(rfc3339(expected_updated_at)))
+            .send()
+            .await;
+        Ok(condition_held(result)?.is_some())
+    }
+
     async fn add_api_key(&self, key: &ApiKey, now: i64, idem: &StoredOutcome) -> StoreResult<()> {
         let items = vec![
             self.touch_entity_keys(

@@ -308,4 +308,21 @@ async fn the_webhook_alone_credits_a_pool_payment_to_the_pool() {
     assert_eq!((ledger.account.balance, ledger.entries.len()), (50, 1));
     assert_eq!(ledger.entries[0].by_user_id.as_deref(), Some("buyer-3"));
     assert_eq!(app.ledger(&entity.entity_id, "buyer-3").await.entries.len(), 0);
+
+    // A refund takes back from the account the payment credited: the pool.
+    app.stripe_api("POST", "/v1/refunds", &format!("payment_intent={intent}&amount=200"));
+    let refunded = app
+        .stripe_events("charge.refunded")
+        .into_iter()
+        .find(|e| e["data"]["object"]["payment_intent"] == intent.as_str())
+        .expect("the refund event")
+        .to_string();
+    assert_eq!(app.deliver(&refunded).await.status, StatusCode::OK);
+    let ledger = app.assert_invariant(&entity.entity_id, POOL).await;
+    assert_eq!(ledger.account.balance, 30, "40% of 50 reversed");
+    assert_eq!(
+        (ledger.entries[0].kind.as_str(), ledger.entries[0].by_user_id.as_deref()),
+        ("reversal", Some("buyer-3"))
+    );
+    assert_eq!(app.ledger(&entity.entity_id, "buyer-3").await.entries.len(), 0);
 }

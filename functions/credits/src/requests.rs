@@ -18,7 +18,7 @@ pub struct Target {
     entity_id: String,
     /// `None` on the pool's routes.
     user_id: Option<String>,
-    pub hold_id: Option<String>,
+    hold_id: Option<String>,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Target {

@@ -18,7 +18,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
 
-// The entity pool's native routes are not designed yet: change them here.
+// The entity pool's native reads (server role).
 export const POOL = {
   credits: (e) => `/entities/${e}/pool/credits`,
   history: (e) => `/entities/${e}/pool/credit-history`,

@@ -15,7 +15,6 @@ const OWNER: &str = "quest-owner";
 const USER: &str = "quest-user";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "Quest face routes land with issue 10"]
 async fn quest_sdk_suite() {
     let suite = format!("{WORKSPACE}/tests/quest");
     assert!(
@@ -34,6 +33,15 @@ async fn quest_sdk_suite() {
     let app = TestApp::start().await;
     let entity = app.entity(&[OWNER]).await;
     let other = app.entity(&["other-owner"]).await;
+    // The suite's plain users read and spend from the entity's pool (as Quest's SDK lets any
+    // user): the entity opens its pool to them.
+    let opened = app
+        .request(Method::PUT, &entity.path("/settings"))
+        .headers(&entity.server())
+        .json(json!({"poolOpenToUsers": true}))
+        .send()
+        .await;
+    assert_eq!(opened.status, StatusCode::OK, "{:?}", opened.body);
 
     // A token that has expired: minted for the shortest lifetime, then the service's clock
     // moves past it. Everything else is minted after the move, so it is current.

@@ -14,7 +14,7 @@ use shared::auth::Caller;
 use shared::domain::payment::Beneficiary;
 use shared::http::body::{JsonObject, Mutation};
 use shared::http::query::Query;
-use shared::http::quest::wire::{self, PAYMENT_FIELDS, UserRouteQuery};
+use shared::http::quest::wire::{self, EntityRouteQuery, PAYMENT_FIELDS, UserRouteQuery};
 use shared::http::quest::{error_envelope, in_quest_envelope};
 use shared::http::{answer, ok};
 use shared::usecases::payments::{self, Billing, Credited, IntentCreated, IntentOrder};
@@ -27,6 +27,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/entities/{entity_id}/approve-payment", post(approve))
         .route("/api/users/{user_id}/buy-credits", post(buy_user))
+        .route("/api/entities/{entity_id}/buy-credits", post(buy_pool))
         .route_layer(axum::middleware::from_fn(error_envelope))
 }
 
@@ -167,7 +168,7 @@ async fn quest_intent(
     ids::validate_user_id("userId", &user_id)?;
     caller.require_actor_for(&user_id)?;
     let body: QuestIntentBody = request.parse()?;
-    // Who the intent pays for is fixed here: `forEntityId` means the entity's pool.
+    // Who the payment credits is fixed here: forEntityId (the path's entity) buys into its pool.
     let beneficiary = match body.for_entity_id.as_deref() {
         None => Beneficiary::User(user_id.clone()),
         Some(id) if id == entity_id => Beneficiary::Pool { by_user_id: user_id.clone() },
@@ -225,15 +226,16 @@ async fn approve(
     caller: Caller,
     State(state): State<AppState>,
     Path(entity_id): Path<String>,
+    Query(query): Query<EntityRouteQuery>,
     headers: HeaderMap,
     body: JsonObject,
 ) -> Fallible<Response> {
-    wire::check_entity(&caller, &headers, &entity_id)?;
-    let user_id = wire::acting_user(&caller, &headers, None)?
+    query.check(&caller, &headers, &entity_id)?;
+    let user_id = query
+        .acting_user(&caller, &headers)?
         .ok_or_else(|| Error::validation("userId header is required: it names the user who paid"))?;
     let body: ApproveBody = body.parse()?;
-    let account = AccountRef::user(&entity_id, user_id);
-    let done = payments::approve(state.context(), account, &body.intent_id).await;
+    let done = payments::approve_bought_by(state.context(), &entity_id, user_id, &body.intent_id).await;
     credited(&body.intent_id, done.map_err(|e| wire::renamed(e, PAYMENT_FIELDS))?)
 }
 
@@ -255,6 +257,23 @@ async fn buy_user(
     let account = query.account(&caller, &request.headers, &user_id)?;
     caller.require_actor_for(&user_id)?;
     let body: BuyBody = request.parse()?;
+    let done = payments::approve_tier(state.context(), account, &body.intent_id, &body.credits_tier_id).await;
+    credited(&body.intent_id, done.map_err(|e| wire::renamed(e, PAYMENT_FIELDS))?)
+}
+
+/// `buyCreditsForEntity`: credits the pool with what the acting user's succeeded
+/// PaymentIntent for the pool paid for, once. Buying into the pool is open to any user.
+async fn buy_pool(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(entity_id): Path<String>,
+    Query(query): Query<EntityRouteQuery>,
+    request: Mutation,
+) -> Fallible<Response> {
+    query.check(&caller, &request.headers, &entity_id)?;
+    let by = query.acting_user(&caller, &request.headers)?;
+    let body: BuyBody = request.parse()?;
+    let account = AccountRef::pool(&entity_id).by_maybe(by);
     let done = payments::approve_tier(state.context(), account, &body.intent_id, &body.credits_tier_id).await;
     credited(&body.intent_id, done.map_err(|e| wire::renamed(e, PAYMENT_FIELDS))?)
 }

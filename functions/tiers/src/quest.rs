@@ -6,13 +6,12 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::get;
-use serde::Deserialize;
 
 use shared::auth::Caller;
 use shared::http::body::Mutation;
 use shared::http::query::Query;
 use shared::http::quest::error_envelope;
-use shared::http::quest::wire::{self, QuestNewTier, QuestTierPatch, TIER_FIELDS};
+use shared::http::quest::wire::{self, EntityRouteQuery, QuestNewTier, QuestTierPatch, TIER_FIELDS};
 use shared::http::{answer, ok};
 use shared::usecases::tiers::{self, Owner};
 use shared::{AppState, Fallible};
@@ -23,27 +22,15 @@ pub fn routes() -> Router<AppState> {
         .route_layer(axum::middleware::from_fn(error_envelope))
 }
 
-/// React's tier list adds `?userId=`; the SDK's `_queryParams` may add more: read, not refused.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct EntityQuery {
-    entity_id: Option<String>,
-}
-
-fn entity(caller: &Caller, headers: &HeaderMap, entity_id: &str, query: &EntityQuery) -> Fallible<()> {
-    wire::check_entity(caller, headers, entity_id)?;
-    wire::check_entity_query(query.entity_id.as_deref(), entity_id)
-}
-
 /// `getCreditTiersForEntity`: the active tiers.
 async fn list(
     caller: Caller,
     headers: HeaderMap,
     State(state): State<AppState>,
     Path(entity_id): Path<String>,
-    Query(query): Query<EntityQuery>,
+    Query(query): Query<EntityRouteQuery>,
 ) -> Fallible<Response> {
-    entity(&caller, &headers, &entity_id, &query)?;
+    query.check(&caller, &headers, &entity_id)?;
     let tiers = tiers::list(state.context(), &entity_id, false).await?;
     ok(StatusCode::OK, tiers.iter().map(wire::tier).collect::<Vec<_>>())
 }
@@ -53,10 +40,10 @@ async fn create(
     caller: Caller,
     State(state): State<AppState>,
     Path(entity_id): Path<String>,
-    Query(query): Query<EntityQuery>,
+    Query(query): Query<EntityRouteQuery>,
     request: Mutation,
 ) -> Fallible<Response> {
-    entity(&caller, &request.headers, &entity_id, &query)?;
+    query.check(&caller, &request.headers, &entity_id)?;
     caller.require_manager()?;
     let key = request.key(&entity_id)?;
     let new: QuestNewTier = request.parse()?;
@@ -70,10 +57,10 @@ async fn update(
     caller: Caller,
     State(state): State<AppState>,
     Path(entity_id): Path<String>,
-    Query(query): Query<EntityQuery>,
+    Query(query): Query<EntityRouteQuery>,
     request: Mutation,
 ) -> Fallible<Response> {
-    entity(&caller, &request.headers, &entity_id, &query)?;
+    query.check(&caller, &request.headers, &entity_id)?;
     caller.require_manager()?;
     let key = request.key(&entity_id)?;
     let patch: QuestTierPatch = request.parse()?;

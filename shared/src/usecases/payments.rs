@@ -318,6 +318,20 @@ pub async fn approve_tier(
     approve(ctx, account, payment_intent_id).await
 }
 
+/// Quest's approve-payment names no account, only the buyer: the payment's beneficiary,
+/// fixed when its intent was created, decides which account Q7 credits.
+pub async fn approve_bought_by(
+    ctx: Context<'_>,
+    entity_id: &str,
+    buyer: &str,
+    payment_intent_id: &str,
+) -> Result<Credited, Error> {
+    check_payment_intent_id(payment_intent_id)?;
+    let for_pool = ctx.store.get_payment(payment_intent_id).await?.is_some_and(|p| p.beneficiary.is_pool());
+    let account = if for_pool { AccountRef::pool(entity_id).by(buyer) } else { AccountRef::user(entity_id, buyer) };
+    approve(ctx, account, payment_intent_id).await
+}
+
 pub fn check_payment_intent_id(id: &str) -> Result<(), Error> {
     if id.starts_with("pi_") && id.len() <= 255 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
         Ok(())

@@ -185,6 +185,7 @@ fn history_item(entry: &Entry) -> Value {
         "entryId": entry.entry_id,
         "creditsTierId": entry.credit_tier_id,
         "intentId": entry.payment_intent_id,
+        "byUserId": entry.by_user_id,
     })
 }
 
@@ -205,6 +206,16 @@ pub fn credits(account: &AccountView, entries: &[Entry]) -> Value {
 pub fn check_entity(caller: &Caller, headers: &HeaderMap, entity_id: &str) -> Result<(), Error> {
     caller.check_entity(entity_id)?;
     check_entity_header(headers, entity_id)
+}
+
+/// Quest's credits object of the entity's pool: as a user's, without `userId` (the pool is
+/// nobody's); each history item names who acted (`byUserId`).
+pub fn pool_credits(account: &AccountView, entries: &[Entry]) -> Value {
+    let mut view = credits(account, entries);
+    if let Some(object) = view.as_object_mut() {
+        object.remove("userId");
+    }
+    view
 }
 
 /// Quest's clients send the SDK's configured entity as an `entityId` header: it must be the
@@ -269,13 +280,31 @@ impl UserRouteQuery {
     }
 }
 
-/// `?entityId=` of an entity route: when sent, the path's entity.
-pub fn check_entity_query(query: Option<&str>, entity_id: &str) -> Result<(), Error> {
-    match query {
-        Some(named) if named != entity_id => {
-            Err(Error::forbidden("the entityId query parameter names another entity than the path"))
+/// The query of Quest's entity routes (`/api/entities/{entityId}/…`): `?userId=` names the
+/// acting user (see `acting_user`); `?entityId=`, when sent, must be the path's entity; other
+/// parameters (React's, the SDK's `_queryParams` and leaked `_body`) are read, not refused.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EntityRouteQuery {
+    user_id: Option<String>,
+    entity_id: Option<String>,
+}
+
+impl EntityRouteQuery {
+    /// The path's entity is the one the key, any `entityId` header and any `?entityId=` name.
+    pub fn check(&self, caller: &Caller, headers: &HeaderMap, entity_id: &str) -> Result<(), Error> {
+        check_entity(caller, headers, entity_id)?;
+        match self.entity_id.as_deref() {
+            Some(named) if named != entity_id => {
+                Err(Error::forbidden("the entityId query parameter names another entity than the path"))
+            }
+            _ => Ok(()),
         }
-        _ => Ok(()),
+    }
+
+    /// The user the request acts as (`acting_user`, with this query's `userId`).
+    pub fn acting_user<'a>(&'a self, caller: &'a Caller, headers: &'a HeaderMap) -> Result<Option<&'a str>, Error> {
+        acting_user(caller, headers, self.user_id.as_deref())
     }
 }
 

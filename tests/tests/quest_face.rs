@@ -204,3 +204,44 @@ async fn the_shared_intent_path_answers_each_face_in_its_own_envelope() {
     assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
     assert!(refused.body["error"].is_string(), "{}", refused.body);
 }
+
+#[tokio::test]
+async fn the_pools_routes_name_quests_fields_and_the_acting_user() {
+    let app = TestApp::start().await;
+    let entity = app.entity(&["owner"]).await;
+    let other = app.entity(&[]).await;
+    let owner = quest_headers(&entity, app.session(&entity, "owner").await);
+    let before = app.item_count().await;
+    let spend = |query: String, headers: &Headers, body: Value| {
+        app.request(Method::POST, &format!("{}{query}", entity.path("/decrement-credits")))
+            .headers(headers)
+            .json(body)
+            .send()
+    };
+
+    assert_quest_error(
+        &spend("?userId=owner".into(), &owner, json!({})).await,
+        StatusCode::BAD_REQUEST,
+        "creditsAmount",
+    );
+    let named_other = spend("?userId=someone-else".into(), &owner, json!({"creditsAmount": 1})).await;
+    assert_eq!(named_other.status, StatusCode::FORBIDDEN, "{}", named_other.body);
+    assert!(named_other.body["error"].is_string());
+    let query_entity =
+        spend(format!("?userId=owner&entityId={}", other.entity_id), &owner, json!({"creditsAmount": 1})).await;
+    assert_eq!(query_entity.status, StatusCode::FORBIDDEN, "{}", query_entity.body);
+    let overspend = spend("?userId=owner".into(), &owner, json!({"creditsAmount": 1})).await;
+    assert_eq!(overspend.status, StatusCode::PAYMENT_REQUIRED, "{}", overspend.body);
+    assert!(overspend.body["error"].as_str().is_some_and(|e| e.contains("credits")), "{}", overspend.body);
+
+    let buy = format!("{}?userId=owner", entity.path("/buy-credits"));
+    let no_intent = app.request(Method::POST, &buy).headers(&owner).json(json!({"creditsTierId": "t1"})).send().await;
+    assert_quest_error(&no_intent, StatusCode::BAD_REQUEST, "intentId");
+    assert_eq!(app.item_count().await, before, "a refused Quest request wrote something");
+
+    // The pool's credits object: no userId, Quest's fields beside ours.
+    let read = app.request(Method::GET, &entity.path("/credits")).headers(&owner).send().await;
+    assert_eq!(read.status, StatusCode::OK, "{}", read.body);
+    assert!(read.data().get("userId").is_none(), "{}", read.body);
+    assert_eq!((&read.data()["creditsAmount"], &read.data()["history"]), (&json!(0), &json!([])));
+}

@@ -187,6 +187,16 @@ async fn the_shared_intent_path_answers_each_face_in_its_own_envelope() {
     assert_eq!(created.data()["amount"], 999, "the tier's price, never intentData.amount");
     assert_ne!(created.data()["status"], "succeeded", "the browser confirms, not the server");
 
+    // ?entityId= naming another entity than the path: 403, Quest's envelope.
+    let elsewhere = app
+        .request(Method::POST, &format!("{path}?entityId=e-elsewhere"))
+        .headers(&user)
+        .json(json!({"intentData": {"paymentMethodId": "pm_card_visa", "name": "Starter"}}))
+        .send()
+        .await;
+    assert_eq!(elsewhere.status, StatusCode::FORBIDDEN, "{}", elsewhere.body);
+    assert!(elsewhere.body["error"].is_string(), "{}", elsewhere.body);
+
     // Native Q6 on the same path: native envelope, native names.
     let native = app.request(Method::POST, &path).headers(&user).json(json!({"creditTierId": "t1"})).send().await;
     assert_eq!(native.status, StatusCode::CREATED, "{}", native.body);

@@ -4,7 +4,7 @@
 
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde::Deserialize;
@@ -37,6 +37,7 @@ pub async fn create_intent(
     caller: Result<Caller, Error>,
     state: State<AppState>,
     path: Path<(String, String)>,
+    uri: Uri,
     request: Mutation,
 ) -> Response {
     let body = &request.body.0;
@@ -52,7 +53,7 @@ pub async fn create_intent(
         };
     }
     let answered = match caller {
-        Ok(caller) => quest_intent(caller, state.0, path.0, request).await,
+        Ok(caller) => quest_intent(caller, state.0, path.0, &uri, request).await,
         Err(refused) => Err(refused),
     };
     in_quest_envelope(answered.into_response()).await
@@ -162,9 +163,12 @@ async fn quest_intent(
     caller: Caller,
     state: AppState,
     (entity_id, user_id): (String, String),
+    uri: &Uri,
     request: Mutation,
 ) -> Fallible<Response> {
-    wire::check_entity(&caller, &request.headers, &entity_id)?;
+    // Read here, not by the shared route: native Q6 reads no query.
+    let query: EntityRouteQuery = shared::http::query::parse(uri)?;
+    query.check(&caller, &request.headers, &entity_id)?;
     ids::validate_user_id("userId", &user_id)?;
     caller.require_actor_for(&user_id)?;
     let body: QuestIntentBody = request.parse()?;

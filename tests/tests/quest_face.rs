@@ -4,7 +4,7 @@
 
 use axum::http::{Method, StatusCode};
 use integration_tests::fixtures::{EntityFixture, Headers};
-use integration_tests::{TestApp, TestResponse};
+use integration_tests::{TestApp, TestResponse, concurrently};
 use serde_json::{Value, json};
 
 /// Quest's envelope: `error` a string naming `field`.
@@ -254,4 +254,63 @@ async fn the_pools_routes_name_quests_fields_and_the_acting_user() {
     assert_eq!(read.status, StatusCode::OK, "{}", read.body);
     assert!(read.data().get("userId").is_none(), "{}", read.body);
     assert_eq!((&read.data()["creditsAmount"], &read.data()["history"]), (&json!(0), &json!([])));
+}
+
+/// The React component's three calls (create-payment-intent in its form → the browser
+/// confirms at Stripe → approve-payment), with every way of crediting the intent racing:
+/// ten approves, the SDK's buy-credits and the webhook three times. One purchase.
+#[tokio::test]
+async fn a_quest_purchase_is_credited_once_however_many_paths_race() {
+    use std::future::Future;
+    use std::pin::Pin;
+    type Call = Pin<Box<dyn Future<Output = TestResponse> + Send>>;
+
+    let app = TestApp::start().await;
+    let entity = app.entity(&[]).await;
+    app.tier(
+        &entity,
+        json!({"creditTierId": "t1", "name": "Starter", "credits": 100, "bonusCredits": 20, "price": 999}),
+    )
+    .await;
+    let user = quest_headers(&entity, app.session(&entity, "u-1").await);
+    let body = json!({"cardData": {"name": "A", "email": "a@b.co", "address": {"city": "", "country": "US", "postal_code": "94107", "state": ""}},
+                      "intentData": {"amount": 100, "currency": "usd", "name": "Starter", "paymentMethodId": "pm_card_visa"}});
+    let created = app
+        .request(Method::POST, &entity.path("/users/u-1/create-payment-intent"))
+        .headers(&user)
+        .json(body)
+        .send()
+        .await;
+    assert!(created.status.is_success(), "{}", created.body);
+    let intent = created.data()["intentId"].as_str().expect("intentId").to_owned();
+    let confirmed =
+        app.stripe_api("POST", &format!("/v1/payment_intents/{intent}/confirm"), "payment_method=pm_card_visa");
+    assert_eq!(confirmed["status"], "succeeded", "{confirmed}");
+    let succeeded = app
+        .stripe_events("payment_intent.succeeded")
+        .into_iter()
+        .find(|event| event["data"]["object"]["id"] == intent.as_str())
+        .expect("the succeeded event")
+        .to_string();
+
+    let approve = |app: &TestApp| -> Call {
+        let request = app.request(Method::POST, &entity.path("/approve-payment"));
+        Box::pin(request.headers(&user).json(json!({"intentId": intent})).send())
+    };
+    let buy = app
+        .request(Method::POST, &format!("/api/users/u-1/buy-credits?entityId={}", entity.entity_id))
+        .headers(&user)
+        .json(json!({"creditsTierId": "t1", "intentId": intent}))
+        .send();
+    let mut calls: Vec<Call> = (0..10).map(|_| approve(&app)).collect();
+    calls.push(Box::pin(buy));
+    calls.extend((0..3).map(|_| -> Call { Box::pin(app.deliver(&succeeded)) }));
+    for response in concurrently(calls).await {
+        assert_eq!(response.status, StatusCode::OK, "{}", response.body);
+    }
+
+    let ledger = app.assert_invariant(&entity.entity_id, "u-1").await;
+    let purchases: Vec<_> = ledger.entries.iter().filter(|entry| entry.kind.as_str() == "purchase").collect();
+    assert_eq!(purchases.len(), 1, "credited exactly once");
+    assert_eq!((ledger.account.balance, purchases[0].credits), (120, 120));
 }

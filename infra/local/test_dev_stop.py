@@ -25,6 +25,15 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 DEV_SH = ROOT / "infra" / "local" / "dev.sh"
 STANDIN = f'setsid sleep 600 & exec {shlex.quote(sys.executable)} -m http.server "$WATCH_PORT" --bind 127.0.0.1'
+# Runs a command with INT, HUP and TERM at their defaults: a shell cannot trap a signal that
+# was ignored when it started, and a test run under `nohup` or as a background job inherits
+# HUP or INT ignored, which would make dev.sh deaf to the very signals tested here.
+WITH_DEFAULT_SIGNALS = [
+    sys.executable, "-c",
+    "import os, signal, sys\n"
+    "for s in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM): signal.signal(s, signal.SIG_DFL)\n"
+    "os.execvp(sys.argv[1], sys.argv[1:])",
+]
 # What dev.sh starts, by a piece of each command line.
 STARTED = ("dynamodb_server.py", "stripe_standin/server.py", "http.server", "sleep 600")
 
@@ -51,7 +60,7 @@ class DevRun:
             "STRIPE_PORT": str(free_port()),
             "WATCH_PORT": str(free_port()),
         })
-        self.proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        self.proc = subprocess.Popen([*WITH_DEFAULT_SIGNALS, *argv], cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True, start_new_session=True)
         self.lines: list[str] = []
         self.ready = threading.Event()

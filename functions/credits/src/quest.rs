@@ -2,17 +2,16 @@
 //! `/api/users/{userId}/…?entityId=`. Quest's wire → the use case → Quest's wire.
 
 use axum::Router;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
 use serde::Deserialize;
 
-use shared::auth::Caller;
+use shared::domain::account::{AccountView, Entry};
 use shared::http::body::Mutation;
-use shared::http::query::Query;
 use shared::http::quest::error_envelope;
-use shared::http::quest::wire::{self, CREDITS_FIELDS, EntityRouteQuery, UserRouteQuery};
+use shared::http::quest::route::{QuestEntity, QuestUser};
+use shared::http::quest::wire::{self, CREDITS_FIELDS};
 use shared::http::{answer, ok};
 use shared::usecases::AccountRef;
 use shared::usecases::accounts::{self, HistoryQuery, MAX_PAGE};
@@ -37,71 +36,48 @@ struct DecrementBody {
 }
 
 /// `getCreditInfoForUser`: the account and its latest history.
-async fn user_credits(
-    caller: Caller,
-    headers: HeaderMap,
-    State(state): State<AppState>,
-    Path(user_id): Path<String>,
-    Query(query): Query<UserRouteQuery>,
-) -> Fallible<Response> {
-    let account = query.account(&caller, &headers, &user_id)?;
-    caller.require_reader_of(&user_id)?;
-    let view = accounts::read(state.context(), account).await?;
-    let page = HistoryQuery { limit: Some(MAX_PAGE), ..HistoryQuery::default() };
-    let history = accounts::history(state.context(), account, page).await?;
-    ok(StatusCode::OK, wire::credits(&view, &history.entries))
+async fn user_credits(user: QuestUser) -> Fallible<Response> {
+    user.caller.require_reader_of(&user.user_id)?;
+    let (view, entries) = latest(&user.state, user.account()).await?;
+    ok(StatusCode::OK, wire::credits(&view, &entries))
 }
 
 /// `decrementCreditsForUser`: that user or the server.
-async fn user_decrement(
-    caller: Caller,
-    State(state): State<AppState>,
-    Path(user_id): Path<String>,
-    Query(query): Query<UserRouteQuery>,
-    request: Mutation,
-) -> Fallible<Response> {
-    let account = query.account(&caller, &request.headers, &user_id)?;
-    caller.require_actor_for(&user_id)?;
-    let body: DecrementBody = request.parse()?;
+async fn user_decrement(user: QuestUser<Mutation>) -> Fallible<Response> {
+    let account = user.account();
+    user.caller.require_actor_for(&user.user_id)?;
+    let body: DecrementBody = user.body.parse()?;
     let spend = Credits::spend(body.credits_amount, body.reason).map_err(|e| wire::renamed(e, CREDITS_FIELDS))?;
-    let key = request.key(account.entity_id)?;
-    let changed =
-        credits::apply(state.context(), account, spend, &key).await.map_err(|e| wire::renamed(e, CREDITS_FIELDS))?;
+    let key = user.body.key(account.entity_id)?;
+    let changed = credits::apply(user.state.context(), account, spend, &key)
+        .await
+        .map_err(|e| wire::renamed(e, CREDITS_FIELDS))?;
     answer(StatusCode::OK, changed, |c| c)
 }
 
 /// `getCreditInfoForEntity`: the pool and its latest history, each item naming `byUserId`.
-async fn pool_credits(
-    caller: Caller,
-    headers: HeaderMap,
-    State(state): State<AppState>,
-    Path(entity_id): Path<String>,
-    Query(query): Query<EntityRouteQuery>,
-) -> Fallible<Response> {
-    query.check(&caller, &headers, &entity_id)?;
-    caller.require_pool_reader()?;
-    let account = AccountRef::pool(&entity_id);
-    let view = accounts::read(state.context(), account).await?;
-    let page = HistoryQuery { limit: Some(MAX_PAGE), ..HistoryQuery::default() };
-    let history = accounts::history(state.context(), account, page).await?;
-    ok(StatusCode::OK, wire::pool_credits(&view, &history.entries))
+async fn pool_credits(entity: QuestEntity) -> Fallible<Response> {
+    entity.caller.require_pool_reader()?;
+    let (view, entries) = latest(&entity.state, AccountRef::pool(&entity.entity_id)).await?;
+    ok(StatusCode::OK, wire::pool_credits(&view, &entries))
 }
 
 /// `decrementCreditsForEntity`: a spend from the pool, recording the acting user.
-async fn pool_decrement(
-    caller: Caller,
-    State(state): State<AppState>,
-    Path(entity_id): Path<String>,
-    Query(query): Query<EntityRouteQuery>,
-    request: Mutation,
-) -> Fallible<Response> {
-    query.check(&caller, &request.headers, &entity_id)?;
-    caller.require_pool_spender()?;
-    let by = query.acting_user(&caller, &request.headers)?;
-    let body: DecrementBody = request.parse()?;
+async fn pool_decrement(entity: QuestEntity<Mutation>) -> Fallible<Response> {
+    entity.caller.require_pool_spender()?;
+    let by = entity.acting_user()?;
+    let body: DecrementBody = entity.body.parse()?;
     let spend = Credits::spend(body.credits_amount, body.reason).map_err(|e| wire::renamed(e, CREDITS_FIELDS))?;
-    let key = request.key(&entity_id)?;
-    let account = AccountRef::pool(&entity_id).by_maybe(by);
-    let changed = credits::apply(state.context(), account, spend, &key).await;
+    let key = entity.body.key(&entity.entity_id)?;
+    let account = AccountRef::pool(&entity.entity_id).by_maybe(by);
+    let changed = credits::apply(entity.state.context(), account, spend, &key).await;
     answer(StatusCode::OK, changed.map_err(|e| wire::renamed(e, CREDITS_FIELDS))?, |c| c)
+}
+
+/// The account and its latest page of history, newest first.
+async fn latest(state: &AppState, account: AccountRef<'_>) -> Fallible<(AccountView, Vec<Entry>)> {
+    let view = accounts::read(state.context(), account).await?;
+    let page = HistoryQuery { limit: Some(MAX_PAGE), ..HistoryQuery::default() };
+    let history = accounts::history(state.context(), account, page).await?;
+    Ok((view, history.entries))
 }

@@ -4,7 +4,7 @@
 
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde::Deserialize;
@@ -13,8 +13,8 @@ use serde_json::{Value, json};
 use shared::auth::Caller;
 use shared::domain::payment::Beneficiary;
 use shared::http::body::{JsonObject, Mutation};
-use shared::http::query::Query;
-use shared::http::quest::wire::{self, EntityRouteQuery, PAYMENT_FIELDS, UserRouteQuery};
+use shared::http::quest::route::{QuestEntity, QuestUser};
+use shared::http::quest::wire::{self, EntityRouteQuery, PAYMENT_FIELDS};
 use shared::http::quest::{error_envelope, in_quest_envelope};
 use shared::http::{answer, ok};
 use shared::usecases::payments::{self, Billing, Credited, IntentCreated, IntentOrder};
@@ -226,20 +226,12 @@ struct ApproveBody {
 /// `approvePaymentForEntity` / React's call 3: the session user's succeeded payment is
 /// credited once (shared with Q5, Q7 and the webhook).
 /// Idempotent by PaymentIntent: no idempotency key is read.
-async fn approve(
-    caller: Caller,
-    State(state): State<AppState>,
-    Path(entity_id): Path<String>,
-    Query(query): Query<EntityRouteQuery>,
-    headers: HeaderMap,
-    body: JsonObject,
-) -> Fallible<Response> {
-    query.check(&caller, &headers, &entity_id)?;
-    let user_id = query
-        .acting_user(&caller, &headers)?
+async fn approve(entity: QuestEntity<JsonObject>) -> Fallible<Response> {
+    let user_id = entity
+        .acting_user()?
         .ok_or_else(|| Error::validation("userId header is required: it names the user who paid"))?;
-    let body: ApproveBody = body.parse()?;
-    let done = payments::approve_bought_by(state.context(), &entity_id, user_id, &body.intent_id).await;
+    let body: ApproveBody = entity.body.parse()?;
+    let done = payments::approve_bought_by(entity.state.context(), &entity.entity_id, user_id, &body.intent_id).await;
     credited(&body.intent_id, done.map_err(|e| wire::renamed(e, PAYMENT_FIELDS))?)
 }
 
@@ -251,33 +243,21 @@ struct BuyBody {
 }
 
 /// `buyCreditsForUser`: credits what the user's succeeded PaymentIntent paid for, once.
-async fn buy_user(
-    caller: Caller,
-    State(state): State<AppState>,
-    Path(user_id): Path<String>,
-    Query(query): Query<UserRouteQuery>,
-    request: Mutation,
-) -> Fallible<Response> {
-    let account = query.account(&caller, &request.headers, &user_id)?;
-    caller.require_actor_for(&user_id)?;
-    let body: BuyBody = request.parse()?;
-    let done = payments::approve_tier(state.context(), account, &body.intent_id, &body.credits_tier_id).await;
-    credited(&body.intent_id, done.map_err(|e| wire::renamed(e, PAYMENT_FIELDS))?)
+async fn buy_user(user: QuestUser<Mutation>) -> Fallible<Response> {
+    user.caller.require_actor_for(&user.user_id)?;
+    let body: BuyBody = user.body.parse()?;
+    buy(&user.state, user.account(), body).await
 }
 
 /// `buyCreditsForEntity`: credits the pool with what the acting user's succeeded
 /// PaymentIntent for the pool paid for, once. Buying into the pool is open to any user.
-async fn buy_pool(
-    caller: Caller,
-    State(state): State<AppState>,
-    Path(entity_id): Path<String>,
-    Query(query): Query<EntityRouteQuery>,
-    request: Mutation,
-) -> Fallible<Response> {
-    query.check(&caller, &request.headers, &entity_id)?;
-    let by = query.acting_user(&caller, &request.headers)?;
-    let body: BuyBody = request.parse()?;
-    let account = AccountRef::pool(&entity_id).by_maybe(by);
+async fn buy_pool(entity: QuestEntity<Mutation>) -> Fallible<Response> {
+    let by = entity.acting_user()?;
+    let body: BuyBody = entity.body.parse()?;
+    buy(&entity.state, AccountRef::pool(&entity.entity_id).by_maybe(by), body).await
+}
+
+async fn buy(state: &AppState, account: AccountRef<'_>, body: BuyBody) -> Fallible<Response> {
     let done = payments::approve_tier(state.context(), account, &body.intent_id, &body.credits_tier_id).await;
     credited(&body.intent_id, done.map_err(|e| wire::renamed(e, PAYMENT_FIELDS))?)
 }

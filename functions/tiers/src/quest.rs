@@ -2,16 +2,14 @@
 //! the tier named in the PATCH body. Quest's wire → the use case → Quest's wire.
 
 use axum::Router;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 
-use shared::auth::Caller;
 use shared::http::body::Mutation;
-use shared::http::query::Query;
 use shared::http::quest::error_envelope;
-use shared::http::quest::wire::{self, EntityRouteQuery, QuestNewTier, QuestTierPatch, TIER_FIELDS};
+use shared::http::quest::route::QuestEntity;
+use shared::http::quest::wire::{self, QuestNewTier, QuestTierPatch, TIER_FIELDS};
 use shared::http::{answer, ok};
 use shared::usecases::tiers::{self, Owner};
 use shared::{AppState, Fallible};
@@ -23,27 +21,15 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// `getCreditTiersForEntity`: the active tiers.
-async fn list(
-    caller: Caller,
-    headers: HeaderMap,
-    State(state): State<AppState>,
-    Path(entity_id): Path<String>,
-    Query(query): Query<EntityRouteQuery>,
-) -> Fallible<Response> {
-    query.check(&caller, &headers, &entity_id)?;
-    let tiers = tiers::list(state.context(), &entity_id, false).await?;
+async fn list(entity: QuestEntity) -> Fallible<Response> {
+    let tiers = tiers::list(entity.state.context(), &entity.entity_id, false).await?;
     ok(StatusCode::OK, tiers.iter().map(wire::tier).collect::<Vec<_>>())
 }
 
 /// `addCreditTierForEntity`.
 async fn create(
-    caller: Caller,
-    State(state): State<AppState>,
-    Path(entity_id): Path<String>,
-    Query(query): Query<EntityRouteQuery>,
-    request: Mutation,
+    QuestEntity { caller, state, entity_id, body: request, .. }: QuestEntity<Mutation>,
 ) -> Fallible<Response> {
-    query.check(&caller, &request.headers, &entity_id)?;
     caller.require_manager()?;
     let key = request.key(&entity_id)?;
     let new: QuestNewTier = request.parse()?;
@@ -54,13 +40,8 @@ async fn create(
 
 /// `updateCreditTierForEntity`: the tier named by `creditsTierId` in the body.
 async fn update(
-    caller: Caller,
-    State(state): State<AppState>,
-    Path(entity_id): Path<String>,
-    Query(query): Query<EntityRouteQuery>,
-    request: Mutation,
+    QuestEntity { caller, state, entity_id, body: request, .. }: QuestEntity<Mutation>,
 ) -> Fallible<Response> {
-    query.check(&caller, &request.headers, &entity_id)?;
     caller.require_manager()?;
     let key = request.key(&entity_id)?;
     let patch: QuestTierPatch = request.parse()?;

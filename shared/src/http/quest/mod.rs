@@ -10,6 +10,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 
+pub mod route;
 pub mod wire;
 
 /// Error bodies are a few hundred bytes; anything larger is not ours to rewrite.

@@ -1,21 +1,45 @@
 //! Changing and reading credit accounts: the one path every credit mutation takes (spends,
-//! grants, purchases, holds, payments, webhooks), so each lands exactly once.
+//! grants, purchases, holds, payments, webhooks), so each lands exactly once, however many
+//! instances change one account at once.
+//!
+//! A change is one conditional update of the account item that also appends the change's
+//! record to the account's journal (`domain::journal`); concurrent writers of one account never
+//! invalidate each other. The records are moved out to their own items (`moving`) by the
+//! writer that fills the journal to a multiple of `MOVE_EVERY`, and before any read of those
+//! items.
+//!
+//! Exactly once: every change is made under an idempotency key, and the account remembers the
+//! keys of its journal's records and of records moved out recently (`recentKeys`); the update
+//! requires its key to be absent. A key moved out longer ago is found in its idempotency
+//! record, read before the update when the key may have been used already. An update also
+//! requires that no key was forgotten after that read (`keysForgottenBefore`), so a key moved
+//! out and forgotten between the read and the update cannot slip through.
 
+mod moving;
 mod slots;
 
+use std::future::Future;
+
+pub use moving::settle;
 pub use slots::AccountSlots;
 
+use serde::{Deserialize, Serialize};
+
 use crate::clock::Clock;
-use crate::domain::account::{Account, AccountView};
+use crate::domain::account::{Account, AccountView, MAX_ACTIVE_HOLDS};
+use crate::domain::journal::{self, Append, key_slot, realize_at};
 use crate::domain::ledger::{Applied, Change, Operation, apply};
 use crate::error::Error;
-use crate::idempotency::{self, Answer, Guard, IdempotencyKey, Outcome, Performed, Shape};
+use crate::idempotency::{Answer, IdempotencyKey, Outcome};
 use crate::ids::new_ordered_id;
-use crate::store::{AccountStore, StoreError};
+use crate::store::{AccountStore, StoreError, StoredOutcome, Written};
 
-/// Writes one change may try before giving up on a contended account (with backoff, at most
-/// about 3 s in all, within the functions' time-out).
-const MAX_ATTEMPTS: usize = 10;
+/// Writes one change may try before giving up (a rule keeps failing against fresh states, or
+/// the store keeps failing).
+const MAX_ATTEMPTS: u32 = 10;
+/// How far apart two instances' clocks may be (a key's record read by one instance, its
+/// forgetting decided by another).
+const CLOCK_MARGIN_MILLIS: i64 = 500;
 
 /// What changing an account runs on: the store, the clock and this process's account slots.
 #[derive(Clone, Copy)]
@@ -70,19 +94,24 @@ impl<'a> AccountRef<'a> {
     }
 }
 
-impl<'a> Ledger<'a> {
-    fn guard(self) -> Guard<'a> {
-        Guard { store: self.store, clock: self.clock }
-    }
-
+impl Ledger<'_> {
     async fn load(self, account: AccountRef<'_>) -> Result<Account, Error> {
         let AccountRef { entity_id, user_id, .. } = account;
-        Ok(self.store.get_account(entity_id, user_id).await?.unwrap_or_else(|| Account::empty(entity_id, user_id)))
+        let current = self.store.get_account(entity_id, user_id).await?;
+        Ok(current.unwrap_or_else(|| Account::empty(entity_id, user_id)))
     }
 }
 
+/// What an idempotency record of a journal record keeps: the change as it was, from which
+/// each operation builds its own outcome again.
+#[derive(Debug, Serialize, Deserialize)]
+struct Facts {
+    applied: Applied,
+    at: i64,
+}
+
 /// Applies `change` to the account exactly once under `key`. `outcome_of` builds the typed
-/// outcome from the applied change; it is stored with the change, so a replay answers the same.
+/// outcome from the applied change and its time; a replay builds it from the same facts.
 pub async fn change<T: Outcome>(
     ledger: Ledger<'_>,
     account: AccountRef<'_>,
@@ -90,68 +119,196 @@ pub async fn change<T: Outcome>(
     key: &IdempotencyKey,
     outcome_of: impl Fn(&Applied, i64) -> Result<T, Error>,
 ) -> Result<Answer<T>, Error> {
-    idempotency::run(ledger.guard(), key, Shape::OneTransaction, || write(ledger, account, change, key, &outcome_of))
-        .await
+    change_with(ledger, account, key, || async { Ok(change.clone()) }, outcome_of).await
 }
 
-/// The effect of `change`, for operations that first need more than the account (a tier):
-/// writes the change from this process's last known state, retrying on a stale version.
-/// Run it inside `idempotency::run` with `Shape::OneTransaction`.
-pub async fn write<T: Outcome>(
+/// Like `change`, for operations that first need more than the account (a tier): `prepare`
+/// runs only when the key has no outcome yet, and its refusal yields to an earlier outcome.
+pub async fn change_with<T, P, Fut>(
     ledger: Ledger<'_>,
     account: AccountRef<'_>,
-    change: &Change,
     key: &IdempotencyKey,
-    outcome_of: &impl Fn(&Applied, i64) -> Result<T, Error>,
-) -> Result<Performed<T>, Error> {
-    let slot = ledger.slots.slot(account.entity_id, account.user_id);
-    let mut cached = slot.lock().await;
-    let (mut snapshot, mut fresh) = match cached.take() {
-        Some(account) => (account, false),
-        None => (ledger.load(account).await?, true),
-    };
-    for attempt in 1..=MAX_ATTEMPTS {
-        let now = ledger.clock.now_millis();
-        let applied = match apply(&snapshot, change, now, &mut new_ordered_id) {
-            Ok(applied) => applied,
-            // The cached state may be behind (credits granted elsewhere): check the store.
-            Err(_) if !fresh => {
-                snapshot = ledger.load(account).await?;
-                fresh = true;
-                continue;
-            }
-            Err(refusal) => {
-                *cached = Some(snapshot);
-                return Err(refusal);
-            }
-        };
-        let outcome = outcome_of(&applied, now)?;
-        let record = key.record(&outcome, now)?;
-        match ledger.store.commit(&applied, &record).await {
-            Err(StoreError::Stale(current)) => {
-                snapshot = *current;
-                fresh = true;
-                // Another process is writing this account: let it get ahead before retrying.
-                crate::store::dynamo::backoff(attempt as u32).await;
-            }
-            written => {
-                // Landed, or our own earlier attempt did (its answer was lost and the SDK retried).
-                let landed = match &written {
-                    Ok(()) => true,
-                    Err(StoreError::IdempotencyHit(stored)) => key.is_own(stored),
-                    Err(_) => false,
-                };
-                if landed {
-                    *cached = Some(applied.account);
-                }
-                return Ok(Performed::Committed(outcome, written));
-            }
+    prepare: P,
+    outcome_of: impl Fn(&Applied, i64) -> Result<T, Error>,
+) -> Result<Answer<T>, Error>
+where
+    T: Outcome,
+    P: FnOnce() -> Fut,
+    Fut: Future<Output = Result<Change, Error>>,
+{
+    let mut writer = Writer { ledger, account, key, outcome_of: &outcome_of, checked_at: ledger.clock.now_millis() };
+    if key.may_be_used()
+        && let Some(answer) = writer.recorded().await?
+    {
+        return Ok(answer);
+    }
+    match prepare().await {
+        Ok(change) => writer.write(&change).await,
+        Err(refusal @ (Error::Unavailable { .. } | Error::Internal)) => Err(refusal),
+        Err(refusal) => {
+            let current = ledger.load(account).await?;
+            writer.written(&current).await?.ok_or(refusal)
         }
     }
-    tracing::warn!(account.entity_id, account.user_id, "account too contended; giving up");
-    // The last state seen is the freshest there is: keep it for the next change.
-    *cached = Some(snapshot);
-    Err(Error::unavailable())
+}
+
+/// One change's way into the store.
+struct Writer<'a, F> {
+    ledger: Ledger<'a>,
+    account: AccountRef<'a>,
+    key: &'a IdempotencyKey,
+    outcome_of: &'a F,
+    /// When the key was last known to have no idempotency record.
+    checked_at: i64,
+}
+
+impl<T: Outcome, F: Fn(&Applied, i64) -> Result<T, Error>> Writer<'_, F> {
+    async fn write(&mut self, change: &Change) -> Result<Answer<T>, Error> {
+        let AccountRef { entity_id, user_id, .. } = self.account;
+        let slot = self.ledger.slots.slot(entity_id, user_id);
+        let mut cached = slot.lock().await;
+        let (mut snapshot, mut fresh) = match cached.take() {
+            Some(account) => (account, false),
+            None => (self.ledger.load(self.account).await?, true),
+        };
+        for attempt in 1..=MAX_ATTEMPTS {
+            if let Some(answer) = self.written(&snapshot).await? {
+                return Ok(answer);
+            }
+            let now = self.ledger.clock.now_millis();
+            let applied = match apply(&snapshot, change, now, &mut new_ordered_id) {
+                Ok(applied) => applied,
+                // The state this process knew may be behind (credits granted elsewhere).
+                Err(_) if !fresh => {
+                    (snapshot, fresh) = (self.ledger.load(self.account).await?, true);
+                    continue;
+                }
+                Err(refusal) => {
+                    *cached = Some(snapshot);
+                    return Err(refusal);
+                }
+            };
+            let append = self.append_of(&snapshot, &applied, change, now);
+            let written = if snapshot.version == 0 {
+                self.ledger.store.create_account(&first_state(applied.account, append)).await
+            } else {
+                self.ledger.store.append(entity_id, user_id, &append).await
+            };
+            match written {
+                Ok(Written::Landed(after)) => {
+                    *cached = Some((*after).clone());
+                    return self.landed(*after, now).await;
+                }
+                Ok(Written::Refused(current)) => {
+                    snapshot = current.map_or_else(|| Account::empty(entity_id, user_id), |c| *c);
+                    fresh = true;
+                    if let Some(answer) = self.recheck_if_forgotten(&snapshot).await? {
+                        return Ok(answer);
+                    }
+                }
+                // The write may have landed: the next attempt finds its key if it did.
+                Err(StoreError::Unavailable(cause)) => {
+                    tracing::debug!(%cause, attempt, "store unavailable; retrying the change");
+                    crate::store::dynamo::backoff(attempt).await;
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
+        tracing::warn!(entity_id, user_id, "change not written within its attempts");
+        // The last state seen is the freshest there is: keep it for the next change.
+        *cached = Some(snapshot);
+        self.resolve().await
+    }
+
+    fn append_of(&self, snapshot: &Account, applied: &Applied, change: &Change, now: i64) -> Append {
+        let record = journal::record(snapshot, applied, self.key.journal_key(now));
+        let needs_credits = matches!(change.operation, Operation::Decrement { .. } | Operation::Hold { .. });
+        let delta = &record.delta;
+        let max_holds_before = (!delta.holds_added.is_empty())
+            .then(|| (MAX_ACTIVE_HOLDS + delta.holds_removed.len()).saturating_sub(delta.holds_added.len()));
+        Append {
+            min_spendable: needs_credits.then_some(-delta.spendable),
+            max_holds_before,
+            slot: key_slot(&self.key.key),
+            keys_forgotten_by: self.checked_at - CLOCK_MARGIN_MILLIS,
+            record,
+        }
+    }
+
+    async fn landed(&self, after: Account, now: i64) -> Result<Answer<T>, Error> {
+        let last = after.journal.len().saturating_sub(1);
+        let applied = realize_at(&after, last).ok_or_else(|| Error::internal("written record missing"))?;
+        let outcome = (self.outcome_of)(&applied, now)?;
+        moving::after_write(self.ledger, &after).await;
+        Ok(Answer { outcome, replayed: false })
+    }
+
+    /// The answer under this key if `current` shows the change was made: by this request's
+    /// own earlier attempt (a fresh answer) or by another request (a replay).
+    async fn written(&mut self, current: &Account) -> Result<Option<Answer<T>>, Error> {
+        if !current.recent_keys.contains_key(&key_slot(&self.key.key)) {
+            return Ok(None);
+        }
+        match current.journal.iter().position(|record| record.key == self.key.key) {
+            Some(index) => {
+                let record = &current.journal[index];
+                let applied = realize_at(current, index).ok_or_else(|| Error::internal("journal record missing"))?;
+                self.answer(&record.fingerprint, &record.attempt, &applied, record.at).map(Some)
+            }
+            // Moved out: its idempotency record is written before the key is marked moved.
+            None => self.recorded().await,
+        }
+    }
+
+    /// The answer under this key from its idempotency record, if it has one.
+    async fn recorded(&mut self) -> Result<Option<Answer<T>>, Error> {
+        let checked_at = self.ledger.clock.now_millis();
+        let stored = self.ledger.store.get_response(&self.key.entity_id, &self.key.key).await?;
+        self.checked_at = checked_at;
+        match stored.filter(|stored| stored.expires_at > checked_at) {
+            Some(stored) => self.replay(&stored).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// A refused write whose account forgot keys since this key was checked: check again.
+    async fn recheck_if_forgotten(&mut self, current: &Account) -> Result<Option<Answer<T>>, Error> {
+        if current.keys_forgotten_before > self.checked_at - CLOCK_MARGIN_MILLIS {
+            return self.recorded().await;
+        }
+        Ok(None)
+    }
+
+    fn replay(&self, stored: &StoredOutcome) -> Result<Answer<T>, Error> {
+        if !self.key.is_same_request(&stored.fingerprint) {
+            return Err(Error::IdempotencyKeyReused);
+        }
+        let facts: Facts = serde_json::from_str(&stored.outcome).map_err(Error::internal)?;
+        self.answer(&stored.fingerprint, &stored.attempt, &facts.applied, facts.at)
+    }
+
+    fn answer(&self, fingerprint: &str, attempt: &str, applied: &Applied, at: i64) -> Result<Answer<T>, Error> {
+        if !self.key.is_same_request(fingerprint) {
+            return Err(Error::IdempotencyKeyReused);
+        }
+        let outcome = (self.outcome_of)(applied, at)?;
+        Ok(Answer { outcome, replayed: !self.key.is_own_attempt(attempt) })
+    }
+
+    /// After the attempts ran out: whether the change landed after all, if the store says.
+    async fn resolve(&mut self) -> Result<Answer<T>, Error> {
+        let Ok(current) = self.ledger.load(self.account).await else {
+            return Err(Error::Unavailable { unknown_outcome_key: Some(self.key.key.clone()) });
+        };
+        self.written(&current).await?.ok_or_else(Error::unavailable)
+    }
+}
+
+/// A new account as its first change leaves it, with that change's record.
+fn first_state(mut account: Account, append: Append) -> Account {
+    account.recent_keys.insert(append.slot, 0);
+    account.journal.push(append.record);
+    account
 }
 
 /// The account as of now. Holds that expired since the last write are recorded first (an

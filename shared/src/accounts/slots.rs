@@ -1,8 +1,8 @@
 //! One slot per account in this process: a lock that serializes this process's changes to
-//! the account, holding the last state it wrote or read. Changes start from that state and
-//! are written conditionally on its version, so a warm function changes an account in one
-//! store round trip; another process's write makes the condition fail and the store hands
-//! back the current state (no extra read).
+//! the account (racing itself gains a process nothing), holding the last state it wrote or
+//! read. Changes start from that state, so a warm function changes an account in one store
+//! round trip; when another process changed the account in a way that matters, the write's
+//! condition fails and the store hands back the current state (no extra read).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::as_rfc3339;
+use crate::domain::journal::JournalRecord;
 
 /// How many holds one account may have open at once (bounds the item and the transaction).
 pub const MAX_ACTIVE_HOLDS: usize = 40;
@@ -45,6 +46,16 @@ pub struct Account {
     /// late or repeated, reverses more than the payment credited.
     #[serde(default)]
     pub reversals: BTreeMap<String, PaymentReversals>,
+    /// Changes written but not yet moved out to their own items, oldest first (`journal`).
+    #[serde(default)]
+    pub journal: Vec<JournalRecord>,
+    /// The idempotency keys of the journal's records (0) and of records moved out recently
+    /// (when they were moved), by `journal::key_slot`: a retried write finds its key here.
+    #[serde(default)]
+    pub recent_keys: BTreeMap<String, i64>,
+    /// Keys moved out before this instant may be forgotten from `recent_keys`.
+    #[serde(default)]
+    pub keys_forgotten_before: i64,
 }
 
 /// The account as the API shows it, at one instant: expired holds count as released.
@@ -79,7 +90,20 @@ impl Account {
             lifetime_reversed: 0,
             updated_at: None,
             reversals: BTreeMap::new(),
+            journal: Vec::new(),
+            recent_keys: BTreeMap::new(),
+            keys_forgotten_before: 0,
         }
+    }
+
+    /// Credits reserved by every hold on the account, expired or not.
+    pub fn held_total(&self) -> u64 {
+        self.holds.values().map(|h| h.credits).sum()
+    }
+
+    /// The balance minus every hold, expired or not (`journal::Delta::spendable`).
+    pub fn spendable(&self) -> i64 {
+        self.balance - self.held_total() as i64
     }
 
     /// Credits reserved by holds still in force at `now`.

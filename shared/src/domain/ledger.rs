@@ -1,6 +1,8 @@
 //! The ledger's rules: how each operation changes an account, and the entries it writes.
 //! Pure: the caller supplies the current state, the time and fresh ids.
 
+use serde::{Deserialize, Serialize};
+
 use crate::domain::account::{Account, ActiveHold, Entry, EntryType, MAX_ACTIVE_HOLDS};
 use crate::error::Error;
 
@@ -52,7 +54,8 @@ pub struct Change {
     pub by_user_id: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum HoldStatus {
     Active,
     Captured,
@@ -76,14 +79,16 @@ impl HoldStatus {
 }
 
 /// What happens to hold records alongside the account.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", rename_all_fields = "camelCase")]
 pub enum HoldChange {
     Opened { hold_id: String, credits: u64, expires_at: i64, reason: Option<String> },
     Settled { hold_id: String, status: HoldStatus, captured: u64, released: u64 },
 }
 
 /// The outcome of applying a change: the next state and everything to write with it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Applied {
     pub previous_version: u64,
     pub account: Account,
@@ -111,7 +116,7 @@ struct Builder<'a> {
 
 impl Builder<'_> {
     fn held_total(&self) -> u64 {
-        self.account.holds.values().map(|h| h.credits).sum()
+        self.account.held_total()
     }
 
     fn record(&mut self, kind: EntryType, credits: i64, hold_id: Option<&str>) {

@@ -2,6 +2,7 @@
 
 pub mod account;
 pub mod entity;
+pub mod journal;
 pub mod ledger;
 pub mod limits;
 pub mod payment;

@@ -4,6 +4,7 @@ use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::domain::journal::RecordKey;
 use crate::error::Error;
 use crate::store::{RETENTION_MILLIS, StoredOutcome};
 
@@ -137,9 +138,39 @@ impl IdempotencyKey {
             key: self.key.clone(),
             fingerprint: self.fingerprint.clone(),
             outcome: serde_json::to_string(outcome).map_err(Error::internal)?,
-            expires_at: if self.permanent { NEVER } else { now + RETENTION_MILLIS },
+            expires_at: self.expires_at(now),
             attempt: self.attempt.clone(),
         })
+    }
+
+    /// Whether the key may have been used before this request: the client's, or a permanent one.
+    /// A generated key is new.
+    pub fn may_be_used(&self) -> bool {
+        self.client_supplied || self.permanent
+    }
+
+    /// What a journal record keeps of this key (`domain::journal`).
+    pub fn journal_key(&self, now: i64) -> RecordKey {
+        RecordKey {
+            key: self.key.clone(),
+            fingerprint: self.fingerprint.clone(),
+            attempt: self.attempt.clone(),
+            expires_at: self.expires_at(now),
+        }
+    }
+
+    /// Whether a record with `fingerprint` was made by the same request as this one.
+    pub fn is_same_request(&self, fingerprint: &str) -> bool {
+        fingerprint == self.fingerprint
+    }
+
+    /// Whether `attempt` is this very request's (an earlier try of its own write).
+    pub fn is_own_attempt(&self, attempt: &str) -> bool {
+        attempt == self.attempt
+    }
+
+    fn expires_at(&self, now: i64) -> i64 {
+        if self.permanent { NEVER } else { now + RETENTION_MILLIS }
     }
 
     /// The outcome stored under this key, if it was stored for this same request.

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 
 use crate::domain::account::{Account, Entry, EntryType, HoldRecord, SubscriptionUpdate, TierPurchases};
 use crate::domain::entity::{ApiKey, Entity};
+use crate::domain::journal::Append;
 use crate::domain::ledger::Applied;
 use crate::domain::payment::Payment;
 use crate::domain::tier::Tier;
@@ -106,13 +107,49 @@ pub struct EntryPage {
     pub kind: Option<EntryType>,
 }
 
+/// How a conditional write of an account went.
+#[derive(Debug)]
+pub enum Written {
+    /// Landed; the account as the write left it.
+    Landed(Box<Account>),
+    /// A condition did not hold; the account as it was (`None`: there is none).
+    Refused(Option<Box<Account>>),
+}
+
+/// A journal record on its way out: the change as it was, and its idempotency record.
+#[derive(Debug, Clone)]
+pub struct MovedRecord {
+    pub applied: Applied,
+    pub idem: StoredOutcome,
+}
+
+/// Drops the first `count` records of an account's journal once they are moved out.
+#[derive(Debug, Clone)]
+pub struct Trim {
+    /// The key of the journal's first record, as it was read: nobody else trimmed it since.
+    pub first_key: String,
+    pub count: usize,
+    /// The moved records' key slots, kept in `recentKeys` with `moved_at`.
+    pub moved_slots: Vec<String>,
+    pub moved_at: i64,
+    /// Key slots to forget, and the account's `keysForgottenBefore` before and after.
+    pub forget: Vec<String>,
+    pub forgotten_before: (i64, i64),
+}
+
 #[async_trait]
 pub trait LedgerStore: Send + Sync {
     async fn get_account(&self, entity_id: &str, user_id: &str) -> StoreResult<Option<Account>>;
-    /// Writes the account, its entries, hold and purchase records and the idempotency record
-    /// in one transaction, if the account is still at `applied.previous_version`; else
-    /// `Stale` with the current account.
-    async fn commit(&self, applied: &Applied, idem: &StoredOutcome) -> StoreResult<()>;
+    /// Writes a new account (with its first journal record) unless one exists.
+    async fn create_account(&self, account: &Account) -> StoreResult<Written>;
+    /// Adds a change to an existing account and appends its record, in one conditional
+    /// single-item update (see `domain::journal`).
+    async fn append(&self, entity_id: &str, user_id: &str, append: &Append) -> StoreResult<Written>;
+    /// Writes the items of journal records (entries, holds, purchase counts, idempotency
+    /// records), oldest first; records found already moved are skipped.
+    async fn move_out(&self, entity_id: &str, user_id: &str, records: &[MovedRecord]) -> StoreResult<()>;
+    /// `false` when the journal no longer starts as `trim` expects.
+    async fn trim_journal(&self, entity_id: &str, user_id: &str, trim: &Trim) -> StoreResult<bool>;
     /// Entries newest first, and the cursor of the next page.
     async fn entries(
         &self,

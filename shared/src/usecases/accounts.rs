@@ -58,8 +58,8 @@ pub struct History {
 
 pub async fn history(ctx: Context<'_>, account: AccountRef<'_>, query: HistoryQuery) -> Result<History, Error> {
     let page = query.page()?;
-    // Expired holds are recorded before the history is shown.
-    accounts::read(ctx.ledger(), account).await?;
+    // Expired holds are recorded and the journal moved out before the history is shown.
+    accounts::settle(ctx.ledger(), account).await?;
     let (entries, next_after) = ctx.store.entries(account.entity_id, account.user_id, &page).await?;
     Ok(History { entries, next_after })
 }

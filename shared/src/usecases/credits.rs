@@ -86,16 +86,15 @@ pub async fn purchase(
     key: &IdempotencyKey,
 ) -> Result<Answer<Purchased>, Error> {
     check_reason(&reason)?;
-    idempotency::run(ctx.guard(), key, Shape::OneTransaction, || async {
+    let prepare = || async {
         let tier = tiers::for_sale(ctx, account.entity_id, tier_id).await?;
-        let credited = tier.total_credits();
-        let operation =
-            Operation::Purchase { credit_tier_id: tier.credit_tier_id, credits: credited, payment_intent_id: None };
-        let change = Change { operation, reason, idempotency_key: key.client_key(), by_user_id: account.actor() };
-        accounts::write(ctx.ledger(), account, &change, key, &|applied, now| {
-            Ok(Purchased { credited, changed: Changed::of(applied, now) })
-        })
-        .await
+        let credits = tier.total_credits();
+        let operation = Operation::Purchase { credit_tier_id: tier.credit_tier_id, credits, payment_intent_id: None };
+        Ok(Change { operation, reason, idempotency_key: key.client_key(), by_user_id: account.actor() })
+    };
+    accounts::change_with(ctx.ledger(), account, key, prepare, |applied, now| {
+        let credited = applied.main_entry().map_or(0, |entry| entry.credits.unsigned_abs());
+        Ok(Purchased { credited, changed: Changed::of(applied, now) })
     })
     .await
 }

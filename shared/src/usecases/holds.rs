@@ -177,6 +177,9 @@ pub async fn settle(
 
 /// Why a hold could not be settled: unknown (404) or already settled or expired (409).
 async fn not_active(ctx: Context<'_>, account: AccountRef<'_>, hold_id: &str) -> Error {
+    if let Err(err) = accounts::settle(ctx.ledger(), account).await {
+        return err;
+    }
     match ctx.store.get_hold(account.entity_id, account.user_id, hold_id).await {
         Ok(Some(hold)) => Error::HoldNotActive(format!("the hold is {}", hold.status_at(ctx.now()))),
         Ok(None) => hold_not_found(),
@@ -193,6 +196,7 @@ pub struct HoldState {
 
 pub async fn read(ctx: Context<'_>, account: AccountRef<'_>, hold_id: &str) -> Result<HoldState, Error> {
     check_hold_id(hold_id)?;
+    accounts::settle(ctx.ledger(), account).await?;
     let hold = ctx.store.get_hold(account.entity_id, account.user_id, hold_id).await?.ok_or_else(hold_not_found)?;
     let status = hold.status_at(ctx.now()).to_owned();
     Ok(HoldState { hold, status })

@@ -89,7 +89,10 @@ pub struct TierForUser {
 
 /// The active tiers with this user's purchases and subscriptions.
 pub async fn for_user(ctx: Context<'_>, entity_id: &str, user_id: &str) -> Result<Vec<TierForUser>, Error> {
-    let tiers = list(ctx, entity_id, false).await?;
+    // Purchases still in the account's journal are counted once moved out.
+    let settled = crate::accounts::settle(ctx.ledger(), crate::accounts::AccountRef::user(entity_id, user_id));
+    let (tiers, settled) = futures::join!(list(ctx, entity_id, false), settled);
+    let (tiers, _) = (tiers?, settled?);
     let purchases = ctx.store.tier_purchases(entity_id, user_id).await?;
     Ok(tiers
         .into_iter()

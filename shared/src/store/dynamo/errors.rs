@@ -9,11 +9,14 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 
 use crate::store::{StoreError, StoreResult};
 
-const THROTTLING: [&str; 4] = [
+/// Answers worth retrying: throttling, and a single-item write that met an ongoing
+/// transaction on its item.
+const THROTTLING: [&str; 5] = [
     "ProvisionedThroughputExceededException",
     "RequestLimitExceeded",
     "ThrottlingException",
     "TransactionInProgressException",
+    "TransactionConflictException",
 ];
 
 /// Attempts for a transaction that keeps conflicting with concurrent ones.
@@ -56,6 +59,8 @@ pub enum TxFailure {
     Condition {
         index: usize,
         item: Option<super::Item>,
+        /// The last action whose condition failed.
+        last: usize,
     },
     Store(StoreError),
 }
@@ -71,7 +76,7 @@ impl TxFailure {
     /// condition is `ConditionFailed`.
     pub fn into_store_error(self, idem_index: Option<usize>) -> StoreError {
         match self {
-            Self::Condition { index, item } if Some(index) == idem_index => {
+            Self::Condition { index, item, .. } if Some(index) == idem_index => {
                 match item.map(super::idempotency::from_item) {
                     Some(Ok(stored)) => StoreError::IdempotencyHit(Box::new(stored)),
                     _ => StoreError::Internal("idempotency record failed its condition but was not returned".into()),
@@ -102,7 +107,8 @@ pub fn classify_transaction(
     let failed_at = |i: &usize| reasons.get(*i).and_then(|r| r.code()) == Some("ConditionalCheckFailed");
     let first_failed = idem_index.filter(failed_at).or_else(|| (0..reasons.len()).find(failed_at));
     if let Some(index) = first_failed {
-        return TxFailure::Condition { index, item: reasons[index].item().cloned() };
+        let last = (0..reasons.len()).rev().find(failed_at).unwrap_or(index);
+        return TxFailure::Condition { index, item: reasons[index].item().cloned(), last };
     }
     let codes: Vec<_> = reasons.iter().map(|r| r.code().unwrap_or("None")).collect();
     TxFailure::Store(StoreError::Unavailable(format!("transaction cancelled: {codes:?}")))

@@ -10,6 +10,25 @@ use crate::store::{RETENTION_MILLIS, StoredOutcome};
 
 /// The record as a transaction action: it must be new (or expired).
 pub fn put(record: &StoredOutcome, table: &str) -> StoreResult<TransactWriteItem> {
+    let put = Put::builder()
+        .table_name(table)
+        .set_item(Some(item(record)))
+        .condition_expression("attribute_not_exists(pk) OR expiresAt < :now")
+        .expression_attribute_values(":now", n(record.expires_at - RETENTION_MILLIS))
+        .return_values_on_condition_check_failure(aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld)
+        .build()
+        .map_err(|e| StoreError::Internal(e.to_string()))?;
+    Ok(TransactWriteItem::builder().put(put).build())
+}
+
+/// The record as a transaction action that writes it whatever is there: a journal record
+/// moved out again writes the same record.
+pub fn overwrite(record: &StoredOutcome, table: &str) -> StoreResult<TransactWriteItem> {
+    let put = Put::builder().table_name(table).set_item(Some(item(record))).build();
+    Ok(TransactWriteItem::builder().put(put.map_err(|e| StoreError::Internal(e.to_string()))?).build())
+}
+
+fn item(record: &StoredOutcome) -> Item {
     let key = keys::idempotency(&record.entity_id, &record.key);
     let mut item = key.to_item();
     item.extend([
@@ -25,15 +44,7 @@ pub fn put(record: &StoredOutcome, table: &str) -> StoreResult<TransactWriteItem
         ("attempt".to_owned(), s(&record.attempt)),
         (TTL.to_owned(), n(record.expires_at / 1000)),
     ]);
-    let put = Put::builder()
-        .table_name(table)
-        .set_item(Some(item))
-        .condition_expression("attribute_not_exists(pk) OR expiresAt < :now")
-        .expression_attribute_values(":now", n(record.expires_at - RETENTION_MILLIS))
-        .return_values_on_condition_check_failure(aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld)
-        .build()
-        .map_err(|e| StoreError::Internal(e.to_string()))?;
-    Ok(TransactWriteItem::builder().put(put).build())
+    item
 }
 
 pub fn from_item(item: Item) -> StoreResult<StoredOutcome> {

@@ -2,7 +2,9 @@
 
 mod entities;
 mod errors;
+mod expression;
 mod idempotency;
+mod journal;
 mod ledger;
 mod payments;
 mod tiers;

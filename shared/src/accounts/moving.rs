@@ -1,0 +1,108 @@
+//! Moving journal records out of the account item to their own items (entries, holds,
+//! purchase counts, idempotency records), oldest first. The account item stays small, which
+//! is what every write to it pays for (a write costs one unit per KB of the item).
+
+use crate::domain::account::{Account, AccountView};
+use crate::domain::journal::{JournalRecord, key_slot, realize_all};
+use crate::domain::ledger::Applied;
+use crate::error::Error;
+use crate::store::{MovedRecord, StoredOutcome, Trim};
+
+use super::{AccountRef, Facts, Ledger};
+
+/// The writer whose record makes the journal this long (or a multiple) moves it out.
+pub const MOVE_EVERY: usize = 8;
+/// Past this length every writer moves records out before answering.
+const MAX_JOURNAL: usize = 32;
+/// Records moved out keep their key in `recentKeys` at least this long.
+const KEEP_KEYS_MILLIS: i64 = 2_000;
+/// Keys forgotten per trim at most (an update expression is limited to 4 KB).
+const FORGET_AT_MOST: usize = 40;
+/// Actions in one transaction at most (DynamoDB's limit).
+const MAX_ACTIONS: usize = 100;
+
+/// Moves the journal out when this write filled it to a multiple of `MOVE_EVERY`. The write
+/// has landed whatever happens here: a failure only leaves the records for the next mover.
+pub(super) async fn after_write(ledger: Ledger<'_>, after: &Account) {
+    let length = after.journal.len();
+    if (length.is_multiple_of(MOVE_EVERY) || length >= MAX_JOURNAL)
+        && let Err(err) = move_all(ledger, after).await
+    {
+        tracing::warn!(error = %err, "journal records left for the next mover");
+    }
+}
+
+/// The account as of now with every journal record moved out, so its entries, holds and
+/// purchase counts can be read from their own items.
+pub async fn settle(ledger: Ledger<'_>, account: AccountRef<'_>) -> Result<AccountView, Error> {
+    let view = super::read(ledger, account).await?;
+    let current = ledger.load(account).await?;
+    move_all(ledger, &current).await?;
+    Ok(view)
+}
+
+async fn move_all(ledger: Ledger<'_>, current: &Account) -> Result<(), Error> {
+    let realized = realize_all(current);
+    let records =
+        current.journal.iter().zip(realized).map(|(r, a)| moved(current, r, a)).collect::<Result<Vec<_>, _>>()?;
+    let mut forgotten_before = current.keys_forgotten_before;
+    let mut start = 0;
+    while start < records.len() {
+        let count = batch_len(&records[start..]);
+        let batch = &records[start..start + count];
+        let (entity_id, user_id) = (current.entity_id.as_str(), current.user_id.as_str());
+        ledger.store.move_out(entity_id, user_id, batch).await?;
+        let trim = trim(ledger, current, batch, forgotten_before);
+        if !ledger.store.trim_journal(entity_id, user_id, &trim).await? {
+            // Another mover trimmed first: what is left is theirs.
+            return Ok(());
+        }
+        forgotten_before = trim.forgotten_before.1;
+        start += count;
+    }
+    Ok(())
+}
+
+fn moved(current: &Account, record: &JournalRecord, applied: Applied) -> Result<MovedRecord, Error> {
+    let facts = Facts { applied, at: record.at };
+    let idem = StoredOutcome {
+        entity_id: current.entity_id.clone(),
+        key: record.key.clone(),
+        fingerprint: record.fingerprint.clone(),
+        outcome: serde_json::to_string(&facts).map_err(Error::internal)?,
+        expires_at: record.key_expires_at,
+        attempt: record.attempt.clone(),
+    };
+    Ok(MovedRecord { applied: facts.applied, idem })
+}
+
+/// How many of `records` fit one transaction (at least one).
+fn batch_len(records: &[MovedRecord]) -> usize {
+    let mut actions = 0;
+    let fitting = records
+        .iter()
+        .take_while(|record| {
+            let applied = &record.applied;
+            actions += applied.entries.len() + applied.holds.len() + 2;
+            actions <= MAX_ACTIONS
+        })
+        .count();
+    fitting.max(1)
+}
+
+fn trim(ledger: Ledger<'_>, current: &Account, batch: &[MovedRecord], forgotten_before: i64) -> Trim {
+    let moved_at = ledger.clock.now_millis();
+    let cutoff = moved_at - KEEP_KEYS_MILLIS;
+    let mut old: Vec<_> = current.recent_keys.iter().filter(|(_, at)| **at > 0 && **at < cutoff).collect();
+    old.sort_by_key(|(_, at)| **at);
+    old.truncate(FORGET_AT_MOST);
+    let newest_forgotten = old.last().map_or(forgotten_before, |(_, at)| **at + 1);
+    Trim {
+        first_key: batch.first().map(|m| m.idem.key.clone()).unwrap_or_default(),
+        count: batch.len(),
+        moved_slots: batch.iter().map(|m| key_slot(&m.idem.key)).collect(),
+        moved_at,
+        forget: old.into_iter().map(|(slot, _)| slot.clone()).collect(),
+        forgotten_before: (forgotten_before, newest_forgotten.max(forgotten_before)),
+    }
+}

@@ -1,0 +1,305 @@
+//! The account's journal: how a change becomes one conditional update of the account item.
+//!
+//! A change is computed by `ledger::apply` from the last state this process knows. Instead of
+//! writing that whole state back (which any other writer's change invalidates), the write adds
+//! the change's *differences* to the account (balance, lifetime counters, the holds and
+//! payment reversals it touches) under conditions that keep the ledger's rules true whatever
+//! others wrote meanwhile (enough spendable credits, the hold still as it was), and appends a
+//! record of the change to the account's journal. So concurrent writers of one account never
+//! invalidate each other; only a rule that really fails refuses the write.
+//!
+//! A record holds the change's differences, so the account as it stood after any record is
+//! the current account with the later records undone (`realize_all`). Records are moved out
+//! to their own items (entries, holds, purchase counts, idempotency records) later, in order.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::account::{Account, ActiveHold, Entry, PaymentReversals};
+use crate::domain::ledger::{Applied, HoldChange};
+
+/// One change as the journal keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JournalRecord {
+    /// The idempotency key the change was made under.
+    pub key: String,
+    pub fingerprint: String,
+    /// Which request attempt wrote it (`StoredOutcome::attempt`).
+    pub attempt: String,
+    /// When the key's record expires.
+    pub key_expires_at: i64,
+    pub at: i64,
+    pub delta: Delta,
+    /// The entries, with `balanceAfter`/`heldAfter` left at 0: they depend on what other
+    /// writers did first and are computed from `offsets` when the record is realized.
+    pub entries: Vec<Entry>,
+    /// Per entry: its balance and held amount after it, relative to the account before the
+    /// change.
+    pub offsets: Vec<(i64, i64)>,
+    pub holds: Vec<HoldChange>,
+    pub purchased_tier: Option<String>,
+}
+
+/// What a change adds to the account.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Delta {
+    pub balance: i64,
+    /// Balance minus every hold on the account, expired or not: the number a write's
+    /// condition compares, as DynamoDB conditions cannot add or subtract.
+    pub spendable: i64,
+    pub purchased: i64,
+    pub granted: i64,
+    pub consumed: i64,
+    pub reversed: i64,
+    pub holds_added: BTreeMap<String, ActiveHold>,
+    /// Holds removed, as they were: the write requires them unchanged.
+    pub holds_removed: BTreeMap<String, ActiveHold>,
+    pub reversals: BTreeMap<String, ReversalChange>,
+}
+
+/// A payment's reversed credits before (`None`: never reversed) and after the change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReversalChange {
+    pub before: Option<u64>,
+    pub after: u64,
+}
+
+/// One write of a change: the record plus the conditions it is written under.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Append {
+    pub record: JournalRecord,
+    /// The record's key as the account's `recentKeys` names it (`key_slot`).
+    pub slot: String,
+    /// `spendable` must be at least this (spends and holds only).
+    pub min_spendable: Option<i64>,
+    /// The account may have at most this many holds before the write (when it opens one).
+    pub max_holds_before: Option<usize>,
+    /// Keys may have been forgotten only before this instant (see `accounts`).
+    pub keys_forgotten_by: i64,
+}
+
+/// The differences between the state a change started from and the state it computed.
+pub fn delta(before: &Account, after: &Account) -> Delta {
+    let diff = |a: u64, b: u64| a as i64 - b as i64;
+    let changed = |id: &String, hold: &ActiveHold, other: &BTreeMap<String, ActiveHold>| other.get(id) != Some(hold);
+    let reversals = after
+        .reversals
+        .iter()
+        .filter(|(pi, r)| before.reversals.get(*pi) != Some(*r))
+        .map(|(pi, r)| {
+            let change = ReversalChange { before: before.reversals.get(pi).map(|b| b.reversed), after: r.reversed };
+            (pi.clone(), change)
+        })
+        .collect();
+    Delta {
+        balance: after.balance - before.balance,
+        spendable: after.spendable() - before.spendable(),
+        purchased: diff(after.lifetime_purchased, before.lifetime_purchased),
+        granted: diff(after.lifetime_granted, before.lifetime_granted),
+        consumed: diff(after.lifetime_consumed, before.lifetime_consumed),
+        reversed: diff(after.lifetime_reversed, before.lifetime_reversed),
+        holds_added: after.holds.iter().filter(|(id, h)| changed(id, h, &before.holds)).map(cloned).collect(),
+        holds_removed: before.holds.iter().filter(|(id, h)| changed(id, h, &after.holds)).map(cloned).collect(),
+        reversals,
+    }
+}
+
+fn cloned((id, hold): (&String, &ActiveHold)) -> (String, ActiveHold) {
+    (id.clone(), hold.clone())
+}
+
+/// The record of `applied`, computed from `before`; entries keep their numbers as offsets.
+pub fn record(before: &Account, applied: &Applied, key: RecordKey) -> JournalRecord {
+    let held_before = before.held_total() as i64;
+    let offsets =
+        applied.entries.iter().map(|e| (e.balance_after - before.balance, e.held_after as i64 - held_before)).collect();
+    let entries = applied.entries.iter().map(|e| Entry { balance_after: 0, held_after: 0, ..e.clone() }).collect();
+    JournalRecord {
+        key: key.key,
+        fingerprint: key.fingerprint,
+        attempt: key.attempt,
+        key_expires_at: key.expires_at,
+        at: applied.account.updated_at.unwrap_or_default(),
+        delta: delta(before, &applied.account),
+        entries,
+        offsets,
+        holds: applied.holds.clone(),
+        purchased_tier: applied.purchased_tier.clone(),
+    }
+}
+
+/// The idempotency facts a record carries.
+pub struct RecordKey {
+    pub key: String,
+    pub fingerprint: String,
+    pub attempt: String,
+    pub expires_at: i64,
+}
+
+/// Every journal record of `current` as the change it was, with the account as it stood right
+/// after it and its entries' real numbers and positions; oldest first.
+pub fn realize_all(current: &Account) -> Vec<Applied> {
+    let mut after = current.clone();
+    let mut realized = Vec::with_capacity(current.journal.len());
+    for record in current.journal.iter().rev() {
+        let mut before = after.clone();
+        undo(&mut before, record);
+        realized.push(realize(&before, &after, record));
+        after = before;
+    }
+    realized.reverse();
+    realized
+}
+
+/// The change of the journal's record at `index`.
+pub fn realize_at(current: &Account, index: usize) -> Option<Applied> {
+    let mut after = current.clone();
+    for (at, record) in current.journal.iter().enumerate().rev() {
+        let mut before = after.clone();
+        undo(&mut before, record);
+        if at == index {
+            return Some(realize(&before, &after, record));
+        }
+        after = before;
+    }
+    None
+}
+
+/// The name of an idempotency key in the account's `recentKeys`: short, as every write to the
+/// account pays for the item's size (96 bits of SHA-256: no two keys of one account meet).
+pub fn key_slot(key: &str) -> String {
+    use base64::Engine;
+    use sha2::{Digest, Sha256};
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&Sha256::digest(key.as_bytes())[..12])
+}
+
+fn realize(before: &Account, after: &Account, record: &JournalRecord) -> Applied {
+    let held_before = before.held_total() as i64;
+    let entries = record
+        .entries
+        .iter()
+        .zip(&record.offsets)
+        .enumerate()
+        .map(|(index, (entry, (balance, held)))| Entry {
+            balance_after: before.balance + balance,
+            held_after: (held_before + held).max(0) as u64,
+            position: (after.version, index as u32),
+            ..entry.clone()
+        })
+        .collect();
+    let mut account = after.clone();
+    account.journal.clear();
+    account.recent_keys.clear();
+    account.updated_at = Some(record.at);
+    Applied {
+        previous_version: before.version,
+        account,
+        entries,
+        holds: record.holds.clone(),
+        purchased_tier: record.purchased_tier.clone(),
+    }
+}
+
+/// The account as it was before `record` (its last journal record).
+fn undo(account: &mut Account, record: &JournalRecord) {
+    let back = |value: u64, delta: i64| (value as i64 - delta).max(0) as u64;
+    let delta = &record.delta;
+    account.balance -= delta.balance;
+    account.lifetime_purchased = back(account.lifetime_purchased, delta.purchased);
+    account.lifetime_granted = back(account.lifetime_granted, delta.granted);
+    account.lifetime_consumed = back(account.lifetime_consumed, delta.consumed);
+    account.lifetime_reversed = back(account.lifetime_reversed, delta.reversed);
+    account.version = account.version.saturating_sub(1);
+    for id in delta.holds_added.keys() {
+        account.holds.remove(id);
+    }
+    account.holds.extend(delta.holds_removed.iter().map(|(id, hold)| (id.clone(), hold.clone())));
+    for (pi, change) in &delta.reversals {
+        match change.before {
+            Some(reversed) => account.reversals.insert(pi.clone(), PaymentReversals { reversed }),
+            None => account.reversals.remove(pi),
+        };
+    }
+    account.journal.pop();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::ledger::{Change, Operation, apply};
+
+    fn ids() -> impl FnMut() -> String {
+        let mut n = 0;
+        move || {
+            n += 1;
+            format!("id-{n}")
+        }
+    }
+
+    fn key(name: &str) -> RecordKey {
+        RecordKey { key: name.into(), fingerprint: "f".into(), attempt: "a".into(), expires_at: 9 }
+    }
+
+    /// Applies `operation` to `snapshot` and appends it to `current` as the store would.
+    fn append(current: &Account, snapshot: &Account, operation: Operation, name: &str, now: i64) -> Account {
+        let change = Change { operation, reason: None, idempotency_key: None, by_user_id: None };
+        let applied = apply(snapshot, &change, now, &mut ids()).unwrap();
+        let record = record(snapshot, &applied, key(name));
+        let mut next = current.clone();
+        let d = &record.delta;
+        next.balance += d.balance;
+        next.lifetime_granted = (next.lifetime_granted as i64 + d.granted) as u64;
+        next.lifetime_consumed = (next.lifetime_consumed as i64 + d.consumed) as u64;
+        next.version += 1;
+        for id in d.holds_removed.keys() {
+            next.holds.remove(id);
+        }
+        next.holds.extend(d.holds_added.clone());
+        next.updated_at = Some(now);
+        next.journal.push(record);
+        next
+    }
+
+    #[test]
+    fn records_written_from_stale_states_realize_with_the_real_numbers() {
+        let mut start = Account::empty("e", "u");
+        start.balance = 100;
+        start.version = 4;
+        // Two writers start from the same state; the second lands after the first.
+        let first = append(&start, &start, Operation::Decrement { credits: 10 }, "k1", 1);
+        let both =
+            append(&first, &start, Operation::Hold { hold_id: "h".into(), credits: 30, ttl_seconds: 60 }, "k2", 2);
+        assert_eq!((both.balance, both.available(3), both.version), (90, 60, 6));
+
+        let realized = realize_all(&both);
+        assert_eq!(realized.len(), 2);
+        assert_eq!((realized[0].account.balance, realized[0].account.version), (90, 5));
+        assert_eq!((realized[0].entries[0].balance_after, realized[0].entries[0].position), (90, (5, 0)));
+        assert_eq!((realized[1].entries[0].balance_after, realized[1].entries[0].held_after), (90, 30));
+        assert_eq!(realized[1].previous_version, 5);
+        assert!(realized[1].account.journal.is_empty());
+        assert_eq!(realize_at(&both, 0), Some(realized[0].clone()));
+    }
+
+    #[test]
+    fn a_delta_names_the_holds_it_needs_unchanged() {
+        let mut start = Account::empty("e", "u");
+        start.balance = 50;
+        start.holds.insert("h".into(), ActiveHold { credits: 20, expires_at: 10 });
+        let change = Change {
+            operation: Operation::Capture { hold_id: "h".into(), credits: Some(5) },
+            reason: None,
+            idempotency_key: None,
+            by_user_id: None,
+        };
+        let applied = apply(&start, &change, 1, &mut ids()).unwrap();
+        let delta = delta(&start, &applied.account);
+        assert_eq!((delta.balance, delta.spendable, delta.consumed), (-5, 15, 5));
+        assert_eq!(delta.holds_removed.keys().collect::<Vec<_>>(), ["h"]);
+        assert!(delta.holds_added.is_empty());
+    }
+}

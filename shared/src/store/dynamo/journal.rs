@@ -1,0 +1,324 @@
+//! Writing accounts through their journal (`domain::journal`): one conditional single-item
+//! write per change, and the records moved out to their own items afterwards.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+};
+
+use super::errors::TxFailure;
+use super::expression::Expression;
+use super::{DynamoStore, Item, classify, from_item, idempotency, n, s, to_item};
+use crate::domain::account::{Account, HoldRecord};
+use crate::domain::journal::Append;
+use crate::domain::ledger::HoldChange;
+use crate::store::keys;
+use crate::store::{MovedRecord, StoreError, StoreResult, Trim, Written};
+
+/// How often `move_out` drops records another writer moved first, before giving up.
+const MOVE_ATTEMPTS: usize = 4;
+
+fn built<T, E: std::fmt::Display>(result: Result<T, E>) -> StoreResult<T> {
+    result.map_err(|e| StoreError::Internal(e.to_string()))
+}
+
+fn value(value: &impl serde::Serialize) -> StoreResult<AttributeValue> {
+    serde_dynamo::to_attribute_value(value).map_err(|e| StoreError::Internal(e.to_string()))
+}
+
+fn account_of(item: Option<Item>) -> StoreResult<Option<Box<Account>>> {
+    item.map(|item| from_item(item).map(Box::new)).transpose()
+}
+
+/// The conditional update that adds `append`'s change to the account.
+fn append_expression(append: &Append) -> StoreResult<Expression> {
+    let (record, delta) = (&append.record, &append.record.delta);
+    let mut e = Expression::default();
+    for (path, amount) in [
+        ("balance", delta.balance),
+        ("spendable", delta.spendable),
+        ("lifetimePurchased", delta.purchased),
+        ("lifetimeGranted", delta.granted),
+        ("lifetimeConsumed", delta.consumed),
+        ("lifetimeReversed", delta.reversed),
+        ("version", 1),
+    ] {
+        if amount != 0 || path == "balance" {
+            e.add(path, n(amount));
+        }
+    }
+    e.set("updatedAt", n(record.at));
+    let (journal, empty, new) =
+        (e.path("journal"), e.value(AttributeValue::L(vec![])), e.value(AttributeValue::L(vec![value(record)?])));
+    e.set_raw(format!("{journal} = list_append(if_not_exists({journal}, {empty}), {new})"));
+    let slot = format!("recentKeys.{}", append.slot);
+    e.set(&slot, n(0));
+    e.exists("version", true);
+    e.exists(&slot, false);
+    e.compare("keysForgottenBefore", "<=", n(append.keys_forgotten_by));
+    if let Some(min) = append.min_spendable {
+        e.compare("spendable", ">=", n(min));
+    }
+    for (id, hold) in &delta.holds_removed {
+        e.remove(&format!("holds.{id}"));
+        e.compare(&format!("holds.{id}.credits"), "=", n(hold.credits));
+        e.compare(&format!("holds.{id}.expiresAt"), "=", n(hold.expires_at));
+    }
+    for (id, hold) in &delta.holds_added {
+        e.set(&format!("holds.{id}"), value(hold)?);
+        e.exists(&format!("holds.{id}"), false);
+    }
+    if let Some(max) = append.max_holds_before {
+        let (holds, max) = (e.path("holds"), e.value(n(max)));
+        e.condition(format!("size({holds}) <= {max}"));
+    }
+    for (payment, change) in &delta.reversals {
+        let path = format!("reversals.{payment}");
+        e.set(&path, value(&crate::domain::account::PaymentReversals { reversed: change.after })?);
+        match change.before {
+            Some(reversed) => e.compare(&format!("{path}.reversed"), "=", n(reversed)),
+            None => e.exists(&path, false),
+        }
+    }
+    Ok(e)
+}
+
+/// The final state of each hold a batch of records touches: one action per item.
+enum HoldWrite {
+    Put(HoldRecord),
+    Settle { status: &'static str, captured: u64, at: i64 },
+}
+
+fn hold_writes(records: &[MovedRecord]) -> BTreeMap<String, HoldWrite> {
+    let mut writes = BTreeMap::new();
+    for moved in records {
+        let at = moved.applied.account.updated_at.unwrap_or_default();
+        for change in &moved.applied.holds {
+            match change {
+                HoldChange::Opened { hold_id, credits, expires_at, reason } => {
+                    let record = HoldRecord {
+                        hold_id: hold_id.clone(),
+                        credits: *credits,
+                        status: "active".into(),
+                        captured_credits: 0,
+                        reason: reason.clone(),
+                        expires_at: *expires_at,
+                        created_at: at,
+                        settled_at: None,
+                    };
+                    writes.insert(hold_id.clone(), HoldWrite::Put(record));
+                }
+                HoldChange::Settled { hold_id, status, captured, .. } => {
+                    let settled = match writes.remove(hold_id) {
+                        Some(HoldWrite::Put(opened)) => HoldWrite::Put(HoldRecord {
+                            status: status.as_str().into(),
+                            captured_credits: *captured,
+                            settled_at: Some(at),
+                            ..opened
+                        }),
+                        _ => HoldWrite::Settle { status: status.as_str(), captured: *captured, at },
+                    };
+                    writes.insert(hold_id.clone(), settled);
+                }
+            }
+        }
+    }
+    writes
+}
+
+impl DynamoStore {
+    pub(super) async fn create_account_item(&self, account: &Account) -> StoreResult<Written> {
+        let mut item = to_item(account, &keys::account(&account.entity_id, &account.user_id), "account")?;
+        item.insert("spendable".into(), n(account.spendable()));
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Written::Landed(Box::new(account.clone()))),
+            Err(err) => match err.as_service_error() {
+                Some(PutItemError::ConditionalCheckFailedException(failed)) => {
+                    Ok(Written::Refused(account_of(failed.item().cloned())?))
+                }
+                _ => Err(classify(err)),
+            },
+        }
+    }
+
+    pub(super) async fn append_item(&self, entity_id: &str, user_id: &str, append: &Append) -> StoreResult<Written> {
+        let e = append_expression(append)?;
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(keys::account(entity_id, user_id).to_item()))
+            .update_expression(e.update_expression())
+            .set_condition_expression(e.condition_expression())
+            .set_expression_attribute_names(Some(e.names))
+            .set_expression_attribute_values(Some(e.values))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(output) => match account_of(output.attributes)? {
+                Some(account) => Ok(Written::Landed(account)),
+                None => Err(StoreError::Internal("update returned no account".into())),
+            },
+            Err(err) => match err.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
+                    Ok(Written::Refused(account_of(failed.item().cloned())?))
+                }
+                _ => Err(classify(err)),
+            },
+        }
+    }
+
+    /// One transaction of the records' items; entries must be new, so a record another writer
+    /// moved first fails it, and that record and those before it are dropped and the rest
+    /// retried.
+    pub(super) async fn move_records(
+        &self,
+        entity_id: &str,
+        user_id: &str,
+        mut records: &[MovedRecord],
+    ) -> StoreResult<()> {
+        for _ in 0..MOVE_ATTEMPTS {
+            if records.is_empty() {
+                return Ok(());
+            }
+            let (items, owners) = self.move_items(entity_id, user_id, records)?;
+            match self.transact_raw(items, None).await {
+                Ok(()) => return Ok(()),
+                Err(TxFailure::Condition { last, .. }) => {
+                    // Records move in journal order, so every record up to this one is moved.
+                    let moved = owners.get(last).copied().unwrap_or(0);
+                    records = &records[moved + 1..];
+                }
+                Err(TxFailure::Store(err)) => return Err(err),
+            }
+        }
+        Err(StoreError::Unavailable("journal records kept moving under us".into()))
+    }
+
+    /// The actions moving `records`, and per record action the record it belongs to (the
+    /// holds and purchase counts of the whole batch come last).
+    fn move_items(
+        &self,
+        entity_id: &str,
+        user_id: &str,
+        records: &[MovedRecord],
+    ) -> StoreResult<(Vec<TransactWriteItem>, Vec<usize>)> {
+        let mut items = Vec::new();
+        let mut owners = Vec::new();
+        let mut purchases: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
+        for (index, moved) in records.iter().enumerate() {
+            for entry in &moved.applied.entries {
+                let item = to_item(entry, &keys::entry(entity_id, user_id, entry.position), "entry")?;
+                let put = Put::builder().table_name(&self.table).set_item(Some(item));
+                let put = built(put.condition_expression("attribute_not_exists(pk)").build())?;
+                items.push(TransactWriteItem::builder().put(put).build());
+            }
+            if let Some(tier) = &moved.applied.purchased_tier {
+                let at = moved.applied.account.updated_at.unwrap_or_default();
+                let count = purchases.entry(tier).or_default();
+                *count = (count.0 + 1, at);
+            }
+            items.push(idempotency::overwrite(&moved.idem, &self.table)?);
+            owners.resize(items.len(), index);
+        }
+        for (hold_id, write) in hold_writes(records) {
+            items.push(self.hold_item(entity_id, user_id, &hold_id, write)?);
+        }
+        for (tier_id, (count, at)) in purchases {
+            items.push(self.count_purchases(entity_id, user_id, tier_id, count, at)?);
+        }
+        Ok((items, owners))
+    }
+
+    fn hold_item(
+        &self,
+        entity_id: &str,
+        user_id: &str,
+        hold_id: &str,
+        write: HoldWrite,
+    ) -> StoreResult<TransactWriteItem> {
+        let key = keys::hold(entity_id, user_id, hold_id);
+        match write {
+            HoldWrite::Put(record) => {
+                let put = Put::builder().table_name(&self.table).set_item(Some(to_item(&record, &key, "hold")?));
+                Ok(TransactWriteItem::builder().put(built(put.build())?).build())
+            }
+            HoldWrite::Settle { status, captured, at } => {
+                let update = Update::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key.to_item()))
+                    .update_expression("SET #status = :status, capturedCredits = :captured, settledAt = :now")
+                    .expression_attribute_names("#status", "status")
+                    .expression_attribute_values(":status", s(status))
+                    .expression_attribute_values(":captured", n(captured))
+                    .expression_attribute_values(":now", n(at));
+                Ok(TransactWriteItem::builder().update(built(update.build())?).build())
+            }
+        }
+    }
+
+    fn count_purchases(
+        &self,
+        entity_id: &str,
+        user_id: &str,
+        tier_id: &str,
+        count: i64,
+        at: i64,
+    ) -> StoreResult<TransactWriteItem> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(keys::purchases(entity_id, user_id, tier_id).to_item()))
+            .update_expression(
+                "ADD purchaseCount :count SET lastPurchasedAt = :now, creditTierId = :tier, kind = :kind",
+            )
+            .expression_attribute_values(":count", n(count))
+            .expression_attribute_values(":now", n(at))
+            .expression_attribute_values(":tier", s(tier_id))
+            .expression_attribute_values(":kind", s("purchases"));
+        Ok(TransactWriteItem::builder().update(built(update.build())?).build())
+    }
+
+    pub(super) async fn trim(&self, entity_id: &str, user_id: &str, trim: &Trim) -> StoreResult<bool> {
+        let mut e = Expression::default();
+        for index in 0..trim.count {
+            e.remove(&format!("journal[{index}]"));
+        }
+        for slot in &trim.forget {
+            e.remove(&format!("recentKeys.{slot}"));
+        }
+        for slot in &trim.moved_slots {
+            e.set(&format!("recentKeys.{slot}"), n(trim.moved_at));
+        }
+        e.set("keysForgottenBefore", n(trim.forgotten_before.1));
+        e.compare("journal[0].key", "=", s(&trim.first_key));
+        let (journal, count) = (e.path("journal"), e.value(n(trim.count)));
+        e.condition(format!("size({journal}) >= {count}"));
+        e.compare("keysForgottenBefore", "=", n(trim.forgotten_before.0));
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(keys::account(entity_id, user_id).to_item()))
+            .update_expression(e.update_expression())
+            .set_condition_expression(e.condition_expression())
+            .set_expression_attribute_names(Some(e.names))
+            .set_expression_attribute_values(Some(e.values))
+            .send()
+            .await;
+        Ok(super::condition_held(result)?.is_some())
+    }
+}

@@ -127,7 +127,7 @@ impl IdempotencyKey {
 
     /// Whether `stored` was written by this very request (an earlier attempt of its write).
     pub fn is_own(&self, stored: &StoredOutcome) -> bool {
-        stored.attempt == self.attempt
+        self.is_own_attempt(&stored.attempt)
     }
 
     /// The record to write with the effect. Secrets are left out by the outcome's own

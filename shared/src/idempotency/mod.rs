@@ -7,6 +7,10 @@
 //! call, a batch) is checked against the key first and recorded after (`Performed::Done`),
 //! every step of it being idempotent on its own. Outcomes are stored typed, so each face
 //! renders its own wire shape from them.
+//!
+//! Credit changes keep their keys in the account item instead, in the same single-item write
+//! as the change (`accounts`), and their records are written when the change moves out of the
+//! account's journal; they use this module's keys and records, not `run`.
 
 mod key;
 

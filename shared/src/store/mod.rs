@@ -22,9 +22,6 @@ pub enum StoreError {
     /// The request's idempotency key was already used; this is what it answered.
     #[error("idempotency key already used")]
     IdempotencyHit(Box<StoredOutcome>),
-    /// The account moved on since it was read; this is its current state.
-    #[error("account changed concurrently")]
-    Stale(Box<Account>),
     /// Throttled, conflicting or unreachable after the retry budget.
     #[error("store unavailable: {0}")]
     Unavailable(String),

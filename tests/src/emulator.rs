@@ -71,9 +71,15 @@ pub fn endpoint() -> &'static str {
 }
 
 /// A fault proxy of the test's own in front of the emulator, conflicts modeled, `args` added
-/// (rates, seed).
+/// (rates, seed). `DYNAMODB_MODEL_CONFLICTS=0` in the environment turns the model off (to
+/// compare; `make test` never sets it).
 pub fn proxy(args: &[&str]) -> Server {
-    let mut all = vec!["--upstream", emulator_endpoint(), "--model-conflicts"];
+    let model = if std::env::var("DYNAMODB_MODEL_CONFLICTS").is_ok_and(|v| v == "0") {
+        "--no-model-conflicts"
+    } else {
+        "--model-conflicts"
+    };
+    let mut all = vec!["--upstream", emulator_endpoint(), model];
     all.extend_from_slice(args);
     spawn("tests/faults/dynamodb_proxy.py", &all)
 }

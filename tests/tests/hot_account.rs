@@ -129,6 +129,10 @@ fn mixed_client(client: usize, origin: &str, entity: &EntityFixture) -> Tally {
                     if capture.status == 200 {
                         tally.captured += 2;
                         tally.wrote("capture");
+                        // The part not captured is released, with an entry of its own.
+                        if capture.body["data"]["released"].as_u64().unwrap_or(0) > 0 {
+                            tally.wrote("release");
+                        }
                     }
                 } else {
                     let release = tally.record("release", call(&format!("/holds/{hold_id}/release"), json!({})));

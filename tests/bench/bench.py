@@ -1252,13 +1252,18 @@ def raw_cell(proxy_url: str, proxy: ProxyControl, n: int) -> RawCell:
             barrier.wait(timeout=30)
             for _ in range(per_client):
                 t0 = time.perf_counter()
-                conn.request("POST", "/", body=body, headers=headers)
-                resp = conn.getresponse()
-                resp.read()
+                try:
+                    conn.request("POST", "/", body=body, headers=headers)
+                    resp = conn.getresponse()
+                    resp.read()
+                    status = resp.status
+                except (OSError, http.client.HTTPException):
+                    conn.close()  # reconnects on the next request; counted as status 0
+                    status = 0
                 ms = (time.perf_counter() - t0) * 1000
                 with lock:
                     cell.ms.append(ms)
-                    cell.statuses[resp.status] = cell.statuses.get(resp.status, 0) + 1
+                    cell.statuses[status] = cell.statuses.get(status, 0) + 1
         finally:
             conn.close()
 

@@ -2,6 +2,10 @@
 # Local stack for `make dev`:
 #   DynamoDB emulator (moto, single-threaded)  -> 127.0.0.1:$DYNAMODB_PORT
 #   table $TABLE_NAME created on it
+#   fault proxy in front of it, the store the functions use -> 127.0.0.1:$DYNAMODB_PROXY_PORT
+#     (0: a free port, printed): conflicts modeled as DynamoDB raises them
+#     (TransactionConflict between overlapping transactions on an item, a single-item write
+#     on an item a transaction holds), no other fault; DYNAMODB_MODEL_CONFLICTS=0 turns it off
 #   cargo lambda watch (hot reload, API Gateway HTTP API v2 events) -> 127.0.0.1:$WATCH_PORT
 # Paths map to functions through [workspace.metadata.lambda.watch.router] in Cargo.toml.
 # Ctrl-C, SIGTERM or SIGHUP (to the script or its process group) stops everything this
@@ -36,6 +40,8 @@ default_secret STRIPE_WEBHOOK_SECRET whsec_dev_local_webhook_secret
 STRIPE_PORT=${STRIPE_PORT:-12111}
 TABLE_NAME=${TABLE_NAME:-credits-local}
 DYNAMODB_PORT=${DYNAMODB_PORT:-8000}
+DYNAMODB_PROXY_PORT=${DYNAMODB_PROXY_PORT:-0}
+DYNAMODB_MODEL_CONFLICTS=${DYNAMODB_MODEL_CONFLICTS:-1}
 WATCH_PORT=${WATCH_PORT:-9000}
 CONCURRENCY=${CONCURRENCY:-8}
 RUST_LOG=${RUST_LOG:-info}
@@ -186,6 +192,7 @@ trap 'stop_and_exit 129' HUP
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 ports=("$DYNAMODB_PORT" "$WATCH_PORT")
+[[ $DYNAMODB_PROXY_PORT != 0 ]] && ports+=("$DYNAMODB_PROXY_PORT")
 [[ $STRIPE_MODE == standin ]] && ports+=("$STRIPE_PORT")
 for port in "${ports[@]}"; do
   port_free "$port" || {
@@ -205,6 +212,16 @@ wait_ready dynamodb "$READY_TIMEOUT" log_has dynamodb '^READY '
 echo "dev: DynamoDB emulator at $DYNAMODB_URL (log $DEV_DIR/dynamodb.log)"
 
 [[ -n $FUNCTIONS_STANDIN ]] || make -s table DYNAMODB_PORT="$DYNAMODB_PORT" TABLE_NAME="$TABLE_NAME"
+
+# The functions reach the emulator through the fault proxy, so overlapping writes fail as
+# they can on DynamoDB (tests/faults/dynamodb_proxy.py; its /_proxy/stats counts them).
+model_flag=--model-conflicts
+[[ $DYNAMODB_MODEL_CONFLICTS == 0 ]] && model_flag=--no-model-conflicts
+start_bg dynamodb-proxy "$VENV/bin/python" tests/faults/dynamodb_proxy.py --upstream "$DYNAMODB_URL" \
+  --host 127.0.0.1 --port "$DYNAMODB_PROXY_PORT" "$model_flag"
+wait_ready dynamodb-proxy "$READY_TIMEOUT" log_has dynamodb-proxy '^READY '
+STORE_URL=$(sed -n 's/^READY //p' "$DEV_DIR/dynamodb-proxy.log" | head -n 1)
+echo "dev: functions reach DynamoDB through $STORE_URL ($model_flag; stats: curl -s $STORE_URL/_proxy/stats; log $DEV_DIR/dynamodb-proxy.log)"
 
 # ---- Stripe ---------------------------------------------------------------
 # The stand-in signs the events it sends with STRIPE_WEBHOOK_SECRET and delivers them to
@@ -237,7 +254,7 @@ write_env() {
   done
 }
 # shellcheck disable=SC2034  # read by write_env through ${!key}
-AWS_ENDPOINT_URL_DYNAMODB=$DYNAMODB_URL
+AWS_ENDPOINT_URL_DYNAMODB=$STORE_URL
 # shellcheck disable=SC2034
 AWS_REGION=us-east-1
 # shellcheck disable=SC2034

@@ -10,6 +10,7 @@ no live process may carry it. Linux only (reads /proc).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shlex
 import signal
@@ -17,6 +18,7 @@ import socket
 import subprocess
 import sys
 import threading
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -35,7 +37,7 @@ WITH_DEFAULT_SIGNALS = [
     "os.execvp(sys.argv[1], sys.argv[1:])",
 ]
 # What dev.sh starts, by a piece of each command line.
-STARTED = ("dynamodb_server.py", "stripe_standin/server.py", "http.server", "sleep 600")
+STARTED = ("dynamodb_server.py", "dynamodb_proxy.py", "stripe_standin/server.py", "http.server", "sleep 600")
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc")
 
@@ -51,12 +53,13 @@ class DevRun:
 
     def __init__(self, argv: list[str], tmp_path: Path, standin: str = STANDIN) -> None:
         self.marker = f"DEV_STOP_TEST={uuid.uuid4().hex}".encode()
+        self.dynamodb_port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("STRIPE_")}  # Stripe stand-in mode
         env.update({
             "DEV_STOP_TEST": self.marker.split(b"=", 1)[1].decode(),
             "DEV_DIR": str(tmp_path / "dev"),
             "DEV_FUNCTIONS_STANDIN": standin,
-            "DYNAMODB_PORT": str(free_port()),
+            "DYNAMODB_PORT": str(self.dynamodb_port),
             "STRIPE_PORT": str(free_port()),
             "WATCH_PORT": str(free_port()),
         })
@@ -159,4 +162,24 @@ def test_failed_start_up_stops_what_was_started(dev):
     assert run.finish() == 1
     assert "dev: watch exited before it was ready" in run.output()
     assert "Stripe stand-in at" in run.output()  # the emulator and Stripe stand-in had started
+    assert run.live_processes() == {}, run.output()
+
+
+def test_functions_reach_the_store_through_the_conflict_modeling_proxy(dev, tmp_path):
+    run = dev(["bash", str(DEV_SH)])
+    run.wait_ready()
+    env = dict(line.split("=", 1) for line in (tmp_path / "dev" / "function.env").read_text().splitlines())
+    store = env["AWS_ENDPOINT_URL_DYNAMODB"].strip("'")
+    assert store != f"http://127.0.0.1:{run.dynamodb_port}", "the functions must not bypass the proxy"
+    with urllib.request.urlopen(store + "/_proxy/config", timeout=10) as resp:
+        assert json.loads(resp.read())["model_conflicts"] is True
+    # It forwards to the emulator: a DynamoDB call through it is answered by moto.
+    req = urllib.request.Request(store + "/", data=b"{}", method="POST", headers={
+        "X-Amz-Target": "DynamoDB_20120810.ListTables", "Content-Type": "application/x-amz-json-1.0",
+        "Authorization": "AWS4-HMAC-SHA256 Credential=local/20260101/us-east-1/dynamodb/aws4_request"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        assert "TableNames" in json.loads(resp.read())
+
+    os.kill(run.proc.pid, signal.SIGINT)
+    assert run.finish() == 130
     assert run.live_processes() == {}, run.output()

@@ -15,7 +15,7 @@ Usage:
     python tests/faults/dynamodb_proxy.py --upstream http://127.0.0.1:PORT
         [--host 127.0.0.1] [--port 0] [--seed 1] [--exit-on-stdin-eof] [--verbose]
         [--conflict-rate F] [--throttle-rate F] [--error-rate F]
-        [--drop-rate F] [--drop-before-rate F] [--latency-ms N] [--model-conflicts]
+        [--drop-rate F] [--drop-before-rate F] [--latency-ms N] [--[no-]model-conflicts]
 
 When listening it prints exactly one line to stdout and flushes:
     READY http://127.0.0.1:<port>
@@ -36,30 +36,36 @@ seeded by --seed; at most one fault per request, checked in this order):
 Only data-plane operations are subject to faults and latency: DynamoDB_20120810.
 GetItem, PutItem, UpdateItem, DeleteItem, Query, TransactWriteItems,
 TransactGetItems, BatchGetItem. Everything else (CreateTable, DescribeTable,
-UpdateTimeToLive, Scan, BatchWriteItem, ...) always passes through untouched.
+UpdateTimeToLive, Scan, BatchWriteItem, ...) is never faulted nor delayed (BatchWriteItem's
+items still count as held for modeled conflicts, below).
 
-Modeled conflicts (off by default; `--model-conflicts`, or POST /_proxy/config
-{"model_conflicts": true}): conflicts where real DynamoDB raises them (developer
-guide, "Transaction conflict handling"), instead of at random. The proxy tracks the
-items held by in-flight writes (forwarded upstream, answer not yet back; the emulator
-serves one request at a time, so requests queued behind it count as in flight too).
-An item is (TableName, its key attributes); the key schema of each table is read once
-with DescribeTable upstream and cached. PutItem holds its Item's key, UpdateItem and
-DeleteItem their Key, TransactWriteItems every action's item (ConditionCheck too).
-    - A TransactWriteItems touching an item held by another in-flight
-      TransactWriteItems or single-item write is answered 400
-      TransactionCanceledException: `TransactionConflict` for each conflicting action,
-      `None` for the others.
-    - A PutItem/UpdateItem/DeleteItem on an item held by an in-flight
-      TransactWriteItems is answered 400 TransactionConflictException.
-    - Single-item writes on one item never conflict with each other (they queue).
-Conflicting requests are answered at once, not forwarded, and counted as
-`modeled_conflict`. Random faults are decided first and take precedence. Not modeled:
-TransactGetItems and BatchWriteItem against in-flight transactions.
-To use it: start the proxy with `--model-conflicts` (or switch it on at run time with
-`curl -X POST http://127.0.0.1:PORT/_proxy/config -d '{"model_conflicts": true}'`) and
-point the service at the proxy (AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:PORT).
-Writes that overlap then fail as they can in production, so the caller must handle
+Modeled conflicts (ON by default; `--no-model-conflicts`, or POST /_proxy/config
+{"model_conflicts": false}, turns them off): conflicts where real DynamoDB raises them,
+instead of at random. The rules (developer guide, "Transaction conflict handling in
+DynamoDB"; API reference, TransactionCanceledException):
+    1. A PutItem/UpdateItem/DeleteItem on an item that an ongoing TransactWriteItems
+       includes fails with 400 TransactionConflictException.
+    2. A TransactWriteItems with an item that is part of another ongoing
+       TransactWriteItems is cancelled: 400 TransactionCanceledException,
+       `TransactionConflict` for each conflicting action, `None` for the others.
+    3. A TransactGetItems with an item that an ongoing TransactWriteItems, BatchWriteItem,
+       PutItem, UpdateItem or DeleteItem writes is cancelled likewise.
+    4. Single-item writes on one item never conflict with each other (DynamoDB
+       serializes them), and a TransactWriteItems is NOT cancelled by single-item writes
+       in flight on its items (the documented conflicts of a TransactWriteItems are with
+       other transactions only): both are forwarded and the emulator serializes them.
+The proxy tracks the items held by in-flight writes (forwarded upstream, answer not yet
+back; the emulator serves one request at a time, so requests queued behind it count as in
+flight too). An item is (TableName, its key attributes); the key schema of each table is
+read once with DescribeTable upstream and cached. PutItem holds its Item's key, UpdateItem
+and DeleteItem their Key, BatchWriteItem each request's Item or Key (as single-item
+writes), TransactWriteItems every action's item (ConditionCheck too). TransactGetItems
+holds nothing. Conflicting requests are answered at once, not forwarded, and counted as
+`modeled_conflict`. Random faults are decided first and take precedence. Not modeled: a
+write arriving while a TransactGetItems is in flight (DynamoDB may cancel the read; here
+the read succeeds), and BatchWriteItem against in-flight transactions (undocumented).
+Point the service at the proxy (AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:PORT): writes
+that overlap then fail as they can in production, so the caller must handle
 TransactionCanceledException/TransactionConflict and TransactionConflictException.
 
 Control endpoints (requests WITHOUT an X-Amz-Target header):
@@ -124,7 +130,9 @@ CONFLICT_CODE = "TransactionConflict"
 CONFLICT_MESSAGE = "Transaction is ongoing for the item"
 CANCELLED_MESSAGE = "Transaction cancelled, please refer cancellation reasons for specific reasons [{}]"
 # Writes whose items are tracked when conflicts are modeled.
-MODELED_OPS = frozenset({"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems"})
+MODELED_OPS = frozenset({"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"})
+# Reads cancelled by in-flight writes when conflicts are modeled (they hold nothing).
+MODELED_READS = frozenset({"TransactGetItems"})
 
 # Fault kinds, in the order they are checked against the single per-request draw.
 FAULTS = ("conflict", "throttle", "error", "drop_before", "drop")
@@ -217,13 +225,30 @@ def item_id(table: Any, attrs: Any, key_names: list[str] | None) -> ItemId | Non
 
 
 def write_targets(op: str, payload: Any) -> list[tuple[Any, Any]]:
-    """(TableName, Item or Key) of each item a write touches, in action order."""
+    """(TableName, Item or Key) of each item a write (or TransactGetItems) touches, in
+    request order."""
     if not isinstance(payload, dict):
         return []
-    if op == "TransactWriteItems":
+    if op in ("TransactWriteItems", "TransactGetItems"):
         actions = payload.get("TransactItems")
         return [action_target(a) for a in actions] if isinstance(actions, list) else []
+    if op == "BatchWriteItem":
+        return batch_targets(payload.get("RequestItems"))
     return [(payload.get("TableName"), payload.get("Item" if op == "PutItem" else "Key"))]
+
+
+def batch_targets(request_items: Any) -> list[tuple[Any, Any]]:
+    """(TableName, Item or Key) of each PutRequest/DeleteRequest of a BatchWriteItem."""
+    if not isinstance(request_items, dict):
+        return []
+    out: list[tuple[Any, Any]] = []
+    for table, requests in request_items.items():
+        for request in requests if isinstance(requests, list) else []:
+            if isinstance(request, dict) and isinstance(request.get("PutRequest"), dict):
+                out.append((table, request["PutRequest"].get("Item")))
+            elif isinstance(request, dict) and isinstance(request.get("DeleteRequest"), dict):
+                out.append((table, request["DeleteRequest"].get("Key")))
+    return out
 
 
 def action_target(action: Any) -> tuple[Any, Any]:
@@ -245,12 +270,13 @@ class ItemHolds:
         self.lock = threading.Lock()
         self.held: dict[ItemId, list[int]] = {}  # item -> [transactions, single writes]
 
-    def hold(self, items: list[ItemId | None], transaction: bool) -> list[bool] | None:
+    def hold(self, items: list[ItemId | None], transaction: bool, check: bool = True) -> list[bool] | None:
         """Holds every item and returns None; or, if any conflicts, holds nothing and
-        returns which do. A transaction conflicts with any in-flight write of its items, a
-        single-item write only with in-flight transactions."""
+        returns which do. A write (transactional or not) conflicts only with in-flight
+        transactions on its items (rules 1, 2 and 4 of the module docstring); with
+        `check` false (BatchWriteItem) it never conflicts, it only holds."""
         with self.lock:
-            conflicting = [item is not None and self.conflicts(item, transaction) for item in items]
+            conflicting = [check and item is not None and self.in_transaction(item) for item in items]
             if any(conflicting):
                 return conflicting
             for item in items:
@@ -258,9 +284,16 @@ class ItemHolds:
                     self.held.setdefault(item, [0, 0])[0 if transaction else 1] += 1
             return None
 
-    def conflicts(self, item: ItemId, transaction: bool) -> bool:
+    def read_conflicts(self, items: list[ItemId | None]) -> list[bool] | None:
+        """For a TransactGetItems: which items an in-flight write of any kind holds (rule
+        3), or None if none does. Holds nothing."""
+        with self.lock:
+            conflicting = [item is not None and item in self.held for item in items]
+            return conflicting if any(conflicting) else None
+
+    def in_transaction(self, item: ItemId) -> bool:
         counts = self.held.get(item)
-        return counts is not None and (transaction or counts[0] > 0)
+        return counts is not None and counts[0] > 0
 
     def release(self, items: list[ItemId | None], transaction: bool) -> None:
         with self.lock:
@@ -624,12 +657,22 @@ class ProxyHandler(BaseHTTPRequestHandler):
     def forward_unless_conflict(self, key: str, op: str | None, body: bytes, dropped: bool) -> None:
         """Forwards the request and relays the answer. With modeled conflicts, a write
         holds its items while in flight, or, if it conflicts, is answered at once."""
-        if op not in MODELED_OPS or not self.state.model_conflicts():
+        modeled = op in MODELED_OPS or op in MODELED_READS
+        if not modeled or not self.state.model_conflicts():
+            self.relay(key, self.forward(body), dropped)
+            return
+        if op in MODELED_READS:
+            items = self.state.touched_items(op, body, self.headers.get("Authorization"))
+            conflicting = self.state.holds.read_conflicts(items)
+            if conflicting is not None:
+                self.state.count(key, "modeled_conflict")
+                self.write_dynamodb_error(400, conflict_body(conflicting))
+                return
             self.relay(key, self.forward(body), dropped)
             return
         transaction = op == "TransactWriteItems"
         items = self.state.touched_items(op, body, self.headers.get("Authorization"))
-        conflicting = self.state.holds.hold(items, transaction)
+        conflicting = self.state.holds.hold(items, transaction, check=op != "BatchWriteItem")
         if conflicting is not None:
             self.state.count(key, "modeled_conflict")
             self.write_dynamodb_error(400, conflict_body(conflicting) if transaction else single_conflict_body())
@@ -792,8 +835,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="connection closed without forwarding (nothing happened)")
     parser.add_argument("--latency-ms", type=non_negative, default=0.0,
                         help="max latency added to data-plane requests (uniform 0..N ms)")
-    parser.add_argument("--model-conflicts", action="store_true",
-                        help="answer TransactionConflict where DynamoDB would, from the writes in flight")
+    parser.add_argument("--model-conflicts", action=argparse.BooleanOptionalAction, default=True,
+                        help="answer TransactionConflict where DynamoDB would, from the writes in flight "
+                             "(default on; --no-model-conflicts turns it off)")
     return parser.parse_args(argv)
 
 

@@ -486,7 +486,8 @@ def test_cli_rates_and_validation(emulator_url, table):
     proc, url = start([PROXY, "--upstream", emulator_url, "--port", "0", "--exit-on-stdin-eof",
                        "--throttle-rate", "1", "--latency-ms", "5", "--seed", "7"])
     try:
-        assert control(url, "GET", "/_proxy/config")[1] == {**ZERO, "throttle_rate": 1.0, "latency_ms": 5.0}
+        assert control(url, "GET", "/_proxy/config")[1] == {
+            **ZERO, "throttle_rate": 1.0, "latency_ms": 5.0, "model_conflicts": True}
         with pytest.raises(botocore.exceptions.ClientError) as exc:
             client(url).get_item(TableName=table, Key=key("a"))
         assert error_code(exc.value) == "ProvisionedThroughputExceededException"
@@ -808,22 +809,78 @@ def test_modeled_single_writes_during_transaction_conflict(modeled, gate, direct
     assert stats(model_proxy_url)["by_target"]["UpdateItem"]["modeled_conflict"] == 2
 
 
-def test_modeled_transaction_during_single_write_is_cancelled(modeled, gate, direct, model_proxy_url):
+def test_modeled_transaction_during_single_write_is_not_cancelled(modeled, gate, direct, model_proxy_url):
+    """A TransactWriteItems conflicts with other transactions only (API reference,
+    TransactionCanceledException): a single-item write in flight on one of its items does
+    not cancel it; DynamoDB serializes the two, and so does the emulator."""
     ddb, table, pool = modeled
     update = hold_next(gate, pool, "UpdateItem", lambda: ddb.update_item(
         TableName=table, Key=key("acct"), UpdateExpression="ADD balance :d",
         ExpressionAttributeValues={":d": {"N": "-1"}}))
 
-    with pytest.raises(botocore.exceptions.ClientError) as exc:
-        ddb.transact_write_items(TransactItems=[put(table, "t1"), debit(table, 2), put(table, "t2")])
-    assert error_code(exc.value) == "TransactionCanceledException"
-    assert [r["Code"] for r in exc.value.response["CancellationReasons"]] == ["None", "TransactionConflict", "None"]
+    ddb.transact_write_items(TransactItems=[put(table, "t1"), debit(table, 2), put(table, "t2")])
 
     gate.release.set()
     update.result(timeout=30)
-    assert balance(direct, table) == "9"
-    assert not exists(direct, table, "t1") and not exists(direct, table, "t2")
-    assert stats(model_proxy_url)["by_target"]["TransactWriteItems"]["modeled_conflict"] == 1
+    assert balance(direct, table) == "7"
+    assert exists(direct, table, "t1") and exists(direct, table, "t2")
+    s = stats(model_proxy_url)
+    assert s["modeled_conflict"] == 0 and s["by_target"]["TransactWriteItems"]["forwarded"] == 1
+
+
+def test_modeled_single_write_during_transaction_that_followed_a_write(modeled, gate, direct, model_proxy_url):
+    """The transaction forwarded past an in-flight single write holds its items in turn:
+    a single write arriving while it is in flight conflicts."""
+    ddb, table, pool = modeled
+    with ThreadPoolExecutor(max_workers=1) as second:
+        update = hold_next(gate, pool, "UpdateItem", lambda: ddb.update_item(
+            TableName=table, Key=key("acct"), UpdateExpression="ADD balance :d",
+            ExpressionAttributeValues={":d": {"N": "-1"}}))
+        tx = hold_next(gate, second, "TransactWriteItems",
+                       lambda: ddb.transact_write_items(TransactItems=[debit(table, 2)]))
+        with pytest.raises(botocore.exceptions.ClientError) as exc:
+            ddb.update_item(TableName=table, Key=key("acct"), UpdateExpression="ADD balance :d",
+                            ExpressionAttributeValues={":d": {"N": "-4"}})
+        assert error_code(exc.value) == "TransactionConflictException"
+        gate.release.set()
+        update.result(timeout=30)
+        tx.result(timeout=30)
+    assert balance(direct, table) == "7"
+
+
+def test_modeled_transact_get_during_any_write_is_cancelled(modeled, gate, direct, model_proxy_url):
+    """A TransactGetItems conflicts with an ongoing PutItem/UpdateItem/DeleteItem (and
+    TransactWriteItems) on one of its items; it holds nothing itself."""
+    ddb, table, pool = modeled
+    direct.put_item(TableName=table, Item=key("other"))
+    update = hold_next(gate, pool, "UpdateItem", lambda: ddb.update_item(
+        TableName=table, Key=key("acct"), UpdateExpression="ADD balance :d",
+        ExpressionAttributeValues={":d": {"N": "-1"}}))
+    gets = [{"Get": {"TableName": table, "Key": key("other")}}, {"Get": {"TableName": table, "Key": key("acct")}}]
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        ddb.transact_get_items(TransactItems=gets)
+    assert error_code(exc.value) == "TransactionCanceledException"
+    assert [r["Code"] for r in exc.value.response["CancellationReasons"]] == ["None", "TransactionConflict"]
+    # A get of items no write holds goes through; a single write is not blocked by reads.
+    assert ddb.transact_get_items(TransactItems=gets[:1])["Responses"][0]["Item"] == key("other")
+    gate.release.set()
+    update.result(timeout=30)
+    assert ddb.transact_get_items(TransactItems=gets)["Responses"][1]["Item"]["balance"] == {"N": "9"}
+    assert stats(model_proxy_url)["by_target"]["TransactGetItems"]["modeled_conflict"] == 1
+
+
+def test_modeled_batch_write_holds_its_items_for_reads(modeled, gate, direct, model_proxy_url):
+    ddb, table, pool = modeled
+    batch = hold_next(gate, pool, "BatchWriteItem", lambda: ddb.batch_write_item(RequestItems={
+        table: [{"PutRequest": {"Item": key("b1")}}, {"DeleteRequest": {"Key": key("acct")}}]}))
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        ddb.transact_get_items(TransactItems=[{"Get": {"TableName": table, "Key": key("b1")}}])
+    assert error_code(exc.value) == "TransactionCanceledException"
+    ddb.update_item(TableName=table, Key=key("b1"), UpdateExpression="SET x = :x",
+                    ExpressionAttributeValues={":x": {"N": "1"}})  # single writes queue
+    gate.release.set()
+    batch.result(timeout=30)
+    assert exists(direct, table, "b1") and not exists(direct, table, "acct")
 
 
 def test_modeled_single_writes_on_one_item_queue(modeled, gate, direct, model_proxy_url):
@@ -875,5 +932,14 @@ def test_model_conflicts_flag_and_config(emulator_url):
         assert control(url, "POST", "/_proxy/config", {"model_conflicts": 1})[0] == 400
         status, cfg = control(url, "POST", "/_proxy/config", {"model-conflicts": False})
         assert status == 200 and cfg["model_conflicts"] is False
+    finally:
+        assert stop(proc) == 0
+
+
+@pytest.mark.parametrize("flags, expected", [([], True), (["--no-model-conflicts"], False)])
+def test_model_conflicts_on_by_default(emulator_url, flags, expected):
+    proc, url = start([PROXY, "--upstream", emulator_url, "--port", "0", "--exit-on-stdin-eof", *flags])
+    try:
+        assert control(url, "GET", "/_proxy/config")[1]["model_conflicts"] is expected
     finally:
         assert stop(proc) == 0

@@ -1,5 +1,6 @@
-//! Helper servers the tests start themselves: the DynamoDB emulator (moto, single-threaded),
-//! shared by every test of one test binary, and per-test ones such as the fault proxy.
+//! Helper servers the tests start themselves: the DynamoDB emulator (moto, single-threaded)
+//! behind the fault proxy with conflicts modeled, shared by every test of one test binary, and
+//! per-test ones such as a fault proxy with faults of the test's choosing.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -25,6 +26,7 @@ impl Drop for Server {
 }
 
 static EMULATOR: OnceLock<Server> = OnceLock::new();
+static STORE: OnceLock<Server> = OnceLock::new();
 
 fn python() -> String {
     std::env::var("DYNAMODB_EMULATOR_PYTHON").unwrap_or_else(|_| format!("{WORKSPACE}/.venv/bin/python"))
@@ -54,11 +56,36 @@ pub fn spawn(script: &str, args: &[&str]) -> Server {
     Server { endpoint, child, _stdin: stdin }
 }
 
-pub fn endpoint() -> &'static str {
+/// The emulator itself, shared by the tests of one binary. Only for what puts its own proxy in
+/// front of it (`proxy`); everything else uses `endpoint`.
+pub fn emulator_endpoint() -> &'static str {
     &EMULATOR.get_or_init(|| spawn("infra/local/dynamodb_server.py", &[])).endpoint
 }
 
-/// A client for the emulator. One per test: SDK connections belong to the test's runtime.
+/// The store every test talks to: the fault proxy in front of the emulator with conflicts
+/// modeled as DynamoDB raises them (`TransactionConflict` between overlapping transactions,
+/// `TransactionConflictException` for a single-item write on an item a transaction holds) and
+/// no other fault. Shared by the tests of one binary.
+pub fn endpoint() -> &'static str {
+    &STORE.get_or_init(|| proxy(&[])).endpoint
+}
+
+/// A fault proxy of the test's own in front of the emulator, conflicts modeled, `args` added
+/// (rates, seed). `DYNAMODB_MODEL_CONFLICTS=0` in the environment turns the model off (to
+/// compare; `make test` never sets it).
+pub fn proxy(args: &[&str]) -> Server {
+    let model = if std::env::var("DYNAMODB_MODEL_CONFLICTS").is_ok_and(|v| v == "0") {
+        "--no-model-conflicts"
+    } else {
+        "--model-conflicts"
+    };
+    let mut all = vec!["--upstream", emulator_endpoint(), model];
+    all.extend_from_slice(args);
+    spawn("tests/faults/dynamodb_proxy.py", &all)
+}
+
+/// A client for the store (through the shared proxy). One per test: SDK connections belong
+/// to the test's runtime.
 pub async fn client() -> aws_sdk_dynamodb::Client {
     client_at(endpoint()).await
 }

@@ -4,6 +4,7 @@
 
 pub mod emulator;
 pub mod fixtures;
+pub mod instances;
 pub mod ledger;
 pub mod recorder;
 pub mod serve;
@@ -122,9 +123,24 @@ impl TestApp {
         Self::on_table(emulator::client().await, self.table.clone(), DEFAULT_AUTH_CACHE_SECONDS)
     }
 
+    /// The service on an existing `table` of the store at `endpoint`, payments going to
+    /// `stripe`: what a separate OS process serving the functions runs (`functions-process`).
+    pub async fn attach(endpoint: &str, table: &str, stripe: &str) -> Self {
+        let dynamodb = emulator::client_at(endpoint).await;
+        Self::on_table_with(dynamodb, table.to_owned(), DEFAULT_AUTH_CACHE_SECONDS, stripe.to_owned())
+    }
+
     fn on_table(dynamodb: aws_sdk_dynamodb::Client, table: String, auth_cache_seconds: u64) -> Self {
+        Self::on_table_with(dynamodb, table, auth_cache_seconds, emulator::stripe_endpoint().to_owned())
+    }
+
+    fn on_table_with(
+        dynamodb: aws_sdk_dynamodb::Client,
+        table: String,
+        auth_cache_seconds: u64,
+        stripe: String,
+    ) -> Self {
         let clock = Arc::new(ManualClock::starting_now());
-        let stripe = emulator::stripe_endpoint().to_owned();
         let functions = Self::functions(&dynamodb, &table, clock.clone(), auth_cache_seconds, stripe.clone());
         Self { clock, dynamodb, table, stripe, functions, routes: watch_router() }
     }

@@ -13,8 +13,7 @@ const REQUESTS: usize = 150;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_burst_under_faults_keeps_the_ledger_exact() {
-    let proxy =
-        emulator::spawn("tests/faults/dynamodb_proxy.py", &["--upstream", emulator::endpoint(), "--seed", "11"]);
+    let proxy = emulator::proxy(&["--seed", "11"]);
     let app = TestApp::behind(&proxy.endpoint).await;
     let entity = app.entity(&[]).await;
     for user in USERS {
@@ -96,7 +95,7 @@ async fn a_burst_under_faults_keeps_the_ledger_exact() {
 /// never a 500, and the refused write is not in the ledger.
 #[tokio::test]
 async fn a_store_that_keeps_failing_answers_503_and_writes_nothing() {
-    let proxy = emulator::spawn("tests/faults/dynamodb_proxy.py", &["--upstream", emulator::endpoint()]);
+    let proxy = emulator::proxy(&[]);
     let app = TestApp::behind(&proxy.endpoint).await;
     let entity = app.entity(&[]).await;
     app.grant(&entity, "u-1", 10).await;
@@ -122,7 +121,7 @@ async fn a_store_that_keeps_failing_answers_503_and_writes_nothing() {
 /// the one client request still gets the secret it generated, and the secret works.
 #[tokio::test]
 async fn a_secret_whose_first_write_landed_unheard_is_still_answered() {
-    let proxy = emulator::spawn("tests/faults/dynamodb_proxy.py", &["--upstream", emulator::endpoint()]);
+    let proxy = emulator::proxy(&[]);
     let app = TestApp::behind(&proxy.endpoint).await;
     let drop_next_transaction =
         || control(&proxy.endpoint, "POST", "/_proxy/drop-next", r#"{"op": "TransactWriteItems", "count": 1}"#);

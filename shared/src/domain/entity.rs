@@ -36,6 +36,9 @@ pub struct EntitySettings {
     /// its owners and its server (least privilege by default).
     #[serde(default)]
     pub pool_open_to_users: bool,
+    /// `credits.low` fires when an account's available credits drop below it (§9); 0: off.
+    #[serde(default)]
+    pub low_balance_threshold: u64,
 }
 
 impl Entity {

@@ -2,7 +2,9 @@
 
 pub mod account;
 pub mod entity;
+pub mod events;
 pub mod ledger;
 pub mod limits;
 pub mod payment;
 pub mod tier;
+pub mod webhook;

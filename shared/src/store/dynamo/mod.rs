@@ -6,6 +6,7 @@ mod idempotency;
 mod ledger;
 mod payments;
 mod tiers;
+mod webhooks;
 
 use std::collections::HashMap;
 use std::time::Duration;

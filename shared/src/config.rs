@@ -80,7 +80,10 @@ impl WebhookConfig {
             None | Some("") | Some("false") => false,
             Some("true") => true,
             Some(_) => {
-                return Err(ConfigError::Invalid { name: "ALLOW_LOCAL_WEBHOOKS", reason: "must be true or false".into() });
+                return Err(ConfigError::Invalid {
+                    name: "ALLOW_LOCAL_WEBHOOKS",
+                    reason: "must be true or false".into(),
+                });
             }
         };
         let base = match lookup("WEBHOOK_RETRY_BASE_SECONDS").filter(|v| !v.trim().is_empty()) {
@@ -192,7 +195,10 @@ mod tests {
         let config = WebhookConfig::from_lookup(lookup(&[])).unwrap();
         assert_eq!(config, WebhookConfig { allow_local: false, retry_base_millis: 5_000 });
         let vars = [("ALLOW_LOCAL_WEBHOOKS", "true"), ("WEBHOOK_RETRY_BASE_SECONDS", "0.05")];
-        assert_eq!(WebhookConfig::from_lookup(lookup(&vars)).unwrap(), WebhookConfig { allow_local: true, retry_base_millis: 50 });
+        assert_eq!(
+            WebhookConfig::from_lookup(lookup(&vars)).unwrap(),
+            WebhookConfig { allow_local: true, retry_base_millis: 50 }
+        );
         assert!(WebhookConfig::from_lookup(lookup(&[("WEBHOOK_RETRY_BASE_SECONDS", "-1")])).is_err());
         assert!(WebhookConfig::from_lookup(lookup(&[("ALLOW_LOCAL_WEBHOOKS", "yes")])).is_err());
     }

@@ -41,6 +41,29 @@ pub struct EntitySettings {
     pub low_balance_threshold: u64,
 }
 
+/// A change to some of an entity's settings; `None` keeps a setting as it is.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SettingsChange {
+    pub pool_open_to_users: Option<bool>,
+    pub low_balance_threshold: Option<u64>,
+}
+
+impl SettingsChange {
+    pub fn validate(&self) -> Result<(), Error> {
+        if let Some(threshold) = self.low_balance_threshold {
+            crate::domain::limits::check_amount("lowBalanceThreshold", threshold)?;
+        }
+        Ok(())
+    }
+
+    pub fn applied_to(&self, current: &EntitySettings) -> EntitySettings {
+        EntitySettings {
+            pool_open_to_users: self.pool_open_to_users.unwrap_or(current.pool_open_to_users),
+            low_balance_threshold: self.low_balance_threshold.unwrap_or(current.low_balance_threshold),
+        }
+    }
+}
+
 impl Entity {
     pub fn is_owner(&self, user_id: &str) -> bool {
         self.owner_user_ids.iter().any(|owner| owner == user_id)

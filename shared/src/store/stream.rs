@@ -65,7 +65,8 @@ pub fn decode(record: &StreamRecord<'_>) -> StoreResult<Option<Change>> {
         && turned(record, "subscriptionStatus", "ended")
         && let Some((entity_id, user_id)) = keys::parse_account_partition(pk)
     {
-        let (Some(subscription_id), Some(credit_tier_id)) = (text(image, "subscriptionId"), text(image, "creditTierId"))
+        let (Some(subscription_id), Some(credit_tier_id)) =
+            (text(image, "subscriptionId"), text(image, "creditTierId"))
         else {
             return Ok(None);
         };

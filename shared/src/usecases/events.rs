@@ -21,8 +21,12 @@ use crate::error::Error;
 use crate::store::{Lease, Store, StoreError};
 use crate::webhooks::{Outgoing, Sent, WebhookSender};
 
-/// How long one drain holds an endpoint; renewed before every attempt.
-const LEASE_MILLIS: i64 = 60_000;
+/// How long one drain holds an endpoint by default; renewed before every attempt, so it
+/// covers one attempt (10 s at most) and its writes. A crashed drain's lease lapses after it.
+pub const LEASE_MILLIS: i64 = 30_000;
+/// How long one drain keeps attempting before it leaves the rest to the next tick (so a slow
+/// endpoint never holds up the stream or other endpoints for long).
+const DRAIN_BUDGET_MILLIS: i64 = 20_000;
 
 pub struct Dispatcher {
     pub store: Arc<dyn Store>,
@@ -30,6 +34,8 @@ pub struct Dispatcher {
     pub sender: Arc<dyn WebhookSender>,
     /// `WEBHOOK_RETRY_BASE_SECONDS` in ms: the first retry's wait.
     pub retry_base_millis: u64,
+    /// How long a drain holds an endpoint (`LEASE_MILLIS` in production).
+    pub lease_millis: i64,
 }
 
 /// What one batch already looked up, per entity.
@@ -105,8 +111,12 @@ impl Dispatcher {
 
     async fn queue(&self, endpoint: &Endpoint, event: &Event) -> Result<(), Error> {
         let now = self.now();
-        let delivery =
-            Delivery { endpoint_id: endpoint.endpoint_id.clone(), event: event.clone(), attempts: 0, next_attempt_at: now };
+        let delivery = Delivery {
+            endpoint_id: endpoint.endpoint_id.clone(),
+            event: event.clone(),
+            attempts: 0,
+            next_attempt_at: now,
+        };
         self.store.enqueue(&delivery).await?;
         self.store.mark_due(&endpoint.entity_id, &endpoint.endpoint_id, now).await?;
         Ok(())
@@ -193,7 +203,7 @@ impl Dispatcher {
     /// The endpoint as it stands, if this drain holds (or now took) its lease.
     async fn renew(&self, entity_id: &str, endpoint_id: &str, owner: &str) -> Result<Option<Endpoint>, Error> {
         let now = self.now();
-        match self.store.lease(entity_id, endpoint_id, owner, now + LEASE_MILLIS, now).await? {
+        match self.store.lease(entity_id, endpoint_id, owner, now + self.lease_millis, now).await? {
             Lease::Held(endpoint) => Ok(Some(*endpoint)),
             Lease::Busy => Ok(None),
             Lease::Gone => {
@@ -221,17 +231,25 @@ impl Dispatcher {
         queue: Vec<Delivery>,
     ) -> Result<Drained, Error> {
         let mut next_due: Option<i64> = None;
+        let deadline = self.now() + DRAIN_BUDGET_MILLIS;
         let mut lanes: BTreeMap<String, Vec<Delivery>> = BTreeMap::new();
         for delivery in queue {
             lanes.entry(delivery.event.lane.clone()).or_default().push(delivery);
         }
         for lane in lanes.into_values() {
             for delivery in lane {
+                if self.now() >= deadline {
+                    return Ok(Drained::Done(Some(self.now())));
+                }
                 if delivery.next_attempt_at > self.now() {
                     next_due = Some(next_due.map_or(delivery.next_attempt_at, |d| d.min(delivery.next_attempt_at)));
                     break;
                 }
-                let endpoint = match self.store.lease(entity_id, endpoint_id, owner, self.now() + LEASE_MILLIS, self.now()).await? {
+                let endpoint = match self
+                    .store
+                    .lease(entity_id, endpoint_id, owner, self.now() + self.lease_millis, self.now())
+                    .await?
+                {
                     Lease::Held(endpoint) => *endpoint,
                     Lease::Gone => return Ok(Drained::Gone),
                     Lease::Busy => return Ok(Drained::Lost),
@@ -323,4 +341,3 @@ struct AlertDecision {
     /// The state to record once the entry's events are queued; `None`: nothing to record.
     next: Option<AlertState>,
 }
-

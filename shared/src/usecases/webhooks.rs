@@ -144,8 +144,12 @@ pub async fn redeliver(ctx: Context<'_>, entity_id: &str, event_id: &str) -> Res
     let now = ctx.now();
     let mut endpoint_ids = Vec::new();
     for endpoint in ctx.store.list_endpoints(entity_id).await?.into_iter().filter(|e| e.wants(event.kind)) {
-        let delivery =
-            Delivery { endpoint_id: endpoint.endpoint_id.clone(), event: event.clone(), attempts: 0, next_attempt_at: now };
+        let delivery = Delivery {
+            endpoint_id: endpoint.endpoint_id.clone(),
+            event: event.clone(),
+            attempts: 0,
+            next_attempt_at: now,
+        };
         ctx.store.enqueue(&delivery).await?;
         ctx.store.mark_due(entity_id, &endpoint.endpoint_id, now).await?;
         endpoint_ids.push(endpoint.endpoint_id);

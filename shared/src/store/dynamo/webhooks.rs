@@ -92,7 +92,8 @@ impl WebhookStore for DynamoStore {
             .table_name(&self.table)
             .set_item(Some(to_item(endpoint, &key, "webhook-endpoint")?))
             .condition_expression("attribute_not_exists(pk)");
-        let items = vec![TransactWriteItem::builder().put(built(put.build())?).build(), idempotency::put(idem, &self.table)?];
+        let items =
+            vec![TransactWriteItem::builder().put(built(put.build())?).build(), idempotency::put(idem, &self.table)?];
         self.transact(items, Some(1)).await
     }
 
@@ -118,15 +119,18 @@ impl WebhookStore for DynamoStore {
     }
 
     async fn set_secrets(&self, endpoint: &Endpoint, idem: &StoredOutcome) -> StoreResult<()> {
-        let secrets = serde_dynamo::to_attribute_value(&endpoint.secrets).map_err(|e| StoreError::Internal(e.to_string()))?;
+        let secrets =
+            serde_dynamo::to_attribute_value(&endpoint.secrets).map_err(|e| StoreError::Internal(e.to_string()))?;
         let update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(keys::webhook_endpoint(&endpoint.entity_id, &endpoint.endpoint_id).to_item()))
             .update_expression("SET secrets = :secrets")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":secrets", secrets);
-        let items =
-            vec![TransactWriteItem::builder().update(built(update.build())?).build(), idempotency::put(idem, &self.table)?];
+        let items = vec![
+            TransactWriteItem::builder().update(built(update.build())?).build(),
+            idempotency::put(idem, &self.table)?,
+        ];
         self.transact(items, Some(1)).await
     }
 

@@ -186,7 +186,10 @@ pub fn check_url(raw: &str, allow_local: bool) -> Result<(), Error> {
     let loopback = match &host {
         url::Host::Domain(name) => {
             check_host_name(name)?;
-            is_loopback_name(name) && allow_local
+            match (is_loopback_name(name), allow_local) {
+                (true, false) => return Err(refused("must not point to a loopback address")),
+                (loopback, _) => loopback,
+            }
         }
         url::Host::Ipv4(ip) => check_address(IpAddr::V4(*ip), allow_local).map(|_| ip.is_loopback())?,
         url::Host::Ipv6(ip) => check_address(IpAddr::V6(*ip), allow_local).map(|_| ip.is_loopback())?,
@@ -323,7 +326,7 @@ mod tests {
             "not a url",
             "",
         ] {
-            assert!(refusal(url, false).starts_with("url "), "{url} should be refused");
+            assert!(check_url(url, false).is_err_and(|e| e.message().starts_with("url ")), "{url} should be refused");
         }
         for url in ["http://hooks.example.com/in", "https://10.0.0.1/", "http://169.254.169.254/"] {
             assert!(refusal(url, true).starts_with("url "), "{url} should be refused even locally");

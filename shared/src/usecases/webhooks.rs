@@ -41,7 +41,7 @@ pub struct WithSecret {
     #[serde(skip_serializing, default)]
     pub secret: Option<String>,
     /// When the previous secret stops signing (rotation only).
-    #[serde(with = "as_rfc3339::option", default)]
+    #[serde(with = "as_rfc3339::option", default, skip_serializing_if = "Option::is_none")]
     pub previous_secret_retires_at: Option<i64>,
 }
 

@@ -300,4 +300,21 @@ mod tests {
         assert_eq!(body["data"]["entry"]["type"], "grant");
         assert!(of_entry("e", "u", "P", &entry(EntryType::Hold, 0, 30), None).is_empty());
     }
+
+    #[test]
+    fn an_invoice_purchase_also_renews_the_subscription() {
+        let mut purchase = entry(EntryType::Purchase, 100, 100);
+        purchase.reason = Some("subscription invoice in_42".into());
+        purchase.credit_tier_id = Some("ct-1".into());
+        let events = of_entry("e", "u", "P", &purchase, None);
+        let kinds: Vec<_> = events.iter().map(|e| e.kind).collect();
+        assert_eq!(kinds, [EventType::CreditsPurchased, EventType::SubscriptionRenewed]);
+        let body: Value = serde_json::from_str(&events[1].body).unwrap();
+        assert_eq!(
+            (body["data"]["invoiceId"].as_str(), events[1].event_id.as_str()),
+            (Some("in_42"), "evt_01J_renewed")
+        );
+        purchase.reason = Some("bought".into());
+        assert_eq!(of_entry("e", "u", "P", &purchase, None).len(), 1);
+    }
 }

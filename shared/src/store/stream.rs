@@ -80,3 +80,70 @@ pub fn decode(record: &StreamRecord<'_>) -> StoreResult<Option<Change>> {
     }
     Ok(None)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn item(value: serde_json::Value) -> Item {
+        serde_dynamo::to_item(value).unwrap()
+    }
+
+    fn record<'a>(event_name: &'a str, new_image: &'a Item, old_image: &'a Item) -> StreamRecord<'a> {
+        StreamRecord { event_name, new_image, old_image, at: 7 }
+    }
+
+    #[test]
+    fn an_inserted_entry_is_its_account_s_entry() {
+        let entry = item(json!({
+            "pk": "ACCOUNT#e-1##pool", "sk": "ENTRY#00000000000000000003#001", "kind": "entry",
+            "entryId": "01J", "type": "grant", "credits": 5, "balanceAfter": 5, "heldAfter": 0,
+            "reason": null, "creditTierId": null, "paymentIntentId": null, "holdId": null,
+            "idempotencyKey": null, "createdAt": "2026-12-02T07:00:00.000Z"
+        }));
+        let empty = item(json!({}));
+        let Some(Change::Entry { entity_id, user_id, position, entry }) =
+            decode(&record("INSERT", &entry, &empty)).unwrap()
+        else {
+            panic!("an entry")
+        };
+        assert_eq!(
+            (entity_id.as_str(), user_id.as_str(), position.as_str()),
+            ("e-1", "#pool", "00000000000000000003#001")
+        );
+        assert_eq!(entry.entry_id, "01J");
+        assert_eq!(
+            decode(&record("MODIFY", &item(json!({"pk": "ACCOUNT#e-1#u", "sk": "ACCOUNT"})), &empty)).unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn a_payment_or_subscription_counts_only_when_it_turns_failed_or_ended() {
+        let payment = |status: &str| {
+            item(json!({
+                "pk": "PAYMENT#pi_1", "sk": "PAYMENT", "paymentIntentId": "pi_1", "entityId": "e-1",
+                "userId": "u-1", "creditTierId": "ct-1", "credits": 10, "bonusCredits": 0, "amount": 100,
+                "currency": "usd", "status": status, "createdAt": 1
+            }))
+        };
+        let (failed, pending) = (payment("failed"), payment("requires_action"));
+        let change = decode(&record("MODIFY", &failed, &pending)).unwrap();
+        assert!(
+            matches!(change, Some(Change::PaymentFailed { ref payment_intent_id, at: 7, .. }) if payment_intent_id == "pi_1")
+        );
+        assert_eq!(decode(&record("MODIFY", &failed, &failed)).unwrap(), None, "already failed");
+
+        let purchases = |status: &str| {
+            item(json!({"pk": "ACCOUNT#e-1#u-1", "sk": "PURCHASES#ct-1", "subscriptionId": "sub_1",
+                        "creditTierId": "ct-1", "subscriptionStatus": status}))
+        };
+        let (ended, canceling) = (purchases("ended"), purchases("canceling"));
+        let change = decode(&record("MODIFY", &ended, &canceling)).unwrap();
+        assert!(
+            matches!(change, Some(Change::SubscriptionEnded { ref user_id, ref subscription_id, .. }) if user_id == "u-1" && subscription_id == "sub_1")
+        );
+        assert_eq!(decode(&record("MODIFY", &canceling, &ended)).unwrap(), None);
+    }
+}

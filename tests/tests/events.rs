@@ -552,3 +552,35 @@ async fn refuses_bad_urls_foreign_endpoints_and_user_sessions_writing_nothing() 
     assert_eq!(still.status, StatusCode::OK, "nothing was deleted or rotated");
     assert_eq!(still.data()["url"], "https://hooks.example.com/in");
 }
+
+#[tokio::test]
+async fn a_declined_payment_is_reported_once() {
+    let app = TestApp::start().await;
+    let events = Arc::new(Events::new(&app).await);
+    let _feed = events.run().await;
+    let receiver = Receiver::start();
+    let entity = app.entity(&[]).await;
+    endpoint(&app, &entity, &receiver, "billing", json!(["payment.failed"])).await;
+    app.tier(&entity, json!({"creditTierId": "starter", "name": "Starter", "credits": 100, "price": 1000})).await;
+    let declined = app
+        .request(Method::POST, "/api/payment/pay")
+        .headers(&entity.server())
+        .json(json!({"id": "pm_card_chargeDeclined", "product": {"creditTierId": "starter"},
+                     "info": {"userId": "u-9", "entityId": entity.entity_id}}))
+        .send()
+        .await;
+    assert_eq!(declined.status, StatusCode::PAYMENT_REQUIRED, "{:?}", declined.body);
+    let failed = app.stripe_events("payment_intent.payment_failed");
+    let event = failed.first().expect("the stand-in reports the failure");
+    let intent = event["data"]["object"]["id"].as_str().expect("intent id").to_owned();
+    // Stripe's event, delivered twice, marks the payment failed once.
+    for _ in 0..2 {
+        assert_eq!(app.deliver(&event.to_string()).await.status, StatusCode::OK);
+    }
+    let got = receiver.wait_for("billing", "payment.failed", |r| !r.is_empty()).await;
+    assert_eq!(types(&got), ["payment.failed"]);
+    assert_eq!(got[0].id, format!("evt_payment_failed_{intent}"));
+    assert_eq!(got[0].body["data"]["paymentIntentId"], intent.as_str());
+    assert_eq!(got[0].body["data"]["userId"], "u-9");
+    assert_eq!(receiver.verified("billing").len(), 1);
+}

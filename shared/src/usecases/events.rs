@@ -242,7 +242,7 @@ impl Dispatcher {
                     return Ok(Drained::Done(Some(self.now())));
                 }
                 if delivery.next_attempt_at > self.now() {
-                    next_due = Some(next_due.map_or(delivery.next_attempt_at, |d| d.min(delivery.next_attempt_at)));
+                    next_due = earliest(next_due, delivery.next_attempt_at);
                     break;
                 }
                 let endpoint = match self
@@ -256,7 +256,7 @@ impl Dispatcher {
                 };
                 match self.attempt(&endpoint, delivery).await? {
                     Some(retry_at) => {
-                        next_due = Some(next_due.map_or(retry_at, |d| d.min(retry_at)));
+                        next_due = earliest(next_due, retry_at);
                         break;
                     }
                     None => continue,
@@ -323,6 +323,10 @@ impl Dispatcher {
         ];
         Ok(self.sender.post(Outgoing { url: &endpoint.url, headers, body: &event.body }).await)
     }
+}
+
+fn earliest(due: Option<i64>, at: i64) -> Option<i64> {
+    Some(due.map_or(at, |due| due.min(at)))
 }
 
 /// How a drain of the lanes ended.

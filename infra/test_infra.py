@@ -346,6 +346,8 @@ def test_table_matches_the_schema():
         f"TTL {ttl} != schema attribute {schema['ttlAttribute']!r} enabled"
     )
     assert table.get("BillingMode") == schema.get("billingMode", "PAY_PER_REQUEST"), "BillingMode"
+    stream = (table.get("StreamSpecification") or {}).get("StreamViewType")
+    assert stream == schema.get("streamViewType"), f"StreamSpecification {stream} != schema {schema.get('streamViewType')}"
 
 
 def test_table_is_protected():
@@ -396,6 +398,24 @@ def function_statements(lid: str) -> list[tuple[str, dict]]:
     return out
 
 
+# Reading the table's stream: granted only to a function the stream feeds (its event source
+# mapping reads with the function's role), on the stream only.
+STREAM_ACTIONS = {"dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams"}
+
+
+def stream_resources(table: str) -> list:
+    return [
+        {"Fn::GetAtt": [table, "StreamArn"]},
+        {"Fn::GetAtt": f"{table}.StreamArn"},
+        {"Fn::Sub": f"${{{table}.Arn}}/stream/*"},
+    ]
+
+
+def stream_events(lid: str) -> dict[str, dict]:
+    events = function_props(lid).get("Events") or {}
+    return {name: e.get("Properties") or {} for name, e in events.items() if e.get("Type") == "DynamoDB"}
+
+
 def test_each_function_gets_exactly_its_declared_dynamodb_actions():
     table = table_logical_id()
     has_gsis = bool(resources()[table]["Properties"].get("GlobalSecondaryIndexes"))
@@ -417,12 +437,19 @@ def test_each_function_gets_exactly_its_declared_dynamodb_actions():
             for res in as_list(st.get("Resource", [])):
                 text = res.get("Fn::Sub") if isinstance(res, dict) else res
                 text = text[0] if isinstance(text, list) else text
-                wildcard = isinstance(text, str) and "*" in text and res not in allowed_resources
+                allowed = allowed_resources + stream_resources(table)
+                wildcard = isinstance(text, str) and "*" in text and res not in allowed
                 assert not wildcard, f"{where}: wildcard Resource {res!r} is not allowed"
             assert not any("*" in a for a in actions), f"{where}: wildcard action in {actions}"
             dynamo = [a for a in actions if a.lower().startswith("dynamodb:")]
             if not dynamo or st.get("Effect") != "Allow":
                 continue
+            if set(dynamo) <= STREAM_ACTIONS:
+                assert stream_events(lid), f"{where}: stream actions for a function no stream feeds"
+                for res in as_list(st.get("Resource", [])):
+                    assert res in stream_resources(table), f"{where}: stream actions on {res}, not the table's stream"
+                continue
+            assert not set(dynamo) & STREAM_ACTIONS, f"{where}: stream actions mixed with table actions"
             for res in as_list(st.get("Resource", [])):
                 assert res in allowed_resources, f"{where}: DynamoDB resource {res} is not the table" + (
                     "" if has_gsis else " (no GSIs, so no index ARNs)"
@@ -433,6 +460,34 @@ def test_each_function_gets_exactly_its_declared_dynamodb_actions():
         missing = sorted(declared_set - granted)
         assert not extra, f"{lid} is granted {extra}, not declared in {crate['path']}"
         assert not missing, f"{lid} lacks {missing}, declared in {crate['path']}"
+
+
+def test_the_stream_feeds_the_dispatcher_with_partial_failures_a_dead_letter_queue_and_a_tick():
+    table = table_logical_id()
+    fed = {lid: events for lid in template_functions().values() if (events := stream_events(lid))}
+    assert list(fed) == [template_functions().get("events-dispatcher")], f"stream consumers: {sorted(fed)}"
+    for lid, events in fed.items():
+        for name, props in events.items():
+            where = f"{lid}.Events.{name}"
+            assert props.get("Stream") in stream_resources(table)[:2], f"{where}: Stream must be the table's"
+            assert "ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or []), f"{where}: partial failures"
+            on_failure = (props.get("DestinationConfig") or {}).get("OnFailure") or {}
+            assert on_failure.get("Type") == "SQS", f"{where}: on-failure destination must be an SQS queue"
+            queue = on_failure.get("Destination", {}).get("Fn::GetAtt")
+            queue = queue[0] if isinstance(queue, list) else str(queue).split(".")[0]
+            assert queue in resources("AWS::SQS::Queue"), f"{where}: dead-letter queue of this stack"
+            assert isinstance(props.get("MaximumRetryAttempts"), int), f"{where}: bounded retries"
+            sends = [
+                st for _, st in function_statements(lid)
+                if "sqs:SendMessage" in as_list(st.get("Action", []))
+            ]
+            assert sends and all(
+                as_list(st.get("Resource")) == [{"Fn::GetAtt": [queue, "Arn"]}]
+                or as_list(st.get("Resource")) == [{"Fn::GetAtt": f"{queue}.Arn"}]
+                for st in sends
+            ), f"{lid}: sqs:SendMessage on the dead-letter queue only"
+        schedules = [e for e in (function_props(lid).get("Events") or {}).values() if e.get("Type") == "Schedule"]
+        assert schedules, f"{lid}: a scheduled tick delivers retries that came due"
 
 
 def test_every_declared_dynamodb_action_is_used_by_its_function():

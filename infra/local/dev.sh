@@ -7,6 +7,8 @@
 #     (TransactionConflict between overlapping transactions on an item, a single-item write
 #     on an item a transaction holds), no other fault; DYNAMODB_MODEL_CONFLICTS=0 turns it off
 #   cargo lambda watch (hot reload, API Gateway HTTP API v2 events) -> 127.0.0.1:$WATCH_PORT
+#   stream poller: the table's stream -> the events-dispatcher function, as Lambda's event
+#   source mapping feeds it in AWS, plus its retry tick (infra/local/stream_poller.py)
 # Paths map to functions through [workspace.metadata.lambda.watch.router] in Cargo.toml.
 # Ctrl-C, SIGTERM or SIGHUP (to the script or its process group) stops everything this
 # script started, as does a failed start-up step; see stop_and_exit.
@@ -45,6 +47,10 @@ DYNAMODB_MODEL_CONFLICTS=${DYNAMODB_MODEL_CONFLICTS:-1}
 WATCH_PORT=${WATCH_PORT:-9000}
 CONCURRENCY=${CONCURRENCY:-8}
 RUST_LOG=${RUST_LOG:-info}
+# Outbound webhooks (§9): plain http to loopback receivers is allowed locally only.
+ALLOW_LOCAL_WEBHOOKS=${ALLOW_LOCAL_WEBHOOKS:-true}
+WEBHOOK_RETRY_BASE_SECONDS=${WEBHOOK_RETRY_BASE_SECONDS:-5}
+TICK_SECONDS=${TICK_SECONDS:-1} # the retry tick (one minute in AWS)
 READY_TIMEOUT=${READY_TIMEOUT:-60} # seconds, per service
 VENV=${VENV:-.venv}
 DEV_DIR=${DEV_DIR:-.dev} # logs and the function env file
@@ -264,7 +270,8 @@ AWS_SECRET_ACCESS_KEY=local
 (
   umask 077
   write_env TABLE_NAME AWS_ENDPOINT_URL_DYNAMODB AWS_REGION AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY \
-    ADMIN_TOKEN TOKEN_SIGNING_KEY RUST_LOG STRIPE_SECRET_KEY STRIPE_API_BASE STRIPE_WEBHOOK_SECRET >"$ENV_FILE"
+    ADMIN_TOKEN TOKEN_SIGNING_KEY RUST_LOG STRIPE_SECRET_KEY STRIPE_API_BASE STRIPE_WEBHOOK_SECRET \
+    ALLOW_LOCAL_WEBHOOKS WEBHOOK_RETRY_BASE_SECONDS >"$ENV_FILE"
 )
 
 # RUST_LOG reaches the functions through the env file; cargo-lambda itself would
@@ -279,6 +286,16 @@ else
     --env-file "$ENV_FILE"
 fi
 wait_ready watch "$READY_TIMEOUT" http_answers "$WATCH_URL/"
+
+# ---- events ---------------------------------------------------------------
+# The same dispatcher binary as in AWS, invoked through cargo lambda watch's Invoke API with
+# stream batches read from the emulator (its first invocation compiles it).
+if [[ -z $FUNCTIONS_STANDIN ]]; then
+  start_bg events "$VENV/bin/python" infra/local/stream_poller.py --dynamodb "$DYNAMODB_URL" \
+    --table "$TABLE_NAME" --invoke "$WATCH_URL" --tick-seconds "$TICK_SECONDS"
+  wait_ready events "$READY_TIMEOUT" log_has events '^READY '
+  echo "dev: events dispatcher fed from the table's stream (log $DEV_DIR/events.log); webhooks to loopback allowed"
+fi
 
 echo "ready: $WATCH_URL  try: curl -s -X POST $WATCH_URL/admin/entities -H 'authorization: Bearer $ADMIN_TOKEN' -H 'content-type: application/json' -d '{\"name\":\"Acme\",\"ownerUserIds\":[\"u-1\"],\"currency\":\"usd\"}'"
 

@@ -28,3 +28,11 @@ pub fn with_service_settings(loader: aws_config::ConfigLoader) -> aws_config::Co
 pub fn stripe(config: &crate::config::StripeConfig) -> Result<crate::payments::stripe::StripeGateway, String> {
     crate::payments::stripe::StripeGateway::new(config.secret_key.expose(), config.api_base.as_deref())
 }
+
+/// How long a webhook endpoint has to answer one delivery attempt.
+pub const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The HTTP client that posts signed events (`ALLOW_LOCAL_WEBHOOKS` lets it reach loopback).
+pub fn webhook_sender(config: &crate::config::WebhookConfig) -> crate::webhooks::HttpSender {
+    crate::webhooks::HttpSender::new(WEBHOOK_TIMEOUT, config.allow_local)
+}

@@ -60,6 +60,43 @@ pub struct Config {
     pub auth_cache_seconds: u64,
     /// Only functions that talk to Stripe load it.
     pub stripe: Option<StripeConfig>,
+    pub webhooks: WebhookConfig,
+}
+
+/// Outbound webhooks (§9): `ALLOW_LOCAL_WEBHOOKS`, `WEBHOOK_RETRY_BASE_SECONDS`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebhookConfig {
+    /// Plain http to loopback endpoints (local runs only).
+    pub allow_local: bool,
+    /// The wait before the first retry; each later one waits 4× longer.
+    pub retry_base_millis: u64,
+}
+
+pub const DEFAULT_WEBHOOK_RETRY_BASE_SECONDS: f64 = 5.0;
+
+impl WebhookConfig {
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let allow_local = match lookup("ALLOW_LOCAL_WEBHOOKS").as_deref().map(str::trim) {
+            None | Some("") | Some("false") => false,
+            Some("true") => true,
+            Some(_) => {
+                return Err(ConfigError::Invalid {
+                    name: "ALLOW_LOCAL_WEBHOOKS",
+                    reason: "must be true or false".into(),
+                });
+            }
+        };
+        let base = match lookup("WEBHOOK_RETRY_BASE_SECONDS").filter(|v| !v.trim().is_empty()) {
+            None => DEFAULT_WEBHOOK_RETRY_BASE_SECONDS,
+            Some(raw) => raw.trim().parse::<f64>().ok().filter(|s| s.is_finite() && *s > 0.0 && *s <= 3600.0).ok_or(
+                ConfigError::Invalid {
+                    name: "WEBHOOK_RETRY_BASE_SECONDS",
+                    reason: "must be a number of seconds above 0, at most 3600".into(),
+                },
+            )?,
+        };
+        Ok(Self { allow_local, retry_base_millis: ((base * 1000.0).round() as u64).max(1) })
+    }
 }
 
 /// Default bound on how long a revoked key keeps working in another warm process.
@@ -96,6 +133,7 @@ impl Config {
             } else {
                 None
             },
+            webhooks: WebhookConfig::from_lookup(&lookup)?,
         })
     }
 }
@@ -150,6 +188,19 @@ mod tests {
         let vars = [("TABLE_NAME", "t"), ("TOKEN_SIGNING_KEY", "k"), ("STRIPE_SECRET_KEY", "sk_test_x")];
         let config = Config::from_lookup(Needs { stripe: true, ..Needs::default() }, lookup(&vars)).unwrap();
         assert!(config.stripe.is_some_and(|s| s.api_base.is_none()));
+    }
+
+    #[test]
+    fn webhook_settings_default_to_https_only_and_a_5_second_base() {
+        let config = WebhookConfig::from_lookup(lookup(&[])).unwrap();
+        assert_eq!(config, WebhookConfig { allow_local: false, retry_base_millis: 5_000 });
+        let vars = [("ALLOW_LOCAL_WEBHOOKS", "true"), ("WEBHOOK_RETRY_BASE_SECONDS", "0.05")];
+        assert_eq!(
+            WebhookConfig::from_lookup(lookup(&vars)).unwrap(),
+            WebhookConfig { allow_local: true, retry_base_millis: 50 }
+        );
+        assert!(WebhookConfig::from_lookup(lookup(&[("WEBHOOK_RETRY_BASE_SECONDS", "-1")])).is_err());
+        assert!(WebhookConfig::from_lookup(lookup(&[("ALLOW_LOCAL_WEBHOOKS", "yes")])).is_err());
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod payments;
 pub mod store;
 pub mod telemetry;
 pub mod usecases;
+pub mod webhooks;
 
 pub use app::AppState;
 pub use error::{Error, Fallible};

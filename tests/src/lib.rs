@@ -3,6 +3,7 @@
 //! path → function table is read from the workspace's `Cargo.toml`).
 
 pub mod emulator;
+pub mod events;
 pub mod fixtures;
 pub mod instances;
 pub mod ledger;
@@ -22,7 +23,7 @@ use tower::ServiceExt;
 
 use shared::AppState;
 use shared::clock::ManualClock;
-use shared::config::{Config, DEFAULT_AUTH_CACHE_SECONDS, Secret, StripeConfig};
+use shared::config::{Config, DEFAULT_AUTH_CACHE_SECONDS, Secret, StripeConfig, WebhookConfig};
 use shared::store::dynamo::DynamoStore;
 
 use crate::recorder::Recorder;
@@ -163,14 +164,16 @@ impl TestApp {
                 api_base: Some(stripe),
                 webhook_secret: Some(Secret::new(STRIPE_WEBHOOK_SECRET)),
             }),
+            webhooks: WebhookConfig { allow_local: true, retry_base_millis: events::TEST_RETRY_BASE_MILLIS },
         };
-        let routers: [(&str, RouterFn); 6] = [
+        let routers: [(&str, RouterFn); 7] = [
             ("admin", admin::router),
             ("tiers", tiers::router),
             ("auth", auth::router),
             ("credits", credits::router),
             ("payments", payments::router),
             ("stripe-webhook", webhook::router),
+            ("webhooks", webhooks::router),
         ];
         routers
             .into_iter()

@@ -77,7 +77,7 @@ async fn a_plain_user_may_spend_the_pool_only_once_the_entity_opens_it() {
     let before = app.ledger(&entity.entity_id, POOL).await.entries.len();
 
     let settings = app.request(Method::GET, &entity.path("/settings")).headers(&entity.server()).send().await;
-    assert_eq!(settings.data(), &json!({"poolOpenToUsers": false}));
+    assert_eq!(settings.data(), &json!({"poolOpenToUsers": false, "lowBalanceThreshold": 0}));
     for (method, path) in [
         (Method::GET, "/pool/credits"),
         (Method::GET, "/pool/credit-history"),

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use shared::auth::Caller;
 use shared::clock::rfc3339;
 use shared::domain::account::TierPurchases;
-use shared::domain::entity::EntitySettings;
+use shared::domain::entity::SettingsChange;
 use shared::domain::tier::{NewTier, TierPatch};
 use shared::http::body::JsonObject;
 use shared::http::body::Mutation;
@@ -145,11 +145,13 @@ async fn get_settings(
     ok(StatusCode::OK, entities::get_settings(state.context(), &entity_id).await?)
 }
 
-/// `PUT {"poolOpenToUsers": bool}`: every setting is named (a PUT replaces them all).
+/// `PUT {"poolOpenToUsers"?: bool, "lowBalanceThreshold"?: n}`: at least one setting; the
+/// ones left out keep their value.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct SettingsBody {
-    pool_open_to_users: bool,
+    pool_open_to_users: Option<bool>,
+    low_balance_threshold: Option<u64>,
 }
 
 /// Replaces the settings; other processes see them within `AUTH_CACHE_SECONDS`.
@@ -161,9 +163,12 @@ async fn set_settings(
 ) -> Fallible<Response> {
     caller.check_entity(&entity_id)?;
     caller.require_server()?;
-    let body: SettingsBody = body.parse()?;
-    let settings = EntitySettings { pool_open_to_users: body.pool_open_to_users };
-    let settings = entities::set_settings(state.context(), &entity_id, settings).await?;
+    let SettingsBody { pool_open_to_users, low_balance_threshold } = body.parse()?;
+    if pool_open_to_users.is_none() && low_balance_threshold.is_none() {
+        return Err(Error::validation("name a setting: poolOpenToUsers or lowBalanceThreshold"));
+    }
+    let change = SettingsChange { pool_open_to_users, low_balance_threshold };
+    let settings = entities::set_settings(state.context(), &entity_id, change).await?;
     // This process sees the change at once; others within their cache bound.
     state.auth.entities.forget(&entity_id);
     ok(StatusCode::OK, settings)

@@ -36,6 +36,32 @@ pub struct EntitySettings {
     /// its owners and its server (least privilege by default).
     #[serde(default)]
     pub pool_open_to_users: bool,
+    /// `credits.low` fires when an account's available credits drop below it (§9); 0: off.
+    #[serde(default)]
+    pub low_balance_threshold: u64,
+}
+
+/// A change to some of an entity's settings; `None` keeps a setting as it is.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SettingsChange {
+    pub pool_open_to_users: Option<bool>,
+    pub low_balance_threshold: Option<u64>,
+}
+
+impl SettingsChange {
+    pub fn validate(&self) -> Result<(), Error> {
+        if let Some(threshold) = self.low_balance_threshold {
+            crate::domain::limits::check_amount("lowBalanceThreshold", threshold)?;
+        }
+        Ok(())
+    }
+
+    pub fn applied_to(&self, current: &EntitySettings) -> EntitySettings {
+        EntitySettings {
+            pool_open_to_users: self.pool_open_to_users.unwrap_or(current.pool_open_to_users),
+            low_balance_threshold: self.low_balance_threshold.unwrap_or(current.low_balance_threshold),
+        }
+    }
 }
 
 impl Entity {

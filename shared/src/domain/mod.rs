@@ -2,8 +2,10 @@
 
 pub mod account;
 pub mod entity;
+pub mod events;
 pub mod journal;
 pub mod ledger;
 pub mod limits;
 pub mod payment;
 pub mod tier;
+pub mod webhook;

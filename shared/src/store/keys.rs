@@ -12,6 +12,13 @@
 //! | purchase count  | `ACCOUNT#{entityId}#{userId}` | `PURCHASES#{tierId}` |
 //! | payment         | `PAYMENT#{paymentIntentId}`  | `PAYMENT`         |
 //! | Stripe event    | `STRIPE_EVENT#{eventId}`     | `EVENT`           |
+//! | webhook endpoint | `ENTITY#{entityId}`         | `WEBHOOK#{endpointId}` |
+//! | user settings   | `ENTITY#{entityId}`         | `USER_SETTINGS#{userId}` |
+//! | outbound event  | `EVENT#{entityId}#{eventId}` | `EVENT`           |
+//! | low-balance alert state | `LOWBALANCE#{entityId}#{userId}` | `STATE` |
+//! | pending delivery | `OUTBOX#{endpointId}`      | `{lane}#{order}`  |
+//! | endpoint due for delivery | `OUTBOX_DUE`      | `{endpointId}`    |
+//! | delivery attempt | `DELIVERIES#{endpointId}`  | `{attemptId}` (time-ordered) |
 //!
 //! An account's items share its partition, so its history is one Query, newest first.
 //!
@@ -31,6 +38,12 @@ pub const TTL: &str = "expiresAtEpoch";
 pub const TIER_PREFIX: &str = "TIER#";
 pub const ENTRY_PREFIX: &str = "ENTRY#";
 pub const PURCHASES_PREFIX: &str = "PURCHASES#";
+pub const WEBHOOK_PREFIX: &str = "WEBHOOK#";
+const ACCOUNT_PREFIX: &str = "ACCOUNT#";
+const PAYMENT_PREFIX: &str = "PAYMENT#";
+/// The one partition listing endpoints with deliveries due: written only when a delivery
+/// waits (a retry, or a drain that ran out of time), so it stays small.
+const OUTBOX_DUE: &str = "OUTBOX_DUE";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Key {
@@ -113,6 +126,61 @@ pub fn stripe_event(event_id: &str) -> Key {
     Key::new(format!("STRIPE_EVENT#{event_id}"), "EVENT")
 }
 
+pub fn webhook_endpoint(entity_id: &str, endpoint_id: &str) -> Key {
+    Key::new(entity_partition(entity_id), format!("{WEBHOOK_PREFIX}{endpoint_id}"))
+}
+
+pub fn user_settings(entity_id: &str, user_id: &str) -> Key {
+    Key::new(entity_partition(entity_id), format!("USER_SETTINGS#{user_id}"))
+}
+
+pub fn outbound_event(entity_id: &str, event_id: &str) -> Key {
+    Key::new(format!("EVENT#{entity_id}#{event_id}"), "EVENT")
+}
+
+pub fn alert_state(entity_id: &str, user_id: &str) -> Key {
+    Key::new(format!("LOWBALANCE#{entity_id}#{user_id}"), "STATE")
+}
+
+pub fn outbox_partition(endpoint_id: &str) -> String {
+    format!("OUTBOX#{endpoint_id}")
+}
+
+/// A pending delivery; an endpoint's sort in lane order, then in the lane's event order.
+pub fn outbox(endpoint_id: &str, lane: &str, order: &str) -> Key {
+    Key::new(outbox_partition(endpoint_id), format!("{lane}#{order}"))
+}
+
+pub fn outbox_due_partition() -> String {
+    OUTBOX_DUE.to_owned()
+}
+
+pub fn outbox_due(endpoint_id: &str) -> Key {
+    Key::new(outbox_due_partition(), endpoint_id)
+}
+
+pub fn deliveries_partition(endpoint_id: &str) -> String {
+    format!("DELIVERIES#{endpoint_id}")
+}
+
+pub fn delivery_attempt(endpoint_id: &str, attempt_id: &str) -> Key {
+    Key::new(deliveries_partition(endpoint_id), attempt_id)
+}
+
+/// The entity and holder of an account partition key (`ACCOUNT#{entityId}#{userId}`; the
+/// entity id never holds a `#`, the pool's holder id starts with one).
+pub fn parse_account_partition(pk: &str) -> Option<(&str, &str)> {
+    pk.strip_prefix(ACCOUNT_PREFIX)?.split_once('#')
+}
+
+pub fn is_payment(pk: &str, sk: &str) -> bool {
+    pk.starts_with(PAYMENT_PREFIX) && sk == "PAYMENT"
+}
+
+pub fn is_purchases_sort_key(sk: &str) -> bool {
+    sk.starts_with(PURCHASES_PREFIX)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,6 +196,14 @@ mod tests {
     fn the_pool_is_no_user_account() {
         assert_eq!(account("e-1", crate::accounts::POOL).pk, "ACCOUNT#e-1##pool");
         assert!(crate::ids::validate_user_id("userId", crate::accounts::POOL).is_err());
+    }
+
+    #[test]
+    fn account_partitions_name_their_entity_and_holder() {
+        let pool = account("e-1", crate::accounts::POOL).pk;
+        assert_eq!(parse_account_partition(&pool), Some(("e-1", crate::accounts::POOL)));
+        assert_eq!(parse_account_partition(&account("e-1", "u:1").pk), Some(("e-1", "u:1")));
+        assert_eq!(parse_account_partition("PAYMENT#pi"), None);
     }
 
     #[test]

@@ -3,15 +3,18 @@
 pub mod dynamo;
 pub mod keys;
 pub mod schema;
+pub mod stream;
 
 use async_trait::async_trait;
 
 use crate::domain::account::{Account, Entry, EntryType, HoldRecord, SubscriptionUpdate, TierPurchases};
 use crate::domain::entity::{ApiKey, Entity};
+use crate::domain::events::{AlertState, Event};
 use crate::domain::journal::Append;
 use crate::domain::ledger::Applied;
 use crate::domain::payment::Payment;
 use crate::domain::tier::Tier;
+use crate::domain::webhook::{Attempt, Delivery, Endpoint, UserSettings};
 use crate::error::Error;
 
 #[derive(Debug, thiserror::Error)]
@@ -182,10 +185,75 @@ pub trait PaymentStore: Send + Sync {
     async fn mark_event_processed(&self, event_id: &str, event_type: &str, now: i64) -> StoreResult<()>;
 }
 
+/// What a dispatcher found when it asked to drain an endpoint's deliveries.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Lease {
+    /// It alone drains the endpoint until the lease ends; the endpoint as it stands now.
+    Held(Box<Endpoint>),
+    /// Another dispatcher drains it.
+    Busy,
+    /// The endpoint was deleted.
+    Gone,
+}
+
+/// An endpoint with deliveries due from `due_at`; `token` changes on every mark, so a drain
+/// clears only the mark it saw.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DueMark {
+    pub entity_id: String,
+    pub endpoint_id: String,
+    pub due_at: i64,
+    pub token: String,
+}
+
+/// Endpoints, settings, events and their deliveries (§9).
+#[async_trait]
+pub trait WebhookStore: Send + Sync {
+    /// Writes a new endpoint with its creation's idempotency record.
+    async fn create_endpoint(&self, endpoint: &Endpoint, idem: &StoredOutcome) -> StoreResult<()>;
+    async fn list_endpoints(&self, entity_id: &str) -> StoreResult<Vec<Endpoint>>;
+    async fn get_endpoint(&self, entity_id: &str, endpoint_id: &str) -> StoreResult<Option<Endpoint>>;
+    /// `false` when there was no such endpoint.
+    async fn delete_endpoint(&self, entity_id: &str, endpoint_id: &str) -> StoreResult<bool>;
+    /// Writes the endpoint's secrets (it must exist) with the rotation's idempotency record;
+    /// `ConditionFailed` when it is gone.
+    async fn set_secrets(&self, endpoint: &Endpoint, idem: &StoredOutcome) -> StoreResult<()>;
+    async fn get_user_settings(&self, entity_id: &str, user_id: &str) -> StoreResult<Option<UserSettings>>;
+    async fn put_user_settings(&self, entity_id: &str, user_id: &str, settings: &UserSettings) -> StoreResult<()>;
+
+    async fn get_alert_state(&self, entity_id: &str, user_id: &str) -> StoreResult<Option<AlertState>>;
+    /// Records the decision for a later entry than the stored one; `ConditionFailed` if the
+    /// stored one is this entry or a later one.
+    async fn advance_alert_state(&self, entity_id: &str, user_id: &str, state: &AlertState) -> StoreResult<()>;
+    async fn get_event(&self, entity_id: &str, event_id: &str) -> StoreResult<Option<Event>>;
+    /// Records an event unless it is recorded already (the first one wins); `true` if new.
+    async fn record_event(&self, event: &Event, now: i64) -> StoreResult<bool>;
+    /// Queues a delivery unless one of the same event to the same endpoint is queued.
+    async fn enqueue(&self, delivery: &Delivery) -> StoreResult<()>;
+    /// Marks an endpoint as having deliveries due now.
+    async fn mark_due(&self, entity_id: &str, endpoint_id: &str, due_at: i64) -> StoreResult<()>;
+    async fn due_marks(&self, now: i64) -> StoreResult<Vec<DueMark>>;
+    async fn due_mark(&self, endpoint_id: &str) -> StoreResult<Option<DueMark>>;
+    /// Moves the mark to `due_at`, or removes it (`None`), unless it changed since `seen`.
+    async fn settle_mark(&self, seen: &DueMark, due_at: Option<i64>) -> StoreResult<()>;
+    /// Takes or renews the lease on draining an endpoint's deliveries.
+    async fn lease(&self, entity_id: &str, endpoint_id: &str, owner: &str, until: i64, now: i64) -> StoreResult<Lease>;
+    async fn release_lease(&self, entity_id: &str, endpoint_id: &str, owner: &str) -> StoreResult<()>;
+    /// The endpoint's queued deliveries, lane by lane, each lane in event order.
+    async fn queued(&self, endpoint_id: &str) -> StoreResult<Vec<Delivery>>;
+    /// Removes a delivery from the queue (delivered, given up, or its endpoint gone).
+    async fn dequeue(&self, delivery: &Delivery) -> StoreResult<()>;
+    /// Writes a delivery's retry state.
+    async fn requeue(&self, delivery: &Delivery) -> StoreResult<()>;
+    async fn log_attempt(&self, attempt: &Attempt) -> StoreResult<()>;
+    /// The endpoint's latest attempts, newest first.
+    async fn attempts(&self, endpoint_id: &str, limit: usize) -> StoreResult<Vec<Attempt>>;
+}
+
 /// What changing accounts needs: the ledger and its idempotency records.
 pub trait AccountStore: LedgerStore + IdempotencyStore {}
 impl<T: LedgerStore + IdempotencyStore + ?Sized> AccountStore for T {}
 
 /// Everything the functions use; one DynamoDB implementation, fakes in unit tests.
-pub trait Store: EntityStore + TierStore + AccountStore + PaymentStore {}
-impl<T: EntityStore + TierStore + AccountStore + PaymentStore> Store for T {}
+pub trait Store: EntityStore + TierStore + AccountStore + PaymentStore + WebhookStore {}
+impl<T: EntityStore + TierStore + AccountStore + PaymentStore + WebhookStore> Store for T {}

@@ -3,7 +3,8 @@
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, StreamSpecification,
+    StreamViewType, TimeToLiveSpecification,
 };
 
 use crate::store::keys::{PK, SK, TTL};
@@ -11,9 +12,15 @@ use crate::store::keys::{PK, SK, TTL};
 /// The table's key: every key attribute is a string. No secondary indexes.
 const KEYS: [(&str, KeyType); 2] = [(PK, KeyType::Hash), (SK, KeyType::Range)];
 
-/// Creates the table if it does not exist yet and turns on TTL.
+/// The table's stream feeds the events dispatcher: ledger entries are inserts, payment and
+/// subscription changes need the image before and after.
+const STREAM_VIEW: StreamViewType = StreamViewType::NewAndOldImages;
+
+/// Creates the table (with its stream) if it does not exist yet and turns on TTL.
 pub async fn create_table(client: &Client, table: &str) -> Result<(), aws_sdk_dynamodb::Error> {
-    let mut request = client.create_table().table_name(table).billing_mode(BillingMode::PayPerRequest);
+    let stream = StreamSpecification::builder().stream_enabled(true).stream_view_type(STREAM_VIEW).build()?;
+    let mut request =
+        client.create_table().table_name(table).billing_mode(BillingMode::PayPerRequest).stream_specification(stream);
     for (name, key_type) in KEYS {
         request = request.attribute_definitions(string_attribute(name)).key_schema(key(name, key_type));
     }
@@ -51,6 +58,7 @@ pub fn describe() -> serde_json::Value {
         "globalSecondaryIndexes": [],
         "ttlAttribute": TTL,
         "billingMode": BillingMode::PayPerRequest.as_str(),
+        "streamViewType": STREAM_VIEW.as_str(),
     })
 }
 

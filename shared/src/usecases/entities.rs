@@ -1,6 +1,6 @@
 //! What an entity decides for itself: its settings (who may use its credit pool).
 
-use crate::domain::entity::EntitySettings;
+use crate::domain::entity::{EntitySettings, SettingsChange};
 use crate::error::Error;
 use crate::usecases::Context;
 
@@ -18,13 +18,11 @@ pub async fn get_settings(ctx: Context<'_>, entity_id: &str) -> Result<EntitySet
 /// Replaces the settings. Processes cache entities for up to `AUTH_CACHE_SECONDS`, so a
 /// change takes effect everywhere within that bound. The entity is written whole, on the
 /// condition that nothing else changed it since it was read (then it is read again).
-pub async fn set_settings(
-    ctx: Context<'_>,
-    entity_id: &str,
-    settings: EntitySettings,
-) -> Result<EntitySettings, Error> {
+pub async fn set_settings(ctx: Context<'_>, entity_id: &str, change: SettingsChange) -> Result<EntitySettings, Error> {
+    change.validate()?;
     for _ in 0..MAX_ATTEMPTS {
         let current = ctx.store.get_entity(entity_id).await?.ok_or_else(entity_not_found)?;
+        let settings = change.applied_to(&current.settings);
         if current.settings == settings {
             return Ok(settings);
         }

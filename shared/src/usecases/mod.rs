@@ -6,10 +6,12 @@ pub mod accounts;
 pub mod admin;
 pub mod credits;
 pub mod entities;
+pub mod events;
 pub mod holds;
 pub mod payments;
 pub mod subscriptions;
 pub mod tiers;
+pub mod webhooks;
 
 pub use crate::accounts::AccountRef;
 pub use crate::context::Context;

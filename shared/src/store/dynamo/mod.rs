@@ -8,6 +8,7 @@ mod journal;
 mod ledger;
 mod payments;
 mod tiers;
+mod webhooks;
 
 use std::collections::HashMap;
 use std::time::Duration;

@@ -1,0 +1,347 @@
+//! The events dispatcher (§9): turns the store's changes (read from its stream) into queued
+//! deliveries, and drains each endpoint's queue in order, signing every attempt per Standard
+//! Webhooks and retrying failures with backoff.
+//!
+//! At least once, never invented: an event's id derives from the change, each step is
+//! idempotent (queue entries and the event record are written only if new, the low-balance
+//! state only moves forward), and a change is marked done (its event recorded) only after its
+//! deliveries are queued, so a crash anywhere repeats work and never skips it.
+//!
+//! In order per account and endpoint: deliveries of one lane sort in the order their changes
+//! happened, and a lane waits while its first delivery waits for a retry. One dispatcher at a
+//! time drains an endpoint (a lease on the endpoint item).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use crate::clock::SharedClock;
+use crate::domain::events::{self, Alert, AlertState, Change, Event};
+use crate::domain::webhook::{Attempt, AttemptStatus, Delivery, Endpoint, retry_delay_millis, signature};
+use crate::error::Error;
+use crate::store::{Lease, Store, StoreError};
+use crate::webhooks::{Outgoing, Sent, WebhookSender};
+
+/// How long one drain holds an endpoint by default; renewed before every attempt, so it
+/// covers one attempt (10 s at most) and its writes. A crashed drain's lease lapses after it.
+pub const LEASE_MILLIS: i64 = 30_000;
+/// How long one drain keeps attempting before it leaves the rest to the next tick (so a slow
+/// endpoint never holds up the stream or other endpoints for long).
+const DRAIN_BUDGET_MILLIS: i64 = 20_000;
+
+pub struct Dispatcher {
+    pub store: Arc<dyn Store>,
+    pub clock: SharedClock,
+    pub sender: Arc<dyn WebhookSender>,
+    /// `WEBHOOK_RETRY_BASE_SECONDS` in ms: the first retry's wait.
+    pub retry_base_millis: u64,
+    /// How long a drain holds an endpoint (`LEASE_MILLIS` in production).
+    pub lease_millis: i64,
+}
+
+/// What one batch already looked up, per entity.
+#[derive(Default)]
+struct Lookups {
+    endpoints: HashMap<String, Vec<Endpoint>>,
+    thresholds: HashMap<String, u64>,
+}
+
+impl Dispatcher {
+    fn now(&self) -> i64 {
+        self.clock.now_millis()
+    }
+
+    /// Queues the deliveries of `changes` (in stream order), then drains the endpoints they
+    /// went to. On failure: the index of the first change not fully queued (every earlier
+    /// one is), so the caller can hand that one and the rest back to the stream.
+    pub async fn ingest(&self, changes: &[Change]) -> Result<(), (usize, Error)> {
+        let mut lookups = Lookups::default();
+        let mut touched = BTreeMap::new();
+        for (index, change) in changes.iter().enumerate() {
+            let endpoints = self.queue_change(change, &mut lookups).await.map_err(|e| (index, e))?;
+            touched.extend(endpoints);
+        }
+        for (endpoint_id, entity_id) in touched {
+            // Already queued and marked due: a failed drain is retried by the next tick.
+            if let Err(err) = self.drain(&entity_id, &endpoint_id).await {
+                tracing::warn!(%endpoint_id, error = %err, "drain after ingest failed");
+            }
+        }
+        Ok(())
+    }
+
+    /// Drains every endpoint with deliveries due (the scheduled tick).
+    pub async fn tick(&self) -> Result<(), Error> {
+        for mark in self.store.due_marks(self.now()).await? {
+            if let Err(err) = self.drain(&mark.entity_id, &mark.endpoint_id).await {
+                tracing::warn!(endpoint_id = %mark.endpoint_id, error = %err, "drain on tick failed");
+            }
+        }
+        Ok(())
+    }
+
+    /// The events of one change, queued for every endpoint that wants them; returns the
+    /// endpoints (id → entity) that got any.
+    async fn queue_change(&self, change: &Change, lookups: &mut Lookups) -> Result<Vec<(String, String)>, Error> {
+        let (entity_id, events, decision) = match change {
+            Change::Entry { entity_id, user_id, position, entry } => {
+                let decision = self.alert(entity_id, user_id, position, entry, lookups).await?;
+                (entity_id, events::of_entry(entity_id, user_id, position, entry, decision.decided), decision)
+            }
+            Change::PaymentFailed { entity_id, .. } | Change::SubscriptionEnded { entity_id, .. } => {
+                (entity_id, events::of_billing(change).into_iter().collect(), AlertDecision::default())
+            }
+        };
+        let endpoints = self.endpoints(entity_id, lookups).await?;
+        let mut touched = Vec::new();
+        for event in &events {
+            for endpoint in endpoints.iter().filter(|e| e.wants(event.kind)) {
+                self.queue(endpoint, event).await?;
+                touched.push((endpoint.endpoint_id.clone(), entity_id.clone()));
+            }
+            self.store.record_event(event, self.now()).await?;
+        }
+        if let (Change::Entry { user_id, .. }, Some(next)) = (change, decision.next) {
+            match self.store.advance_alert_state(entity_id, user_id, &next).await {
+                Ok(()) | Err(StoreError::ConditionFailed) => {}
+                Err(err) => return Err(err.into()),
+            }
+        }
+        Ok(touched)
+    }
+
+    async fn queue(&self, endpoint: &Endpoint, event: &Event) -> Result<(), Error> {
+        let now = self.now();
+        let delivery = Delivery {
+            endpoint_id: endpoint.endpoint_id.clone(),
+            event: event.clone(),
+            attempts: 0,
+            next_attempt_at: now,
+        };
+        self.store.enqueue(&delivery).await?;
+        self.store.mark_due(&endpoint.entity_id, &endpoint.endpoint_id, now).await?;
+        Ok(())
+    }
+
+    async fn endpoints(&self, entity_id: &str, lookups: &mut Lookups) -> Result<Vec<Endpoint>, Error> {
+        if let Some(known) = lookups.endpoints.get(entity_id) {
+            return Ok(known.clone());
+        }
+        let endpoints = self.store.list_endpoints(entity_id).await?;
+        lookups.endpoints.insert(entity_id.to_owned(), endpoints.clone());
+        Ok(endpoints)
+    }
+
+    /// The user's own threshold, else the entity's; 0: no alerts.
+    async fn threshold(&self, entity_id: &str, user_id: &str, lookups: &mut Lookups) -> Result<u64, Error> {
+        if let Some(own) = self.store.get_user_settings(entity_id, user_id).await? {
+            return Ok(own.low_balance_threshold);
+        }
+        if let Some(known) = lookups.thresholds.get(entity_id) {
+            return Ok(*known);
+        }
+        let threshold = self.store.get_entity(entity_id).await?.map_or(0, |e| e.settings.low_balance_threshold);
+        lookups.thresholds.insert(entity_id.to_owned(), threshold);
+        Ok(threshold)
+    }
+
+    /// The low-balance alert this entry triggers. Entries of an account are decided in order,
+    /// each once: an entry at or before the stored position was decided (and its events
+    /// queued) already.
+    async fn alert(
+        &self,
+        entity_id: &str,
+        user_id: &str,
+        position: &str,
+        entry: &crate::domain::account::Entry,
+        lookups: &mut Lookups,
+    ) -> Result<AlertDecision, Error> {
+        let threshold = self.threshold(entity_id, user_id, lookups).await?;
+        if threshold == 0 {
+            return Ok(AlertDecision::default());
+        }
+        let state = self.store.get_alert_state(entity_id, user_id).await?.unwrap_or_default();
+        if state.position.as_str() >= position {
+            return Ok(AlertDecision::default());
+        }
+        let decided = events::crossing(state.low, events::available_after(entry), threshold);
+        let low = match decided {
+            Some(alert) => alert == Alert::Low,
+            None => state.low,
+        };
+        Ok(AlertDecision { decided, next: Some(AlertState { low, position: position.to_owned() }) })
+    }
+
+    /// Delivers what is due to one endpoint, lane by lane in order, unless another
+    /// dispatcher is at it. A deleted endpoint's queue is dropped: no more attempts.
+    pub async fn drain(&self, entity_id: &str, endpoint_id: &str) -> Result<(), Error> {
+        let owner = crate::ids::new_ordered_id();
+        let Some(_) = self.renew(entity_id, endpoint_id, &owner).await? else { return Ok(()) };
+        let seen = self.store.due_mark(endpoint_id).await?;
+        let queue = self.store.queued(endpoint_id).await?;
+        let outcome = self.deliver_lanes(entity_id, endpoint_id, &owner, queue).await;
+        let next_due = match outcome {
+            Ok(Drained::Done(next_due)) => next_due,
+            Ok(Drained::Gone) => return self.drop_queue(endpoint_id).await,
+            Ok(Drained::Lost) => return Ok(()),
+            Err(err) => {
+                self.store.release_lease(entity_id, endpoint_id, &owner).await?;
+                return Err(err);
+            }
+        };
+        match seen {
+            Some(mark) => self.store.settle_mark(&mark, next_due).await?,
+            None => {
+                if let Some(due_at) = next_due {
+                    self.store.mark_due(entity_id, endpoint_id, due_at).await?;
+                }
+            }
+        }
+        self.store.release_lease(entity_id, endpoint_id, &owner).await?;
+        Ok(())
+    }
+
+    /// The endpoint as it stands, if this drain holds (or now took) its lease.
+    async fn renew(&self, entity_id: &str, endpoint_id: &str, owner: &str) -> Result<Option<Endpoint>, Error> {
+        let now = self.now();
+        match self.store.lease(entity_id, endpoint_id, owner, now + self.lease_millis, now).await? {
+            Lease::Held(endpoint) => Ok(Some(*endpoint)),
+            Lease::Busy => Ok(None),
+            Lease::Gone => {
+                self.drop_queue(endpoint_id).await?;
+                Ok(None)
+            }
+        }
+    }
+
+    async fn drop_queue(&self, endpoint_id: &str) -> Result<(), Error> {
+        for delivery in self.store.queued(endpoint_id).await? {
+            self.store.dequeue(&delivery).await?;
+        }
+        if let Some(mark) = self.store.due_mark(endpoint_id).await? {
+            self.store.settle_mark(&mark, None).await?;
+        }
+        Ok(())
+    }
+
+    async fn deliver_lanes(
+        &self,
+        entity_id: &str,
+        endpoint_id: &str,
+        owner: &str,
+        queue: Vec<Delivery>,
+    ) -> Result<Drained, Error> {
+        let mut next_due: Option<i64> = None;
+        let deadline = self.now() + DRAIN_BUDGET_MILLIS;
+        let mut lanes: BTreeMap<String, Vec<Delivery>> = BTreeMap::new();
+        for delivery in queue {
+            lanes.entry(delivery.event.lane.clone()).or_default().push(delivery);
+        }
+        for lane in lanes.into_values() {
+            for delivery in lane {
+                if self.now() >= deadline {
+                    return Ok(Drained::Done(Some(self.now())));
+                }
+                if delivery.next_attempt_at > self.now() {
+                    next_due = earliest(next_due, delivery.next_attempt_at);
+                    break;
+                }
+                let endpoint = match self
+                    .store
+                    .lease(entity_id, endpoint_id, owner, self.now() + self.lease_millis, self.now())
+                    .await?
+                {
+                    Lease::Held(endpoint) => *endpoint,
+                    Lease::Gone => return Ok(Drained::Gone),
+                    Lease::Busy => return Ok(Drained::Lost),
+                };
+                match self.attempt(&endpoint, delivery).await? {
+                    Some(retry_at) => {
+                        next_due = earliest(next_due, retry_at);
+                        break;
+                    }
+                    None => continue,
+                }
+            }
+        }
+        Ok(Drained::Done(next_due))
+    }
+
+    /// One attempt; `Some(retry_at)` when the lane must wait for its retry.
+    async fn attempt(&self, endpoint: &Endpoint, mut delivery: Delivery) -> Result<Option<i64>, Error> {
+        if !endpoint.wants(delivery.event.kind) {
+            self.store.dequeue(&delivery).await?;
+            return Ok(None);
+        }
+        let now = self.now();
+        let sent = self.post(endpoint, &delivery.event, now).await?;
+        delivery.attempts += 1;
+        let retry_at = if sent.is_success() {
+            None
+        } else {
+            retry_delay_millis(delivery.attempts, self.retry_base_millis).map(|wait| now + wait as i64)
+        };
+        let status = match (sent.is_success(), retry_at) {
+            (true, _) => AttemptStatus::Delivered,
+            (false, Some(_)) => AttemptStatus::Retrying,
+            (false, None) => AttemptStatus::Failed,
+        };
+        let (response_code, error) = match &sent {
+            Sent::Answered(code) => (Some(*code), None),
+            Sent::Failed(reason) => (None, Some(reason.clone())),
+        };
+        let attempt = Attempt {
+            attempt_id: crate::ids::new_ordered_id(),
+            endpoint_id: endpoint.endpoint_id.clone(),
+            event_id: delivery.event.event_id.clone(),
+            kind: delivery.event.kind,
+            attempt: delivery.attempts,
+            status,
+            response_code,
+            error,
+            next_retry_at: retry_at,
+            attempted_at: now,
+        };
+        self.store.log_attempt(&attempt).await?;
+        match retry_at {
+            Some(at) => {
+                delivery.next_attempt_at = at;
+                self.store.requeue(&delivery).await?;
+            }
+            None => self.store.dequeue(&delivery).await?,
+        }
+        Ok(retry_at)
+    }
+
+    async fn post(&self, endpoint: &Endpoint, event: &Event, now: i64) -> Result<Sent, Error> {
+        let timestamp = now / 1000;
+        let signature = signature(&endpoint.signing_secrets(now), &event.event_id, timestamp, &event.body)?;
+        let headers = vec![
+            ("webhook-id", event.event_id.clone()),
+            ("webhook-timestamp", timestamp.to_string()),
+            ("webhook-signature", signature),
+            ("user-agent", "credits-service-webhooks/1".to_owned()),
+        ];
+        Ok(self.sender.post(Outgoing { url: &endpoint.url, headers, body: &event.body }).await)
+    }
+}
+
+fn earliest(due: Option<i64>, at: i64) -> Option<i64> {
+    Some(due.map_or(at, |due| due.min(at)))
+}
+
+/// How a drain of the lanes ended.
+enum Drained {
+    /// Everything due was attempted; the earliest retry still waiting, if any.
+    Done(Option<i64>),
+    /// The endpoint was deleted meanwhile.
+    Gone,
+    /// The lease ran out and another dispatcher took the endpoint.
+    Lost,
+}
+
+#[derive(Default)]
+struct AlertDecision {
+    decided: Option<Alert>,
+    /// The state to record once the entry's events are queued; `None`: nothing to record.
+    next: Option<AlertState>,
+}

@@ -39,11 +39,6 @@ impl Instances {
             .collect();
         Self { origins, children }
     }
-
-    /// The process client `i` talks to: clients go round-robin over the processes.
-    pub fn origin_for(&self, client: usize) -> &str {
-        &self.origins[client % self.origins.len()]
-    }
 }
 
 impl Drop for Instances {

@@ -102,6 +102,23 @@ async fn the_bar_two_grants_one_low_one_recovered_in_causal_order() {
     events.assert_declared_actions();
 }
 
+/// A change nobody reads or follows with another write still has its event: the dispatcher
+/// moves the account's journal out when the stream shows it holding changes.
+#[tokio::test]
+async fn a_lone_change_gets_its_event_without_any_later_read_or_write() {
+    let app = TestApp::start().await;
+    let events = Arc::new(Events::new(&app).await);
+    let _feed = events.run().await;
+    let receiver = Receiver::start();
+    let entity = app.entity(&[]).await;
+    endpoint(&app, &entity, &receiver, "lone", Value::Null).await;
+
+    assert_eq!(grant(&app, &entity, "u-1", 7).await.status, StatusCode::OK);
+    let got = receiver.wait_for("lone", "the grant's event", |r| !r.is_empty()).await;
+    assert_eq!(types(&got), ["credits.granted"]);
+    assert_eq!(got[0].body["data"]["entry"]["credits"], 7);
+}
+
 #[tokio::test]
 async fn events_match_the_ledger_one_to_one_in_account_order_after_a_burst() {
     let app = TestApp::start().await;
@@ -341,6 +358,10 @@ async fn a_dispatcher_crash_mid_batch_loses_nothing_and_invents_nothing() {
     endpoint(&app, &entity, &receiver, "crash", Value::Null).await;
     for n in 1..=12 {
         assert_eq!(grant(&app, &entity, &format!("u-{}", n % 3), n).await.status, StatusCode::OK);
+    }
+    // Reading the history moves the accounts' journals out, so the batch holds the entries.
+    for user in ["u-0", "u-1", "u-2"] {
+        assert_eq!(ledger(&app, &entity, user).await.len(), 4);
     }
     let batch = events.records().await;
     assert!(batch.len() > 12, "the batch holds the entries and the other writes");

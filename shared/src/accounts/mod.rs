@@ -20,7 +20,7 @@ mod slots;
 
 use std::future::Future;
 
-pub use moving::settle;
+pub use moving::{move_journal, settle};
 pub use slots::AccountSlots;
 
 use serde::{Deserialize, Serialize};

@@ -36,9 +36,14 @@ pub(super) async fn after_write(ledger: Ledger<'_>, after: &Account) {
 /// purchase counts can be read from their own items.
 pub async fn settle(ledger: Ledger<'_>, account: AccountRef<'_>) -> Result<AccountView, Error> {
     let view = super::read(ledger, account).await?;
-    let current = ledger.load(account).await?;
-    move_all(ledger, &current).await?;
+    move_journal(ledger, account).await?;
     Ok(view)
+}
+
+/// Moves every record the account's journal holds now out to its own items.
+pub async fn move_journal(ledger: Ledger<'_>, account: AccountRef<'_>) -> Result<(), Error> {
+    let current = ledger.load(account).await?;
+    move_all(ledger, &current).await
 }
 
 async fn move_all(ledger: Ledger<'_>, current: &Account) -> Result<(), Error> {

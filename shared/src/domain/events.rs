@@ -121,6 +121,9 @@ pub enum Change {
     PaymentFailed { entity_id: String, user_id: String, payment_intent_id: String, credit_tier_id: String, at: i64 },
     /// A subscription turned `ended`.
     SubscriptionEnded { entity_id: String, user_id: String, subscription_id: String, credit_tier_id: String, at: i64 },
+    /// An account's journal holds changes not yet moved out to their entries (`accounts`):
+    /// the dispatcher moves them, and their entries' own records bring their events.
+    JournalPending { entity_id: String, user_id: String },
 }
 
 /// What the dispatcher last decided for an account's low-balance alerts: whether it stands
@@ -234,7 +237,7 @@ pub fn of_billing(change: &Change) -> Option<Event> {
             *at,
             json!({"subscriptionId": subscription_id, "creditTierId": credit_tier_id}),
         ),
-        Change::Entry { .. } => return None,
+        Change::Entry { .. } | Change::JournalPending { .. } => return None,
     };
     let mut data = data;
     data["entityId"] = json!(entity_id);

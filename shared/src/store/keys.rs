@@ -88,8 +88,10 @@ pub fn account_partition(entity_id: &str, user_id: &str) -> String {
     format!("ACCOUNT#{entity_id}#{user_id}")
 }
 
+const ACCOUNT_SORT_KEY: &str = "ACCOUNT";
+
 pub fn account(entity_id: &str, user_id: &str) -> Key {
-    Key::new(account_partition(entity_id, user_id), "ACCOUNT")
+    Key::new(account_partition(entity_id, user_id), ACCOUNT_SORT_KEY)
 }
 
 /// Entries sort by the account version that wrote them, then their index in that write.
@@ -171,6 +173,11 @@ pub fn delivery_attempt(endpoint_id: &str, attempt_id: &str) -> Key {
 /// entity id never holds a `#`, the pool's holder id starts with one).
 pub fn parse_account_partition(pk: &str) -> Option<(&str, &str)> {
     pk.strip_prefix(ACCOUNT_PREFIX)?.split_once('#')
+}
+
+/// The sort key of an account item (its partition names entity and holder).
+pub fn is_account_sort_key(sk: &str) -> bool {
+    sk == ACCOUNT_SORT_KEY
 }
 
 pub fn is_payment(pk: &str, sk: &str) -> bool {

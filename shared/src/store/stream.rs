@@ -51,6 +51,12 @@ pub fn decode(record: &StreamRecord<'_>) -> StoreResult<Option<Change>> {
         let position = sk.trim_start_matches(ENTRY_PREFIX).to_owned();
         return Ok(Some(Change::Entry { entity_id: entity_id.into(), user_id: user_id.into(), position, entry }));
     }
+    if keys::is_account_sort_key(sk)
+        && let Some((entity_id, user_id)) = keys::parse_account_partition(pk)
+    {
+        let pending = matches!(image.get("journal"), Some(AttributeValue::L(records)) if !records.is_empty());
+        return Ok(pending.then(|| Change::JournalPending { entity_id: entity_id.into(), user_id: user_id.into() }));
+    }
     if keys::is_payment(pk, sk) && turned(record, "status", "failed") {
         let payment: Payment = decoded(image)?;
         return Ok(Some(Change::PaymentFailed {
@@ -92,6 +98,19 @@ mod tests {
 
     fn record<'a>(event_name: &'a str, new_image: &'a Item, old_image: &'a Item) -> StreamRecord<'a> {
         StreamRecord { event_name, new_image, old_image, at: 7 }
+    }
+
+    #[test]
+    fn an_account_with_changes_in_its_journal_asks_for_them_to_move_out() {
+        let pending = item(json!({"pk": "ACCOUNT#e-1#u", "sk": "ACCOUNT", "journal": [{"key": "k"}]}));
+        let moved = item(json!({"pk": "ACCOUNT#e-1#u", "sk": "ACCOUNT", "journal": []}));
+        let empty = item(json!({}));
+        assert_eq!(
+            decode(&record("MODIFY", &pending, &moved)).unwrap(),
+            Some(Change::JournalPending { entity_id: "e-1".into(), user_id: "u".into() })
+        );
+        assert_eq!(decode(&record("MODIFY", &moved, &pending)).unwrap(), None);
+        assert!(decode(&record("INSERT", &pending, &empty)).unwrap().is_some());
     }
 
     #[test]

@@ -14,6 +14,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use crate::accounts::{self, AccountRef, AccountSlots, Ledger};
 use crate::clock::SharedClock;
 use crate::domain::events::{self, Alert, AlertState, Change, Event};
 use crate::domain::webhook::{Attempt, AttemptStatus, Delivery, Endpoint, retry_delay_millis, signature};
@@ -90,6 +91,10 @@ impl Dispatcher {
             Change::PaymentFailed { entity_id, .. } | Change::SubscriptionEnded { entity_id, .. } => {
                 (entity_id, events::of_billing(change).into_iter().collect(), AlertDecision::default())
             }
+            Change::JournalPending { entity_id, user_id } => {
+                self.move_journal(entity_id, user_id).await?;
+                return Ok(Vec::new());
+            }
         };
         let endpoints = self.endpoints(entity_id, lookups).await?;
         let mut touched = Vec::new();
@@ -107,6 +112,14 @@ impl Dispatcher {
             }
         }
         Ok(touched)
+    }
+
+    /// Moves an account's journal out, so every change that landed gets its entries (and so
+    /// its events) even when no later write or read of the account comes to move it.
+    async fn move_journal(&self, entity_id: &str, user_id: &str) -> Result<(), Error> {
+        let slots = AccountSlots::default();
+        let ledger = Ledger { store: self.store.as_ref(), clock: self.clock.as_ref(), slots: &slots };
+        accounts::move_journal(ledger, AccountRef::user(entity_id, user_id)).await
     }
 
     async fn queue(&self, endpoint: &Endpoint, event: &Event) -> Result<(), Error> {

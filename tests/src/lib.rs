@@ -5,6 +5,7 @@
 pub mod emulator;
 pub mod fixtures;
 pub mod ledger;
+pub mod openapi;
 pub mod recorder;
 pub mod serve;
 pub mod stripe;

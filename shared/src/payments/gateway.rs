@@ -48,6 +48,9 @@ pub enum GatewayError {
     /// The card was declined.
     #[error("declined: {message}")]
     Declined { message: String, decline_code: Option<String> },
+    /// The payment method the client named does not exist: the client's mistake, not ours.
+    #[error("no such payment method: {0}")]
+    UnknownPaymentMethod(String),
     /// The provider refused the request itself (bad parameters, unknown object).
     #[error("rejected: {0}")]
     Rejected(String),
@@ -72,6 +75,10 @@ impl From<GatewayError> for Error {
         match err {
             GatewayError::Declined { message, decline_code } => {
                 Error::PaymentFailed { message: format!("the payment was declined: {message}"), decline_code }
+            }
+            GatewayError::UnknownPaymentMethod(cause) => {
+                tracing::info!(%cause, "unknown payment method");
+                Error::validation("id must be a payment method the payment provider knows (no such payment method)")
             }
             GatewayError::Rejected(cause) => {
                 tracing::warn!(%cause, "payment provider rejected a request");

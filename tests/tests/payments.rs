@@ -388,3 +388,25 @@ async fn an_unknown_payment_method_is_a_validation_error_naming_id() {
     assert_eq!(paid.status, StatusCode::OK, "{}", paid.body);
     assert_eq!(paid.data()["account"]["balance"], 120);
 }
+
+/// Found by the fuzz: a tier whose price Stripe cannot charge (below its minimum charge here)
+/// is the tier's matter, answered 400 naming `creditTierId` on Q5 and Q6, not 502.
+#[tokio::test]
+async fn a_price_the_provider_cannot_charge_is_a_validation_error_naming_the_tier() {
+    let app = TestApp::start().await;
+    let entity = app.entity(&[]).await;
+    app.tier(&entity, json!({"creditTierId": "tiny", "name": "Tiny", "credits": 1, "price": 10})).await;
+    let intent = app
+        .request(Method::POST, &entity.path("/users/u-tiny/create-payment-intent"))
+        .headers(&entity.server())
+        .json(json!({"creditTierId": "tiny"}))
+        .send()
+        .await;
+    assert_eq!(intent.status, StatusCode::BAD_REQUEST, "{}", intent.body);
+    assert!(intent.error_message().starts_with("creditTierId: "), "{}", intent.error_message());
+    let mut body = pay_body(&entity, "u-tiny", "pm_card_visa");
+    body["product"] = json!({"creditTierId": "tiny"});
+    let paid = pay(&app, &entity.server(), body).await;
+    assert_eq!(paid.status, StatusCode::BAD_REQUEST, "{}", paid.body);
+    assert_eq!(paid.error_code(), "VALIDATION_ERROR");
+}

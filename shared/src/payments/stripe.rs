@@ -62,7 +62,7 @@ fn idempotent(key: &str) -> Result<RequestStrategy, GatewayError> {
 }
 
 fn currency(code: &str) -> Result<stripe_types::Currency, GatewayError> {
-    stripe_types::Currency::from_str(code).map_err(|_| GatewayError::Rejected(format!("unknown currency {code}")))
+    stripe_types::Currency::from_str(code).map_err(|_| GatewayError::Unchargeable(format!("unknown currency {code}")))
 }
 
 fn classify(err: StripeError) -> GatewayError {
@@ -73,6 +73,11 @@ fn classify(err: StripeError) -> GatewayError {
         },
         StripeError::Stripe(api, status) if is_unknown_payment_method(&api, status) => {
             GatewayError::UnknownPaymentMethod(api.message.clone().unwrap_or_default())
+        }
+        StripeError::Stripe(api, status)
+            if status < 500 && matches!(api.param.as_deref(), Some("amount" | "currency")) =>
+        {
+            GatewayError::Unchargeable(api.message.clone().unwrap_or_default())
         }
         StripeError::Stripe(api, status) if status < 500 && status != 429 => {
             GatewayError::Rejected(format!("{status}: {}", api.message.clone().unwrap_or_default()))

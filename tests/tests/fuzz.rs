@@ -1,6 +1,6 @@
 //! schemathesis against every operation of docs/openapi.json, served by the real functions
 //! (on one local listener, `TestApp::serve`) over a real emulator, with an entity's server
-//! credentials and the admin bearer injected and `{entityId}` fixed to that entity, so the
+//! credentials and the admin bearer injected and `{entityId}` (path and query) fixed to that entity, so the
 //! fuzz reaches the handlers instead of stopping at 403. Positive and negative data; checks:
 //! no server error, status code documented, content type documented, body conforms.
 //!
@@ -42,7 +42,9 @@ async fn schemathesis_finds_no_server_error_and_no_schema_violation() {
 
     let origin = app.serve();
     let config = std::env::temp_dir().join(format!("schemathesis-{}.toml", std::process::id()));
-    std::fs::write(&config, format!("[parameters]\n\"path.entityId\" = \"{}\"\n", entity.entity_id)).expect("config");
+    let id = &entity.entity_id;
+    std::fs::write(&config, format!("[parameters]\n\"path.entityId\" = \"{id}\"\n\"query.entityId\" = \"{id}\"\n"))
+        .expect("config");
     let mut fuzz = Command::new(&schemathesis);
     fuzz.arg("--config-file").arg(&config).arg("run").arg(DOCUMENT_PATH);
     fuzz.args(["--url", &origin, "--workers", "1", "--no-shrink"]);

@@ -57,6 +57,7 @@ macro_rules! account_routes {
                 concat!("Q12: grant credits to ", $who, " (server; Idempotency-Key required)"),
             )
             .access(Access::Server)
+            .key_required()
             .body::<requests::CreditsBody>()
             .ok::<Changed>(StatusCode::OK),
             spends::grant,
@@ -102,6 +103,7 @@ pub fn api() -> Api {
             "Q10: record a tier purchased elsewhere (server; Idempotency-Key required)",
         )
         .access(Access::Server)
+        .key_required()
         .body::<spends::PurchaseBody>()
         .ok::<Purchased>(StatusCode::OK),
         spends::purchase,

@@ -7,10 +7,12 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use shared::domain::account::{AccountView, Entry};
-use shared::http::api::{Api, Route, any_object};
+use shared::http::api::{Api, Route};
 use shared::http::body::Mutation;
 use shared::http::quest::route::{QuestEntity, QuestUser};
-use shared::http::quest::wire::{self, CREDITS_FIELDS, EntityRouteQuery, QuestCredits, UserRouteQuery};
+use shared::http::quest::wire::{
+    self, CREDITS_FIELDS, EntityRouteQuery, QuestCredits, QuestPoolCredits, UserRouteQuery,
+};
 use shared::http::{answer, ok};
 use shared::usecases::AccountRef;
 use shared::usecases::accounts::{self, HistoryQuery, MAX_PAGE};
@@ -47,7 +49,7 @@ pub fn api() -> Api {
             )
             .quest()
             .query::<EntityRouteQuery>()
-            .answers(StatusCode::OK, any_object),
+            .ok::<QuestPoolCredits>(StatusCode::OK),
             pool_credits,
         )
         .route(

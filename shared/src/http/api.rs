@@ -120,6 +120,8 @@ pub struct Route {
     pub response: SchemaFn,
     /// Whether the answer is in the success envelope (every route's but the document's).
     pub enveloped: bool,
+    /// Whether the client must send its own `Idempotency-Key` (grants, purchases).
+    pub key_required: bool,
     /// Error statuses beyond those every route of its kind may answer (`openapi::error_statuses`).
     pub errors: &'static [u16],
     /// The function that serves it (set by `Api::route`).
@@ -140,6 +142,7 @@ impl Route {
             query: None,
             response: any_object,
             enveloped: true,
+            key_required: false,
             errors: &[],
             function: "",
         }
@@ -209,6 +212,12 @@ impl Route {
     pub fn answers(mut self, status: StatusCode, schema: SchemaFn) -> Self {
         self.status = status;
         self.response = schema;
+        self
+    }
+
+    /// The client must name its own idempotency key (header, or `idempotencyKey` in the body).
+    pub fn key_required(mut self) -> Self {
+        self.key_required = true;
         self
     }
 

@@ -70,12 +70,14 @@ fn strip_null(schema: &mut Value) {
 
 const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 
-fn idempotency_parameter() -> Value {
+/// Required where the operation needs the client's own key, unless the body names it
+/// (`idempotencyKey`): the header is then the way this document can require it.
+fn idempotency_parameter(required: bool) -> Value {
     json!({
         "name": IDEMPOTENCY_KEY,
         "in": "header",
-        "required": false,
-        "description": "1-255 printable ASCII characters; the same key and request within 24 h replays the first answer.",
+        "required": required,
+        "description": "1-255 printable ASCII characters; the same key and request within 24 h replays the first answer. Where required, `idempotencyKey` in the body may stand for it.",
         "schema": {"type": "string", "pattern": "^[\\x20-\\x7E]{1,255}$"},
     })
 }
@@ -178,7 +180,7 @@ fn operation(route: &Route, requests: &mut Components, answers: &mut Components)
         parameters.extend(query_parameters(&query(requests)));
     }
     if route.is_mutation() && route.face != Face::Quest {
-        parameters.push(idempotency_parameter());
+        parameters.push(idempotency_parameter(route.key_required));
     }
     let mut responses = Map::new();
     let data = (route.response)(answers);

@@ -4,7 +4,6 @@
 
 use axum::http::HeaderMap;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 use utoipa::ToSchema;
 
 use crate::accounts::AccountRef;
@@ -265,13 +264,43 @@ pub fn check_entity(caller: &Caller, headers: &HeaderMap, entity_id: &str) -> Re
 
 /// Quest's credits object of the entity's pool: as a user's, without `userId` (the pool is
 /// nobody's); each history item names who acted (`byUserId`).
-pub fn pool_credits(account: &AccountView, entries: &[Entry]) -> Value {
-    // The credits object always serializes (plain fields).
-    let mut view = serde_json::to_value(credits(account, entries)).unwrap_or_else(|_| json!({}));
-    if let Some(object) = view.as_object_mut() {
-        object.remove("userId");
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct QuestPoolCredits {
+    entity_id: String,
+    balance: i64,
+    held: u64,
+    available: i64,
+    lifetime_purchased: u64,
+    lifetime_granted: u64,
+    lifetime_consumed: u64,
+    lifetime_reversed: u64,
+    #[schema(format = DateTime)]
+    updated_at: Option<String>,
+    credits_amount: i64,
+    total_credits_bought: u64,
+    current_credits_tier_id: Option<String>,
+    history: Vec<QuestHistoryItem>,
+}
+
+pub fn pool_credits(account: &AccountView, entries: &[Entry]) -> QuestPoolCredits {
+    let QuestCredits { credits_amount, total_credits_bought, current_credits_tier_id, history, .. } =
+        credits(account, entries);
+    QuestPoolCredits {
+        entity_id: account.entity_id.clone(),
+        balance: account.balance,
+        held: account.held,
+        available: account.available,
+        lifetime_purchased: account.lifetime_purchased,
+        lifetime_granted: account.lifetime_granted,
+        lifetime_consumed: account.lifetime_consumed,
+        lifetime_reversed: account.lifetime_reversed,
+        updated_at: account.updated_at.map(rfc3339),
+        credits_amount,
+        total_credits_bought,
+        current_credits_tier_id,
+        history,
     }
-    view
 }
 
 /// Quest's clients send the SDK's configured entity as an `entityId` header: it must be the
@@ -316,6 +345,8 @@ pub fn acting_user<'a>(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserRouteQuery {
+    /// Required (refused naming it when missing).
+    #[schema(required = true)]
     entity_id: Option<String>,
 }
 

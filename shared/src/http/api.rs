@@ -6,7 +6,7 @@
 //! ```ignore
 //! Api::new("tiers")
 //!     .route(Route::get("/api/entities/{entityId}/credit-tiers", "listCreditTiers", "Q1: …")
-//!         .access(Access::Member).query::<ListQuery>().ok::<Vec<Tier>>(StatusCode::OK), list_tiers)
+//!         .access(Access::Member).query::<ListQuery>().ok_list::<Tier>(StatusCode::OK), list_tiers)
 //! ```
 
 use std::collections::BTreeMap;
@@ -108,6 +108,8 @@ pub enum Face {
 #[derive(Clone)]
 pub struct Route {
     pub method: Method,
+    /// `method` as axum filters on it.
+    filter: MethodFilter,
     /// In OpenAPI's and the watch router's syntax (`{entityId}`), which axum reads as is.
     pub path: &'static str,
     pub operation_id: &'static str,
@@ -129,9 +131,15 @@ pub struct Route {
 }
 
 impl Route {
-    fn new(method: Method, path: &'static str, operation_id: &'static str, summary: &'static str) -> Self {
+    fn new(
+        (method, filter): (Method, MethodFilter),
+        path: &'static str,
+        operation_id: &'static str,
+        summary: &'static str,
+    ) -> Self {
         Self {
             method,
+            filter,
             path,
             operation_id,
             summary,
@@ -149,23 +157,23 @@ impl Route {
     }
 
     pub fn get(path: &'static str, operation_id: &'static str, summary: &'static str) -> Self {
-        Self::new(Method::GET, path, operation_id, summary)
+        Self::new((Method::GET, MethodFilter::GET), path, operation_id, summary)
     }
 
     pub fn post(path: &'static str, operation_id: &'static str, summary: &'static str) -> Self {
-        Self::new(Method::POST, path, operation_id, summary)
+        Self::new((Method::POST, MethodFilter::POST), path, operation_id, summary)
     }
 
     pub fn put(path: &'static str, operation_id: &'static str, summary: &'static str) -> Self {
-        Self::new(Method::PUT, path, operation_id, summary)
+        Self::new((Method::PUT, MethodFilter::PUT), path, operation_id, summary)
     }
 
     pub fn patch(path: &'static str, operation_id: &'static str, summary: &'static str) -> Self {
-        Self::new(Method::PATCH, path, operation_id, summary)
+        Self::new((Method::PATCH, MethodFilter::PATCH), path, operation_id, summary)
     }
 
     pub fn delete(path: &'static str, operation_id: &'static str, summary: &'static str) -> Self {
-        Self::new(Method::DELETE, path, operation_id, summary)
+        Self::new((Method::DELETE, MethodFilter::DELETE), path, operation_id, summary)
     }
 
     pub fn access(mut self, access: Access) -> Self {
@@ -256,8 +264,7 @@ impl Api {
         T: 'static,
     {
         route.function = self.function;
-        // Routes are made by `Route::get` … `Route::delete` only: methods axum filters on.
-        let filter = MethodFilter::try_from(route.method.clone()).unwrap_or(MethodFilter::GET);
+        let filter = route.filter;
         self.routes.push((route, on(filter, handler)));
         self
     }

@@ -245,3 +245,47 @@ pub fn document(apis: &[Api]) -> Result<Value, String> {
         "components": {"schemas": schemas, "securitySchemes": security_schemes()},
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::api::Route;
+
+    #[test]
+    fn request_schemas_lose_null_at_every_level() {
+        let mut schema = json!({
+            "type": "object",
+            "properties": {
+                "reason": {"type": ["string", "null"]},
+                "recurring": {"oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/Recurring"}]},
+                "items": {"type": "array", "items": {"type": ["integer", "null"], "minimum": 1}},
+            },
+        });
+        strip_null(&mut schema);
+        assert_eq!(schema["properties"]["reason"], json!({"type": "string"}));
+        assert_eq!(schema["properties"]["recurring"], json!({"$ref": "#/components/schemas/Recurring"}));
+        assert_eq!(schema["properties"]["items"]["items"], json!({"type": "integer", "minimum": 1}));
+    }
+
+    #[test]
+    fn a_route_declared_twice_makes_no_document() {
+        let api = Api::new("one")
+            .route(Route::get("/a", "first", "first"), || async { "" })
+            .route(Route::get("/a", "second", "second"), || async { "" });
+        assert_eq!(document(&[api]).unwrap_err(), "GET /a is declared twice");
+    }
+
+    #[test]
+    fn mutations_document_the_idempotency_key_and_their_refusals() {
+        let api = Api::new("one").route(Route::post("/e/{entityId}", "make", "make").key_required(), || async { "" });
+        let document = document(&[api]).unwrap();
+        let operation = &document["paths"]["/e/{entityId}"]["post"];
+        let parameters = operation["parameters"].as_array().unwrap();
+        assert_eq!(parameters[0]["name"], "entityId");
+        assert_eq!(parameters[1]["name"], IDEMPOTENCY_KEY);
+        assert_eq!(parameters[1]["required"], true);
+        let statuses: Vec<&String> = operation["responses"].as_object().unwrap().keys().collect();
+        assert_eq!(statuses, ["200", "400", "401", "403", "404", "405", "409", "413", "503"]);
+        assert_eq!(operation["x-function"], "one");
+    }
+}

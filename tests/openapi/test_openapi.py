@@ -71,5 +71,5 @@ def test_error_envelopes_of_both_faces():
 def test_security_schemes_name_the_headers_of_api_md():
     schemes = document()["components"]["securitySchemes"]
     headers = {s["name"] for s in schemes.values() if s["type"] == "apiKey"}
-    assert headers == {"apikey", "apisecret", "userid", "token", "entity-authentication-token"}
+    assert headers == {"apikey", "apisecret", "userid", "token", "entity-authentication-token", "Stripe-Signature"}
     assert schemes["adminBearer"]["scheme"] == "bearer"

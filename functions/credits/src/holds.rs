@@ -17,6 +17,7 @@ use crate::requests::Target;
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schema(example = json!({"credits": 10, "ttlSeconds": 600, "reason": "a long render"}))]
 pub struct OpenBody {
     #[schema(minimum = 1, maximum = 1_000_000_000_000_u64)]
     credits: u64,

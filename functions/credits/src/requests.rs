@@ -99,6 +99,7 @@ pub fn named<'a>(account: AccountRef<'a>, caller: &Caller, named: Option<&'a str
 /// `byUserId` (server only) names the user a spend is made for.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schema(example = json!({"credits": 5, "reason": "one render"}))]
 pub struct CreditsBody {
     #[schema(minimum = 1, maximum = 1_000_000_000_000_u64)]
     pub credits: u64,

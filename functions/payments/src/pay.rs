@@ -63,6 +63,7 @@ struct Info {
 
 /// Q5's body.
 #[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"id": "pm_card_visa", "product": {"creditTierId": "starter", "price": 999}, "info": {"userId": "u-42", "entityId": "e-6f1c2a4e-8a3b-4f7d-9c1e-2b5d7a9e0f13"}}))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PayBody {
     /// A Stripe payment method (`pm_…`).

@@ -57,6 +57,7 @@ pub struct ApiKey {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schema(example = json!({"name": "Acme", "ownerUserIds": ["owner-1"], "currency": "usd"}))]
 pub struct NewEntity {
     #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub name: String,

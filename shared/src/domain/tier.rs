@@ -101,6 +101,7 @@ pub fn sort_for_listing(tiers: &mut [Tier]) {
 
 /// Q8 body.
 #[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"creditTierId": "starter", "name": "Starter", "credits": 100, "bonusCredits": 20, "price": 999}))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct NewTier {
     #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
@@ -152,6 +153,7 @@ impl NewTier {
 
 /// Q9 body: any subset of the editable fields.
 #[derive(Debug, Default, Deserialize, ToSchema)]
+#[schema(example = json!({"price": 1299, "version": 1}))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct TierPatch {
     #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]

@@ -100,7 +100,8 @@ fn error_statuses(route: &Route) -> Vec<u16> {
 fn security(access: Access) -> Value {
     let server = [json!({"apikey": [], "apisecret": []}), json!({"apikey": [], "entityToken": []})];
     match access {
-        Access::Public | Access::StripeSignature => json!([]),
+        Access::Public => json!([]),
+        Access::StripeSignature => json!([{"stripeSignature": []}]),
         Access::Admin => json!([{"adminBearer": []}]),
         Access::Server => json!(server),
         Access::Member => json!([server[0], server[1], {"apikey": [], "userid": [], "token": []}]),
@@ -116,6 +117,7 @@ fn security_schemes() -> Value {
         "token": header("token", "A user session token (POST /api/entities/{entityId}/users/{userId}/token), with `userid`."),
         "entityToken": header("entity-authentication-token", "Quest's entity token (POST /api/entities/{entityId}/entity-tokens): beside the `apikey` that minted it, the server role."),
         "adminBearer": {"type": "http", "scheme": "bearer", "description": "ADMIN_TOKEN, for /admin."},
+        "stripeSignature": header("Stripe-Signature", "Stripe's signature of the raw body with the endpoint's secret (STRIPE_WEBHOOK_SECRET), 300 s tolerance."),
     })
 }
 

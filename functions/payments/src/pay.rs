@@ -242,6 +242,7 @@ pub async fn create_intent(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ApproveBody {
+    #[schema(pattern = "^pi_[A-Za-z0-9_]{0,252}$")]
     payment_intent_id: String,
     /// `"pool"` approves a payment into the entity's pool (created with that beneficiary).
     #[schema(value_type = Option<BeneficiaryName>)]

@@ -278,6 +278,7 @@ pub struct QuestCredited {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 #[schema(as = QuestApproveBody)]
 struct ApproveBody {
+    #[schema(pattern = "^pi_[A-Za-z0-9_]{0,252}$")]
     intent_id: String,
 }
 
@@ -297,6 +298,7 @@ async fn approve(entity: QuestEntity<JsonObject>) -> Fallible<Response> {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct BuyBody {
     credits_tier_id: String,
+    #[schema(pattern = "^pi_[A-Za-z0-9_]{0,252}$")]
     intent_id: String,
 }
 

@@ -13,6 +13,9 @@ fn path_parameter(name: &str) -> Value {
         "entityId" => json!({"type": "string", "examples": ["e-6f1c2a4e-8a3b-4f7d-9c1e-2b5d7a9e0f13"]}),
         "userId" => json!({"type": "string", "pattern": "^[A-Za-z0-9._:@-]{1,128}$", "examples": ["u-42"]}),
         "creditTierId" => json!({"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$", "examples": ["starter"]}),
+        "holdId" => {
+            json!({"type": "string", "pattern": "^[A-Za-z0-9]{26}$", "examples": ["01JDQ2M7N8P9Q0R1S2T3V4W5X6"]})
+        }
         _ => json!({"type": "string"}),
     };
     json!({"name": name, "in": "path", "required": true, "schema": schema})

@@ -80,8 +80,9 @@ fn idempotency_parameter(required: bool) -> Value {
         "name": IDEMPOTENCY_KEY,
         "in": "header",
         "required": required,
-        "description": "1-255 printable ASCII characters; the same key and request within 24 h replays the first answer. Where required, `idempotencyKey` in the body may stand for it.",
-        "schema": {"type": "string", "pattern": "^[\\x20-\\x7E]{1,255}$"},
+        "description": "1-255 printable ASCII characters; the same key and request within 24 h replays the first answer. Where required, `idempotencyKey` in the body may stand for it (when both are sent they must be equal).",
+        // HTTP drops a header value's surrounding spaces, so the key cannot begin or end with one.
+        "schema": {"type": "string", "pattern": "^[\\x21-\\x7E]([\\x20-\\x7E]{0,253}[\\x21-\\x7E])?$"},
     })
 }
 

@@ -21,7 +21,7 @@ PY_TEST_DIRS := tests infra
 QUEST_SUITE  := tests/quest
 QUEST_STAMP  := $(QUEST_SUITE)/node_modules/.package-lock.json
 
-.PHONY: help venv emulator table dev test lint clean-local bench package
+.PHONY: help venv emulator table dev test lint clean-local bench package openapi fuzz-long
 
 help:
 	@echo "make venv        Python venv in $(VENV) (moto, cargo-lambda, cfn-lint, pytest)"
@@ -30,6 +30,8 @@ help:
 	@echo "make dev         emulator + table + cargo lambda watch (infra/local/dev.sh)"
 	@echo "make test        cargo tests (they spawn their own emulator) + Python tests; npm ci in $(QUEST_SUITE) first"
 	@echo "make lint        rustfmt check + clippy -D warnings"
+	@echo "make openapi     write docs/openapi.json from the routes' declarations (make test checks it is current)"
+	@echo "make fuzz-long   schemathesis over every operation for FUZZ_MAX_TIME seconds (default 600)"
 	@echo "make bench       release build + cold start, latency, round trips, RSS (tests/bench/RESULTS.md)"
 	@echo "make package     release zips of every function for Lambda (target/lambda/*/bootstrap.zip)"
 	@echo "make clean-local remove $(VENV) and .dev"
@@ -89,6 +91,23 @@ test: venv $(QUEST_STAMP)
 	  if [[ $$rc -ne 0 && $$rc -ne 5 ]]; then status=1; fi; \
 	fi; \
 	exit $$status
+
+# The OpenAPI document, generated from every function's route declarations; the `auth`
+# function serves this file at /api/openapi.json, and tests/tests/openapi.rs fails when it is stale.
+openapi:
+	cargo run -q --locked -p integration-tests --bin openapi >docs/openapi.json.tmp
+	mv docs/openapi.json.tmp docs/openapi.json
+
+# The long fuzz (never part of `make test`, which runs the same test with a small budget):
+# schemathesis against the local stack, FUZZ_MAX_EXAMPLES per operation within FUZZ_MAX_TIME
+# seconds, seed FUZZ_SEED.
+FUZZ_MAX_TIME     ?= 600
+FUZZ_MAX_EXAMPLES ?= 100000
+FUZZ_SEED         ?= $(shell date +%s)
+fuzz-long: venv
+	FUZZ_MAX_TIME=$(FUZZ_MAX_TIME) FUZZ_MAX_EXAMPLES=$(FUZZ_MAX_EXAMPLES) FUZZ_SEED=$(FUZZ_SEED) \
+	DYNAMODB_EMULATOR_PYTHON="$(CURDIR)/$(VENV_PYTHON)" \
+	  cargo test --locked -p integration-tests --test fuzz -- --nocapture
 
 lint:
 	cargo fmt --all -- --check

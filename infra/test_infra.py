@@ -3,7 +3,8 @@
 - cfn-lint finds no error;
 - routes: the root Cargo.toml's `[workspace.metadata.lambda.watch.router]` table (what
   `cargo lambda watch` serves locally) is exactly the HTTP API's routes, method ANY, and
-  /admin routes alone need IAM authorization;
+  /admin routes alone need IAM authorization; every operation of docs/openapi.json (made from
+  the routes' declarations) reaches the function that declares it;
 - functions: every crate under functions/ is one template function and vice versa;
 - table: key schema, attributes, GSIs, TTL and billing equal `create-table --print-schema`;
 - IAM: each function may perform exactly the DynamoDB actions its crate declares in
@@ -224,6 +225,38 @@ def test_routes_match_the_watch_router():
     paths = [r["path"] for r in routes]
     dupes = sorted({p for p in paths if paths.count(p) > 1})
     assert not dupes, f"paths routed more than once: {dupes}"
+
+
+def apigw_route_matches(route: str, path: str) -> bool:
+    """Whether an API Gateway route (`{param}`, a final `{proxy+}`) matches a concrete path."""
+    route_parts, path_parts = route.split("/"), path.split("/")
+    if route_parts and route_parts[-1] == "{proxy+}":
+        head = route_parts[:-1]
+        return len(path_parts) > len(head) and apigw_route_matches("/".join(head), "/".join(path_parts[: len(head)]))
+    return len(route_parts) == len(path_parts) and all(
+        r == p or (r.startswith("{") and r.endswith("}")) for r, p in zip(route_parts, path_parts)
+    )
+
+
+def test_every_documented_operation_reaches_its_function():
+    """docs/openapi.json is made from the routes' declarations (tests/tests/openapi.rs checks
+    it is current); each operation's path must reach, through the template's routes, the
+    function that declares it (`x-function`). The most specific route wins, as in API Gateway:
+    fewer parameters, no greedy segment, `$default` last."""
+    document = json.loads((ROOT / "docs" / "openapi.json").read_text())
+    routes = [r for r in http_api_routes() if r["path"] != "$default"]
+    default = [r["binary"] for r in http_api_routes() if r["path"] == "$default"]
+    problems = []
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            matching = sorted(
+                (r for r in routes if apigw_route_matches(r["path"], path)),
+                key=lambda r: (r["path"].endswith("{proxy+}"), r["path"].count("{")),
+            )
+            binary = matching[0]["binary"] if matching else (default[0] if default else None)
+            if binary != operation["x-function"]:
+                problems.append(f"{method.upper()} {path}: declared by {operation['x-function']}, routed to {binary}")
+    assert not problems, "template routes and declarations differ:\n  " + "\n  ".join(problems)
 
 
 def test_admin_routes_need_iam_and_the_rest_do_not():

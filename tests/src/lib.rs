@@ -7,6 +7,7 @@ pub mod events;
 pub mod fixtures;
 pub mod instances;
 pub mod ledger;
+pub mod openapi;
 pub mod recorder;
 pub mod serve;
 pub mod stripe;

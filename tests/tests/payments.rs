@@ -370,3 +370,43 @@ async fn approving_an_intent_this_service_never_created_is_404_whatever_its_meta
     assert_eq!(approved.status, StatusCode::NOT_FOUND, "{:?}", approved.body);
     assert_eq!(app.ledger(&entity.entity_id, "payer-f").await.entries.len(), 0);
 }
+
+/// Found by the fuzz (tests/tests/fuzz.rs): a payment method id Stripe does not know is the
+/// client's mistake, answered 400 naming `id`, not 502 as if Stripe had failed; nothing is
+/// credited, and the same key then works with a real card.
+#[tokio::test]
+async fn an_unknown_payment_method_is_a_validation_error_naming_id() {
+    let app = TestApp::start().await;
+    let entity = shop(&app).await;
+    let key = ("idempotency-key".to_owned(), "unknown-pm-1".to_owned());
+    let headers: Headers = entity.server().into_iter().chain([key]).collect();
+    let refused = pay(&app, &headers, pay_body(&entity, "u-pm", "pm_")).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+    assert_eq!(refused.error_code(), "VALIDATION_ERROR");
+    assert!(refused.error_message().starts_with("id "), "{}", refused.error_message());
+    let paid = pay(&app, &headers, pay_body(&entity, "u-pm", "pm_card_visa")).await;
+    assert_eq!(paid.status, StatusCode::OK, "{}", paid.body);
+    assert_eq!(paid.data()["account"]["balance"], 120);
+}
+
+/// Found by the fuzz: a tier whose price Stripe cannot charge (below its minimum charge here)
+/// is the tier's matter, answered 400 naming `creditTierId` on Q5 and Q6, not 502.
+#[tokio::test]
+async fn a_price_the_provider_cannot_charge_is_a_validation_error_naming_the_tier() {
+    let app = TestApp::start().await;
+    let entity = app.entity(&[]).await;
+    app.tier(&entity, json!({"creditTierId": "tiny", "name": "Tiny", "credits": 1, "price": 10})).await;
+    let intent = app
+        .request(Method::POST, &entity.path("/users/u-tiny/create-payment-intent"))
+        .headers(&entity.server())
+        .json(json!({"creditTierId": "tiny"}))
+        .send()
+        .await;
+    assert_eq!(intent.status, StatusCode::BAD_REQUEST, "{}", intent.body);
+    assert!(intent.error_message().starts_with("creditTierId: "), "{}", intent.error_message());
+    let mut body = pay_body(&entity, "u-tiny", "pm_card_visa");
+    body["product"] = json!({"creditTierId": "tiny"});
+    let paid = pay(&app, &entity.server(), body).await;
+    assert_eq!(paid.status, StatusCode::BAD_REQUEST, "{}", paid.body);
+    assert_eq!(paid.error_code(), "VALIDATION_ERROR");
+}

@@ -4,34 +4,78 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::{delete, get, post, put};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 use shared::auth::Admin;
 use shared::domain::entity::{Entity, NewEntity, OwnersUpdate};
+use shared::http::answer;
+use shared::http::api::{Access, Api, Route};
 use shared::http::body::{JsonObject, Mutation};
-use shared::http::{answer, finish, ok};
+use shared::http::ok;
 use shared::usecases::admin::{self, ADMIN_SCOPE, Created, Issued};
 use shared::{AppState, Fallible};
 
+pub fn api() -> Api {
+    let admin = |route: Route| route.access(Access::Admin);
+    Api::new("admin")
+        .route(
+            admin(Route::post("/admin/entities", "createEntity", "Create an entity with its first API key"))
+                .body::<NewEntity>()
+                .ok::<EntityWithKey>(StatusCode::CREATED),
+            create_entity,
+        )
+        .route(
+            admin(Route::get("/admin/entities/{entityId}", "getEntity", "An entity, without secrets"))
+                .ok::<Entity>(StatusCode::OK),
+            get_entity,
+        )
+        .route(
+            admin(Route::put("/admin/entities/{entityId}/owners", "setOwners", "Replace an entity's owners"))
+                .body::<OwnersUpdate>()
+                .ok::<Entity>(StatusCode::OK),
+            set_owners,
+        )
+        .route(
+            admin(Route::post("/admin/entities/{entityId}/api-keys", "addApiKey", "Issue another API key (rotation)"))
+                .body::<NoFields>()
+                .ok::<IssuedKey>(StatusCode::CREATED),
+            add_api_key,
+        )
+        .route(
+            admin(Route::delete("/admin/entities/{entityId}/api-keys/{apikey}", "revokeApiKey", "Revoke an API key"))
+                .ok::<Revoked>(StatusCode::OK),
+            revoke_api_key,
+        )
+}
+
 pub fn router(state: AppState) -> Router {
-    let routes = Router::new()
-        .route("/admin/entities", post(create_entity))
-        .route("/admin/entities/{entity_id}", get(get_entity))
-        .route("/admin/entities/{entity_id}/owners", put(set_owners))
-        .route("/admin/entities/{entity_id}/api-keys", post(add_api_key))
-        .route("/admin/entities/{entity_id}/api-keys/{apikey}", delete(revoke_api_key));
-    finish(routes, state)
+    api().router(state)
 }
 
 /// `{entityId, apikey, apisecret}`; `apisecret` is `null` in a replay.
-fn issued(issued: Issued) -> Value {
-    json!({"entityId": issued.entity_id, "apikey": issued.apikey, "apisecret": issued.apisecret})
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct IssuedKey {
+    entity_id: String,
+    apikey: String,
+    apisecret: Option<String>,
 }
 
-/// The entity's fields plus its first key.
-#[derive(Serialize)]
+fn issued(issued: Issued) -> IssuedKey {
+    IssuedKey { entity_id: issued.entity_id, apikey: issued.apikey, apisecret: issued.apisecret }
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct Revoked {
+    entity_id: String,
+    apikey: String,
+    revoked: bool,
+}
+
+/// The entity's fields plus its first key; `apisecret` is `null` in a replay.
+#[derive(Serialize, ToSchema)]
 struct EntityWithKey {
     #[serde(flatten)]
     entity: Entity,
@@ -67,7 +111,7 @@ async fn set_owners(
 }
 
 /// Key rotation takes no options.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NoFields {}
 
@@ -93,5 +137,5 @@ async fn revoke_api_key(
     admin::revoke_api_key(state.context(), &entity_id, &apikey).await?;
     state.auth.api_keys.forget(&apikey);
     state.auth.entities.forget(&entity_id);
-    ok(StatusCode::OK, json!({"entityId": entity_id, "apikey": apikey, "revoked": true}))
+    ok(StatusCode::OK, Revoked { entity_id, apikey, revoked: true })
 }

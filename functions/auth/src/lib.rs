@@ -1,31 +1,93 @@
 //! Token minting (§2): the entity's backend mints a session token for one of its users, or
-//! an entity authentication token for itself (Quest's `entity-authentication-token`).
+//! an entity authentication token for itself (Quest's `entity-authentication-token`). And the
+//! API's own description (§10), the smallest function serving it.
 
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::response::Response;
-use axum::routing::post;
-use serde::Deserialize;
-use serde_json::json;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use shared::auth::{Caller, token};
 use shared::clock::rfc3339;
+use shared::http::api::{Access, Api, Route};
 use shared::http::body::Mutation;
-use shared::http::{finish, ok};
+use shared::http::ok;
 use shared::{AppState, Error, Fallible, ids};
 
-pub fn router(state: AppState) -> Router {
-    let routes = Router::new()
-        .route("/api/entities/{entity_id}/users/{user_id}/token", post(mint_token))
-        .route("/api/entities/{entity_id}/entity-tokens", post(mint_entity_token));
-    finish(routes, state)
+/// The OpenAPI document, generated from every function's declarations (`make openapi`;
+/// `make test` fails when it is not what the declarations give).
+pub const OPENAPI_JSON: &str = include_str!("../../../docs/openapi.json");
+
+pub fn api() -> Api {
+    Api::new("auth")
+        .route(
+            Route::post("/api/entities/{entityId}/users/{userId}/token", "mintUserToken", "Mint a user session token")
+                .access(Access::Server)
+                .body::<MintRequest>()
+                .ok::<UserToken>(StatusCode::CREATED),
+            mint_token,
+        )
+        .route(
+            Route::post(
+                "/api/entities/{entityId}/entity-tokens",
+                "mintEntityToken",
+                "Mint an entity authentication token (Quest's entity-authentication-token)",
+            )
+            .access(Access::Server)
+            .body::<EntityMintRequest>()
+            .ok::<EntityToken>(StatusCode::CREATED),
+            mint_entity_token,
+        )
+        .route(
+            Route::get("/api/openapi.json", "getOpenApi", "This document (OpenAPI 3.1)").access(Access::Public).bare(),
+            openapi,
+        )
 }
 
-#[derive(Deserialize)]
+pub fn router(state: AppState) -> Router {
+    api().router(state)
+}
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI_JSON).into_response()
+}
+
+/// A user session's lifetime: 60-86400 s, default 3600.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct MintRequest {
+    #[schema(minimum = 60, maximum = 86_400)]
     ttl_seconds: Option<u64>,
+}
+
+/// An entity token's lifetime: 60 s to 30 days, default 1 day.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct EntityMintRequest {
+    #[schema(minimum = 60, maximum = 2_592_000)]
+    ttl_seconds: Option<u64>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct UserToken {
+    token: String,
+    #[schema(format = DateTime)]
+    expires_at: String,
+    entity_id: String,
+    user_id: String,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct EntityToken {
+    token: String,
+    #[schema(format = DateTime)]
+    expires_at: String,
+    entity_id: String,
+    apikey: String,
 }
 
 /// Minting changes nothing stored, so a retry simply mints a fresh token; an
@@ -43,12 +105,7 @@ async fn mint_token(
     let request: MintRequest = request.parse()?;
     let ttl = ttl_seconds(request.ttl_seconds, token::DEFAULT_TTL_SECONDS, token::MAX_TTL_SECONDS)?;
     let minted = token::mint(&state.config.token_signing_key, &entity_id, &user_id, ttl, state.clock.now_millis())?;
-    let data = json!({
-        "token": minted.token,
-        "expiresAt": rfc3339(minted.expires_at_millis),
-        "entityId": entity_id,
-        "userId": user_id,
-    });
+    let data = UserToken { token: minted.token, expires_at: rfc3339(minted.expires_at_millis), entity_id, user_id };
     ok(StatusCode::CREATED, data)
 }
 
@@ -63,16 +120,16 @@ async fn mint_entity_token(
     caller.check_entity(&entity_id)?;
     caller.require_server()?;
     request.key(&entity_id)?;
-    let request: MintRequest = request.parse()?;
+    let request: EntityMintRequest = request.parse()?;
     let ttl = ttl_seconds(request.ttl_seconds, token::ENTITY_DEFAULT_TTL_SECONDS, token::ENTITY_MAX_TTL_SECONDS)?;
     let now = state.clock.now_millis();
     let minted = token::mint_entity(&state.config.token_signing_key, &entity_id, &caller.apikey, ttl, now)?;
-    let data = json!({
-        "token": minted.token,
-        "expiresAt": rfc3339(minted.expires_at_millis),
-        "entityId": entity_id,
-        "apikey": caller.apikey,
-    });
+    let data = EntityToken {
+        token: minted.token,
+        expires_at: rfc3339(minted.expires_at_millis),
+        entity_id,
+        apikey: caller.apikey,
+    };
     ok(StatusCode::CREATED, data)
 }
 

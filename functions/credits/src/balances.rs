@@ -5,10 +5,11 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use shared::auth::Caller;
+use shared::domain::account::Entry;
 use shared::http::ok;
 use shared::http::query::Query;
 use shared::usecases::accounts::{self, HistoryQuery, limit_error};
@@ -22,13 +23,28 @@ pub async fn account(caller: Caller, State(state): State<AppState>, target: Targ
     ok(StatusCode::OK, accounts::read(state.context(), account).await?)
 }
 
-#[derive(Deserialize)]
+/// Unknown parameters are refused, naming them.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HistoryParams {
+    /// 1-200, default 50.
+    #[schema(value_type = Option<u32>, minimum = 1, maximum = 200)]
     limit: Option<String>,
+    /// `nextCursor` of the previous page.
     cursor: Option<String>,
+    /// One entry type only.
     #[serde(rename = "type")]
+    #[schema(value_type = Option<shared::domain::account::EntryType>)]
     kind: Option<String>,
+}
+
+/// A page of history, newest first.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryPage {
+    entries: Vec<Entry>,
+    /// `null` on the last page.
+    next_cursor: Option<String>,
 }
 
 impl HistoryParams {
@@ -53,5 +69,5 @@ pub async fn history(
     let account = target.to_read(&caller)?;
     let history = accounts::history(state.context(), account, params.query()?).await?;
     let next_cursor = history.next_after.map(|sk| URL_SAFE_NO_PAD.encode(sk));
-    ok(StatusCode::OK, json!({"entries": history.entries, "nextCursor": next_cursor}))
+    ok(StatusCode::OK, HistoryPage { entries: history.entries, next_cursor })
 }

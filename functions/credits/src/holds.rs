@@ -3,8 +3,8 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use shared::auth::Caller;
 use shared::clock::rfc3339;
@@ -15,24 +15,20 @@ use shared::{AppState, Fallible};
 
 use crate::requests::Target;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct OpenBody {
+#[schema(example = json!({"credits": 10, "ttlSeconds": 600, "reason": "a long render"}))]
+pub struct OpenBody {
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_u64)]
     credits: u64,
+    /// 60-86400, default 900.
+    #[schema(minimum = 60, maximum = 86_400)]
     ttl_seconds: Option<u64>,
+    #[schema(min_length = 1, max_length = 500, pattern = r"\S")]
     reason: Option<String>,
     #[allow(dead_code)] // read by the idempotency layer from the raw body
+    #[schema(pattern = "^[\\x20-\\x7E]{1,255}$")]
     idempotency_key: Option<String>,
-}
-
-fn opened(opened: Opened) -> Value {
-    json!({
-        "holdId": opened.hold_id,
-        "credits": opened.credits,
-        "expiresAt": rfc3339(opened.expires_at),
-        "entryId": opened.entry_id,
-        "account": opened.account,
-    })
 }
 
 /// Opens a hold: 201 `{holdId, credits, expiresAt, account}`.
@@ -46,27 +42,20 @@ pub async fn open(
     let body: OpenBody = request.parse()?;
     let hold = NewHold::new(body.credits, body.ttl_seconds, body.reason)?;
     let key = request.key(target.entity_id())?;
-    answer(StatusCode::CREATED, holds::open(state.context(), account, hold, &key).await?, opened)
+    answer(StatusCode::CREATED, holds::open(state.context(), account, hold, &key).await?, |o: Opened| o)
 }
 
-#[derive(Deserialize)]
+/// Capture takes `credits` 1…held (default all); release takes none.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct SettleBody {
+pub struct SettleBody {
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_u64)]
     credits: Option<u64>,
+    #[schema(min_length = 1, max_length = 500, pattern = r"\S")]
     reason: Option<String>,
     #[allow(dead_code)] // read by the idempotency layer from the raw body
+    #[schema(pattern = "^[\\x20-\\x7E]{1,255}$")]
     idempotency_key: Option<String>,
-}
-
-fn settled(settled: Settled) -> Value {
-    json!({
-        "entryId": settled.entry_id,
-        "account": settled.account,
-        "holdId": settled.hold_id,
-        "status": settled.status,
-        "captured": settled.captured,
-        "released": settled.released,
-    })
 }
 
 type Settle = fn(Option<u64>, Option<String>) -> Fallible<Settlement>;
@@ -84,7 +73,7 @@ async fn settle(
     let body: SettleBody = request.parse()?;
     let settlement = settlement(body.credits, body.reason)?;
     let key = request.key(target.entity_id())?;
-    answer(StatusCode::OK, holds::settle(state.context(), account, hold_id, settlement, &key).await?, settled)
+    answer(StatusCode::OK, holds::settle(state.context(), account, hold_id, settlement, &key).await?, |s: Settled| s)
 }
 
 pub async fn capture(
@@ -105,17 +94,35 @@ pub async fn release(
     settle(caller, state, target, request, Settlement::release).await
 }
 
-fn hold_view(HoldState { hold, status }: HoldState) -> Value {
-    json!({
-        "holdId": hold.hold_id,
-        "credits": hold.credits,
-        "status": status,
-        "capturedCredits": hold.captured_credits,
-        "reason": hold.reason,
-        "expiresAt": rfc3339(hold.expires_at),
-        "createdAt": rfc3339(hold.created_at),
-        "settledAt": hold.settled_at.map(rfc3339),
-    })
+/// A hold and what became of it.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HoldView {
+    hold_id: String,
+    credits: u64,
+    /// `active | captured | released | expired`, as of now.
+    status: String,
+    captured_credits: u64,
+    reason: Option<String>,
+    #[schema(format = DateTime)]
+    expires_at: String,
+    #[schema(format = DateTime)]
+    created_at: String,
+    #[schema(format = DateTime)]
+    settled_at: Option<String>,
+}
+
+fn hold_view(HoldState { hold, status }: HoldState) -> HoldView {
+    HoldView {
+        hold_id: hold.hold_id,
+        credits: hold.credits,
+        status,
+        captured_credits: hold.captured_credits,
+        reason: hold.reason,
+        expires_at: rfc3339(hold.expires_at),
+        created_at: rfc3339(hold.created_at),
+        settled_at: hold.settled_at.map(rfc3339),
+    }
 }
 
 /// A hold with its status as of now.

@@ -1,37 +1,79 @@
 //! The Quest face of the credit routes (§8): a user's credits and spends under
 //! `/api/users/{userId}/…?entityId=`. Quest's wire → the use case → Quest's wire.
 
-use axum::Router;
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::{get, post};
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 use shared::domain::account::{AccountView, Entry};
+use shared::http::api::{Api, Route};
 use shared::http::body::Mutation;
-use shared::http::quest::error_envelope;
 use shared::http::quest::route::{QuestEntity, QuestUser};
-use shared::http::quest::wire::{self, CREDITS_FIELDS};
+use shared::http::quest::wire::{
+    self, CREDITS_FIELDS, EntityRouteQuery, QuestCredits, QuestPoolCredits, UserRouteQuery,
+};
 use shared::http::{answer, ok};
 use shared::usecases::AccountRef;
 use shared::usecases::accounts::{self, HistoryQuery, MAX_PAGE};
-use shared::usecases::credits::{self, Credits};
+use shared::usecases::credits::{self, Changed, Credits};
 use shared::{AppState, Fallible};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/users/{user_id}/credits", get(user_credits))
-        .route("/api/users/{user_id}/decrement-credits", post(user_decrement))
-        .route("/api/entities/{entity_id}/credits", get(pool_credits))
-        .route("/api/entities/{entity_id}/decrement-credits", post(pool_decrement))
-        .route_layer(axum::middleware::from_fn(error_envelope))
+pub fn api() -> Api {
+    Api::new("credits")
+        .route(
+            Route::get("/api/users/{userId}/credits", "questUserCredits", "Quest getCreditInfoForUser")
+                .quest()
+                .query::<UserRouteQuery>()
+                .ok::<QuestCredits>(StatusCode::OK),
+            user_credits,
+        )
+        .route(
+            Route::post(
+                "/api/users/{userId}/decrement-credits",
+                "questUserDecrementCredits",
+                "Quest decrementCreditsForUser",
+            )
+            .quest()
+            .query::<UserRouteQuery>()
+            .body::<DecrementBody>()
+            .ok::<Changed>(StatusCode::OK)
+            .errors(&[402]),
+            user_decrement,
+        )
+        .route(
+            Route::get(
+                "/api/entities/{entityId}/credits",
+                "questPoolCredits",
+                "Quest getCreditInfoForEntity: the pool",
+            )
+            .quest()
+            .query::<EntityRouteQuery>()
+            .ok::<QuestPoolCredits>(StatusCode::OK),
+            pool_credits,
+        )
+        .route(
+            Route::post(
+                "/api/entities/{entityId}/decrement-credits",
+                "questPoolDecrementCredits",
+                "Quest decrementCreditsForEntity: spend from the pool",
+            )
+            .quest()
+            .query::<EntityRouteQuery>()
+            .body::<DecrementBody>()
+            .ok::<Changed>(StatusCode::OK)
+            .errors(&[402]),
+            pool_decrement,
+        )
 }
 
 /// `{creditsAmount, reason?}`: a Quest spend.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct DecrementBody {
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_u64)]
     credits_amount: u64,
+    #[schema(min_length = 1, max_length = 500, pattern = r"\S")]
     reason: Option<String>,
 }
 

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 use shared::auth::Caller;
 use shared::usecases::AccountRef;
@@ -28,8 +29,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Target {
         let Path(mut params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
             .await
             .map_err(|_| Error::validation("the path's ids are malformed"))?;
-        let entity_id = params.remove("entity_id").ok_or_else(|| Error::internal("route without entity_id"))?;
-        Ok(Self { entity_id, user_id: params.remove("user_id"), hold_id: params.remove("hold_id") })
+        let entity_id = params.remove("entityId").ok_or_else(|| Error::internal("route without entityId"))?;
+        Ok(Self { entity_id, user_id: params.remove("userId"), hold_id: params.remove("holdId") })
     }
 }
 
@@ -39,7 +40,7 @@ impl Target {
     }
 
     pub fn hold_id(&self) -> Fallible<&str> {
-        self.hold_id.as_deref().ok_or_else(|| Error::internal("hold route without hold_id"))
+        self.hold_id.as_deref().ok_or_else(|| Error::internal("hold route without holdId"))
     }
 
     /// The path's account: its entity is the caller's and its user id is well formed.
@@ -96,12 +97,17 @@ pub fn named<'a>(account: AccountRef<'a>, caller: &Caller, named: Option<&'a str
 
 /// `{credits, reason?, idempotencyKey?, byUserId?}`: the body of spends and grants.
 /// `byUserId` (server only) names the user a spend is made for.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schema(example = json!({"credits": 5, "reason": "one render"}))]
 pub struct CreditsBody {
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_u64)]
     pub credits: u64,
+    #[schema(min_length = 1, max_length = 500, pattern = r"\S")]
     pub reason: Option<String>,
     #[allow(dead_code)] // read by the idempotency layer from the raw body
+    #[schema(pattern = "^[\\x20-\\x7E]{1,255}$")]
     pub idempotency_key: Option<String>,
+    #[schema(pattern = "^[A-Za-z0-9._:@-]{1,128}$")]
     pub by_user_id: Option<String>,
 }

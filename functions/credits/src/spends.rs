@@ -6,10 +6,12 @@ use std::convert::identity;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 use shared::auth::Caller;
+use shared::domain::account::AccountView;
 use shared::http::answer;
 use shared::http::body::{JsonObject, Mutation};
 use shared::http::error::error_object;
@@ -52,12 +54,14 @@ pub async fn grant(
     answer(StatusCode::OK, credits::apply(state.context(), account, grant, &key).await?, identity)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct PurchaseBody {
+pub struct PurchaseBody {
     credit_tier_id: String,
+    #[schema(min_length = 1, max_length = 500, pattern = r"\S")]
     reason: Option<String>,
     #[allow(dead_code)] // read by the idempotency layer from the raw body
+    #[schema(pattern = "^[\\x20-\\x7E]{1,255}$")]
     idempotency_key: Option<String>,
 }
 
@@ -75,19 +79,60 @@ pub async fn purchase(
     answer(StatusCode::OK, purchased, identity)
 }
 
-#[derive(Deserialize)]
+/// Items are read one by one: a malformed item is refused in its own result, not the batch.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct BatchBody {
+pub struct BatchBody {
+    #[schema(value_type = Vec<BatchItemBody>, min_items = 1, max_items = 25)]
     decrements: Vec<Value>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct BatchItemBody {
+pub struct BatchItemBody {
+    #[schema(pattern = "^[A-Za-z0-9._:@-]{1,128}$")]
     user_id: String,
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_u64)]
     credits: u64,
+    #[schema(min_length = 1, max_length = 500, pattern = r"\S")]
     reason: Option<String>,
+    #[schema(pattern = "^[\\x20-\\x7E]{1,255}$")]
     idempotency_key: Option<String>,
+}
+
+/// One item's answer: spent, or refused with its error.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum ItemAnswer {
+    Spent(ItemSpent),
+    Refused(ItemRefused),
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ItemSpent {
+    /// `null` when the item names no user.
+    user_id: Option<String>,
+    /// `true`.
+    ok: bool,
+    entry_id: Option<String>,
+    account: AccountView,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ItemRefused {
+    user_id: Option<String>,
+    /// `false`.
+    ok: bool,
+    /// `{code, message}`, as a refused Q11 would answer.
+    #[schema(value_type = Object)]
+    error: Value,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct BatchAnswer {
+    results: Vec<ItemAnswer>,
 }
 
 /// Q13: each item is its own spend with its own key: the item's `idempotencyKey`, else under
@@ -106,11 +151,9 @@ pub async fn decrement_many(
     let key = request.key(&entity_id)?;
     let items = body.decrements.iter().enumerate().map(|(index, raw)| batch_item(&key, index, raw)).collect();
     let outcome = credits::spend_many(state.context(), &entity_id, items, &key).await?;
-    answer(
-        StatusCode::OK,
-        outcome,
-        |outcome: BatchOutcome| json!({"results": outcome.results.into_iter().map(item_result).collect::<Vec<_>>()}),
-    )
+    answer(StatusCode::OK, outcome, |outcome: BatchOutcome| BatchAnswer {
+        results: outcome.results.into_iter().map(item_result).collect(),
+    })
 }
 
 fn batch_item(batch: &IdempotencyKey, index: usize, raw: &Value) -> BatchItem {
@@ -132,12 +175,10 @@ fn item_spend(batch: &IdempotencyKey, index: usize, raw: &Value) -> Fallible<Ite
     Ok(ItemSpend { user_id: item.user_id, spend, key })
 }
 
-fn item_result(item: ItemResult) -> Value {
-    let user_id = item.user_id.map_or(Value::Null, Value::String);
+fn item_result(item: ItemResult) -> ItemAnswer {
+    let user_id = item.user_id;
     match item.result {
-        Ok(Changed { entry_id, account }) => {
-            json!({"userId": user_id, "ok": true, "entryId": entry_id, "account": account})
-        }
-        Err(error) => json!({"userId": user_id, "ok": false, "error": error_object(&error)}),
+        Ok(Changed { entry_id, account }) => ItemAnswer::Spent(ItemSpent { user_id, ok: true, entry_id, account }),
+        Err(error) => ItemAnswer::Refused(ItemRefused { user_id, ok: false, error: error_object(&error) }),
     }
 }

@@ -4,11 +4,12 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use shared::auth::Caller;
 use shared::clock::rfc3339;
+use shared::domain::account::AccountView;
 use shared::domain::payment::Beneficiary;
 use shared::http::body::{JsonObject, Mutation};
 use shared::http::{answer, ok};
@@ -17,14 +18,15 @@ use shared::usecases::payments::{self, Billing, Charged, IntentCreated, IntentOr
 use shared::usecases::subscriptions::{self, Subscribed};
 use shared::{AppState, Error, Fallible, ids};
 
-#[derive(Deserialize)]
+/// A string, or a number as in Quest's example.
+#[derive(Deserialize, ToSchema)]
 #[serde(untagged)]
 enum Zip {
     Text(String),
     Number(u64),
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CardData {
     email: Option<String>,
@@ -43,23 +45,29 @@ impl From<CardData> for Billing {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct Product {
     credit_tier_id: String,
+    /// If sent, must equal the tier's price.
     price: Option<u64>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct Info {
+    #[schema(pattern = "^[A-Za-z0-9._:@-]{1,128}$")]
     user_id: String,
     entity_id: String,
 }
 
-#[derive(Deserialize)]
+/// Q5's body.
+#[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"id": "pm_card_visa", "product": {"creditTierId": "starter", "price": 999}, "info": {"userId": "u-42", "entityId": "e-6f1c2a4e-8a3b-4f7d-9c1e-2b5d7a9e0f13"}}))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct PayBody {
+pub struct PayBody {
+    /// A Stripe payment method (`pm_…`).
+    #[schema(pattern = "^pm_", max_length = 255)]
     id: String,
     product: Product,
     card_data: Option<CardData>,
@@ -85,23 +93,53 @@ fn for_pool(beneficiary: Option<&str>) -> Fallible<bool> {
     }
 }
 
-fn paid(paid: Paid) -> Value {
+/// Q5's answer: a one-off charge, or the first period of a subscription to a recurring tier.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum PaidView {
+    Charged(ChargedView),
+    Subscribed(SubscribedView),
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ChargedView {
+    payment_intent_id: String,
+    /// `succeeded` (credited), or `requires_action` (with `clientSecret`; credits come later).
+    status: String,
+    credited: u64,
+    account: AccountView,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_secret: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SubscribedView {
+    subscription_id: String,
+    invoice_id: String,
+    status: String,
+    credited: u64,
+    #[schema(format = DateTime)]
+    current_period_end: Option<String>,
+    account: AccountView,
+}
+
+fn paid(paid: Paid) -> PaidView {
     match paid {
         Paid::Charged(Charged { payment_intent_id, status, credited, account, client_secret }) => {
-            let mut data = json!({"paymentIntentId": payment_intent_id, "status": status, "credited": credited, "account": account});
-            if let Some(secret) = client_secret {
-                data["clientSecret"] = json!(secret);
-            }
-            data
+            PaidView::Charged(ChargedView { payment_intent_id, status, credited, account, client_secret })
         }
-        Paid::Subscribed(Subscribed { subscription_id, invoice_id, credited, current_period_end, account }) => json!({
-            "subscriptionId": subscription_id,
-            "invoiceId": invoice_id,
-            "status": "succeeded",
-            "credited": credited,
-            "currentPeriodEnd": current_period_end.map(rfc3339),
-            "account": account,
-        }),
+        Paid::Subscribed(Subscribed { subscription_id, invoice_id, credited, current_period_end, account }) => {
+            PaidView::Subscribed(SubscribedView {
+                subscription_id,
+                invoice_id,
+                status: "succeeded".into(),
+                credited,
+                current_period_end: current_period_end.map(rfc3339),
+                account,
+            })
+        }
     }
 }
 
@@ -123,26 +161,52 @@ pub async fn pay(caller: Caller, State(state): State<AppState>, request: Mutatio
     answer(StatusCode::OK, payments::pay(state.context(), order, &key).await?, paid)
 }
 
-#[derive(Deserialize)]
+/// Q6's body (this API's form: it names `creditTierId`).
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct IntentBody {
+pub struct IntentBody {
     credit_tier_id: String,
+    /// A checked no-op: if sent, the path's entity.
     for_entity_id: Option<String>,
+    /// `user` (default) or `pool`.
+    #[schema(value_type = Option<BeneficiaryName>)]
     beneficiary: Option<String>,
     card_data: Option<CardData>,
 }
 
-fn intent_created(created: IntentCreated) -> Value {
-    json!({
-        "paymentIntentId": created.payment_intent_id,
-        "clientSecret": created.client_secret,
-        "amount": created.amount,
-        "currency": created.currency,
-        "creditTierId": created.tier.credit_tier_id,
-        "credits": created.tier.credits,
-        "bonusCredits": created.tier.bonus_credits,
-        "status": created.status,
-    })
+/// Whose account a payment credits.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)] // the schema of `beneficiary`, read as a string
+enum BeneficiaryName {
+    User,
+    Pool,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IntentView {
+    payment_intent_id: String,
+    client_secret: Option<String>,
+    amount: u64,
+    currency: String,
+    credit_tier_id: String,
+    credits: u64,
+    bonus_credits: u64,
+    status: String,
+}
+
+fn intent_created(created: IntentCreated) -> IntentView {
+    IntentView {
+        payment_intent_id: created.payment_intent_id,
+        client_secret: created.client_secret,
+        amount: created.amount,
+        currency: created.currency,
+        credit_tier_id: created.tier.credit_tier_id,
+        credits: created.tier.credits,
+        bonus_credits: created.tier.bonus_credits,
+        status: created.status,
+    }
 }
 
 /// Q6: an intent for the client to confirm.
@@ -175,11 +239,13 @@ pub async fn create_intent(
     answer(StatusCode::CREATED, payments::create_intent(state.context(), order, &key).await?, intent_created)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct ApproveBody {
+pub struct ApproveBody {
+    #[schema(pattern = "^pi_[A-Za-z0-9_]{0,252}$")]
     payment_intent_id: String,
     /// `"pool"` approves a payment into the entity's pool (created with that beneficiary).
+    #[schema(value_type = Option<BeneficiaryName>)]
     beneficiary: Option<String>,
     #[allow(dead_code)] // approving is idempotent by PaymentIntent; a key changes nothing
     idempotency_key: Option<String>,
@@ -199,17 +265,39 @@ pub async fn approve(
     let account =
         if for_pool(body.beneficiary.as_deref())? { AccountRef::pool(&entity_id).by(&user_id) } else { buyer };
     let credited = payments::approve(state.context(), account, &body.payment_intent_id).await?;
-    ok(
-        StatusCode::OK,
-        json!({
-            "paymentIntentId": body.payment_intent_id,
-            "status": "succeeded",
-            "credited": credited.credited,
-            "alreadyCredited": credited.already_credited,
-            "entryId": credited.entry_id,
-            "account": credited.account,
-        }),
-    )
+    let approved = Approved {
+        payment_intent_id: body.payment_intent_id,
+        status: "succeeded".into(),
+        credited: credited.credited,
+        already_credited: credited.already_credited,
+        entry_id: credited.entry_id,
+        account: credited.account,
+    };
+    ok(StatusCode::OK, approved)
+}
+
+/// Q7's answer.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Approved {
+    payment_intent_id: String,
+    status: String,
+    credited: u64,
+    already_credited: bool,
+    entry_id: Option<String>,
+    account: AccountView,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CancelView {
+    credit_tier_id: String,
+    subscription_id: String,
+    /// `canceling`: no renewal after this period.
+    status: String,
+    #[schema(format = DateTime)]
+    current_period_end: Option<String>,
+    account: AccountView,
 }
 
 /// `POST …/users/{userId}/credit-tiers/{creditTierId}/cancel`: no renewal after this period.
@@ -223,17 +311,15 @@ pub async fn cancel(
     ids::validate_user_id("userId", &user_id)?;
     ids::validate_tier_id("creditTierId", &tier_id)?;
     caller.require_actor_for(&user_id)?;
-    let _: serde_json::Map<String, Value> = body.parse()?;
+    let _: serde_json::Map<String, serde_json::Value> = body.parse()?;
     let account = AccountRef::user(&entity_id, &user_id).by(&user_id);
     let canceled = subscriptions::cancel(state.context(), account, &tier_id).await?;
-    ok(
-        StatusCode::OK,
-        json!({
-            "creditTierId": tier_id,
-            "subscriptionId": canceled.subscription_id,
-            "status": "canceling",
-            "currentPeriodEnd": canceled.current_period_end.map(rfc3339),
-            "account": canceled.account,
-        }),
-    )
+    let view = CancelView {
+        credit_tier_id: tier_id,
+        subscription_id: canceled.subscription_id,
+        status: "canceling".into(),
+        current_period_end: canceled.current_period_end.map(rfc3339),
+        account: canceled.account,
+    };
+    ok(StatusCode::OK, view)
 }

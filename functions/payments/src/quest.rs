@@ -2,20 +2,21 @@
 //! path both faces share: the body decides), approve-payment with the user in the session,
 //! and buy-credits for a PaymentIntent. Quest's wire → the use case → Quest's wire.
 
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
 
 use shared::auth::Caller;
+use shared::domain::account::AccountView;
 use shared::domain::payment::Beneficiary;
+use shared::http::api::{Api, Route};
 use shared::http::body::{JsonObject, Mutation};
+use shared::http::quest::in_quest_envelope;
 use shared::http::quest::route::{QuestEntity, QuestUser};
-use shared::http::quest::wire::{self, EntityRouteQuery, PAYMENT_FIELDS};
-use shared::http::quest::{error_envelope, in_quest_envelope};
+use shared::http::quest::wire::{self, EntityRouteQuery, PAYMENT_FIELDS, QuestTier, UserRouteQuery};
 use shared::http::{answer, ok};
 use shared::usecases::payments::{self, Billing, Credited, IntentCreated, IntentOrder};
 use shared::usecases::{AccountRef, Context, tiers};
@@ -23,12 +24,44 @@ use shared::{AppState, Error, Fallible, ids};
 
 use crate::pay;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/entities/{entity_id}/approve-payment", post(approve))
-        .route("/api/users/{user_id}/buy-credits", post(buy_user))
-        .route("/api/entities/{entity_id}/buy-credits", post(buy_pool))
-        .route_layer(axum::middleware::from_fn(error_envelope))
+pub fn api() -> Api {
+    Api::new("payments")
+        .route(
+            Route::post(
+                "/api/entities/{entityId}/approve-payment",
+                "questApprovePayment",
+                "Quest approvePaymentForEntity: credit the session user's succeeded payment, once",
+            )
+            .quest()
+            .query::<EntityRouteQuery>()
+            .body::<ApproveBody>()
+            .ok::<QuestCredited>(StatusCode::OK),
+            approve,
+        )
+        .route(
+            Route::post(
+                "/api/users/{userId}/buy-credits",
+                "questUserBuyCredits",
+                "Quest buyCreditsForUser: credit what a succeeded PaymentIntent paid for, once",
+            )
+            .quest()
+            .query::<UserRouteQuery>()
+            .body::<BuyBody>()
+            .ok::<QuestCredited>(StatusCode::OK),
+            buy_user,
+        )
+        .route(
+            Route::post(
+                "/api/entities/{entityId}/buy-credits",
+                "questPoolBuyCredits",
+                "Quest buyCreditsForEntity: credit the pool with what a succeeded PaymentIntent paid for, once",
+            )
+            .quest()
+            .query::<EntityRouteQuery>()
+            .body::<BuyBody>()
+            .ok::<QuestCredited>(StatusCode::OK),
+            buy_pool,
+        )
 }
 
 /// `POST /api/entities/{entityId}/users/{userId}/create-payment-intent`: a body with
@@ -59,7 +92,7 @@ pub async fn create_intent(
     in_quest_envelope(answered.into_response()).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(untagged)]
 enum PostalCode {
     Text(String),
@@ -67,7 +100,7 @@ enum PostalCode {
 }
 
 /// `cardData.address`: Quest's clients send all of it; the country and postal code are kept.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Address {
     country: Option<String>,
@@ -82,8 +115,9 @@ struct Address {
     line2: Option<String>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = QuestCardData)]
 struct CardData {
     email: Option<String>,
     name: Option<String>,
@@ -107,21 +141,23 @@ impl From<CardData> for Billing {
 
 /// `intentData`: the tier by `name` (its creditsTierName) or `creditsTierId`; `amount` and
 /// `currency` are read and never used (the tier's price and currency are charged).
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct IntentData {
     payment_method_id: Option<String>,
     name: Option<String>,
     credits_tier_id: Option<String>,
     #[allow(dead_code)]
+    #[schema(value_type = Option<Object>)]
     amount: Option<Value>,
     #[allow(dead_code)]
     currency: Option<String>,
 }
 
-#[derive(Deserialize)]
+/// Quest's form of create-payment-intent (it has `intentData`).
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct QuestIntentBody {
+pub struct QuestIntentBody {
     card_data: Option<CardData>,
     intent_data: IntentData,
     for_entity_id: Option<String>,
@@ -145,16 +181,29 @@ async fn named_tier(ctx: Context<'_>, entity_id: &str, intent: &IntentData) -> F
     }
 }
 
-fn intent_created(created: IntentCreated) -> Value {
-    json!({
-        "intentId": created.payment_intent_id,
-        "clientSecret": created.client_secret,
-        "amount": created.amount,
-        "currency": created.currency,
-        "status": created.status,
-        "creditsTierId": created.tier.credit_tier_id,
-        "tier": wire::tier(&created.tier),
-    })
+/// Quest's create-payment-intent answer (`{clientSecret, intentId}` and ours beside them).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct QuestIntentView {
+    intent_id: String,
+    client_secret: Option<String>,
+    amount: u64,
+    currency: String,
+    status: String,
+    credits_tier_id: String,
+    tier: QuestTier,
+}
+
+fn intent_created(created: IntentCreated) -> QuestIntentView {
+    QuestIntentView {
+        intent_id: created.payment_intent_id,
+        client_secret: created.client_secret,
+        amount: created.amount,
+        currency: created.currency,
+        status: created.status,
+        credits_tier_id: created.tier.credit_tier_id.clone(),
+        tier: wire::tier(&created.tier),
+    }
 }
 
 /// `createPaymentIntentForEntity` / React's call 1: an intent with the payment method
@@ -205,21 +254,31 @@ fn renamed_intent_error(error: Error) -> Error {
 
 /// What approve-payment and buy-credits answer: Quest reads `success`; ours beside it.
 fn credited(intent_id: &str, credited: Credited) -> Fallible<Response> {
-    ok(
-        StatusCode::OK,
-        json!({
-            "intentId": intent_id,
-            "credited": credited.credited,
-            "alreadyCredited": credited.already_credited,
-            "entryId": credited.entry_id,
-            "account": credited.account,
-        }),
-    )
+    let view = QuestCredited {
+        intent_id: intent_id.to_owned(),
+        credited: credited.credited,
+        already_credited: credited.already_credited,
+        entry_id: credited.entry_id,
+        account: credited.account,
+    };
+    ok(StatusCode::OK, view)
 }
 
-#[derive(Deserialize)]
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct QuestCredited {
+    intent_id: String,
+    credited: u64,
+    already_credited: bool,
+    entry_id: Option<String>,
+    account: AccountView,
+}
+
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schema(as = QuestApproveBody)]
 struct ApproveBody {
+    #[schema(pattern = "^pi_[A-Za-z0-9_]{0,252}$")]
     intent_id: String,
 }
 
@@ -235,10 +294,11 @@ async fn approve(entity: QuestEntity<JsonObject>) -> Fallible<Response> {
     credited(&body.intent_id, done.map_err(|e| wire::renamed(e, PAYMENT_FIELDS))?)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct BuyBody {
     credits_tier_id: String,
+    #[schema(pattern = "^pi_[A-Za-z0-9_]{0,252}$")]
     intent_id: String,
 }
 

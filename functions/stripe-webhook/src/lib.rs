@@ -8,17 +8,39 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use axum::routing::post;
+use serde::Serialize;
 use serde_json::{Value, json};
 use stripe_webhook::{Webhook, WebhookError};
+use utoipa::ToSchema;
 
+use shared::http::api::{Access, Api, Route};
 use shared::http::body::MAX_BODY_BYTES;
 use shared::http::ok;
 use shared::{AppState, Error, Fallible};
 
+pub fn api() -> Api {
+    Api::new("stripe-webhook").route(
+        Route::post("/api/stripe/webhook", "receiveStripeEvent", "Stripe's events, signed (Stripe-Signature)")
+            .access(Access::StripeSignature)
+            .body_schema(|_| json!({"type": "object", "description": "A Stripe event"}))
+            .ok::<Received>(StatusCode::OK),
+        receive,
+    )
+}
+
 pub fn router(state: AppState) -> Router {
-    let routes = Router::new().route("/api/stripe/webhook", post(receive));
-    shared::http::finish(routes, state)
+    api().router(state)
+}
+
+/// `handled` says whether the event's type is one this service acts on; `duplicate`, that
+/// the event was processed before.
+#[derive(Serialize, ToSchema)]
+struct Received {
+    received: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    handled: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    duplicate: Option<bool>,
 }
 
 /// Checks the `Stripe-Signature` header against the raw body (any `v1` may match; the
@@ -56,10 +78,10 @@ async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Bytes)
         return Err(Error::validation("event must have an id and a type"));
     };
     if state.store.event_processed(id).await? {
-        return ok(StatusCode::OK, json!({"received": true, "duplicate": true}));
+        return ok(StatusCode::OK, Received { received: true, handled: None, duplicate: Some(true) });
     }
     let handled = events::handle(&state, kind, &event["data"]["object"]).await?;
     state.store.mark_event_processed(id, kind, state.clock.now_millis()).await?;
     tracing::info!(event_id = id, event_type = kind, handled, "stripe event");
-    ok(StatusCode::OK, json!({"received": true, "handled": handled}))
+    ok(StatusCode::OK, Received { received: true, handled: Some(handled), duplicate: None })
 }

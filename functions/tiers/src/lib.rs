@@ -8,36 +8,82 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::get;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use shared::auth::Caller;
 use shared::clock::rfc3339;
 use shared::domain::account::TierPurchases;
-use shared::domain::entity::SettingsChange;
-use shared::domain::tier::{NewTier, TierPatch};
+use shared::domain::entity::{EntitySettings, SettingsChange};
+use shared::domain::tier::{NewTier, Tier, TierPatch};
+use shared::http::api::{Access, Api, Route};
 use shared::http::body::JsonObject;
 use shared::http::body::Mutation;
 use shared::http::query::Query;
-use shared::http::{answer, finish, ok};
+use shared::http::{answer, ok};
 use shared::usecases::entities;
 use shared::usecases::tiers::{self, Owner, TierForUser};
 use shared::{AppState, Error, Fallible, ids};
 
-pub fn router(state: AppState) -> Router {
-    let routes = Router::new()
-        .route("/api/entities/{entity_id}/credit-tiers", get(list_tiers).post(create_tier))
-        .route("/api/entities/{entity_id}/credit-tiers/{tier_id}", get(get_tier).patch(update_tier))
-        .route("/api/entities/{entity_id}/users/{user_id}/credit-tiers", get(tiers_for_user))
-        .route("/api/entities/{entity_id}/settings", get(get_settings).put(set_settings))
-        .merge(quest::routes());
-    finish(routes, state)
+const TIERS: &str = "/api/entities/{entityId}/credit-tiers";
+const TIER: &str = "/api/entities/{entityId}/credit-tiers/{creditTierId}";
+const SETTINGS: &str = "/api/entities/{entityId}/settings";
+
+pub fn api() -> Api {
+    Api::new("tiers")
+        .route(
+            Route::get(TIERS, "listCreditTiers", "Q1: the entity's tiers, by price then name")
+                .query::<ListQuery>()
+                .ok_list::<Tier>(StatusCode::OK),
+            list_tiers,
+        )
+        .route(
+            Route::post(TIERS, "createCreditTier", "Q8: add a credit tier (owner, server)")
+                .body::<NewTier>()
+                .ok::<Tier>(StatusCode::CREATED),
+            create_tier,
+        )
+        .route(Route::get(TIER, "getCreditTier", "Q2: one credit tier").ok::<Tier>(StatusCode::OK), get_tier)
+        .route(
+            Route::patch(TIER, "updateCreditTier", "Q9: update a credit tier (owner, server)")
+                .body::<TierPatch>()
+                .ok::<Tier>(StatusCode::OK),
+            update_tier,
+        )
+        .route(
+            Route::get(
+                "/api/entities/{entityId}/users/{userId}/credit-tiers",
+                "listCreditTiersForUser",
+                "Q4: the active tiers with this user's purchases and subscriptions",
+            )
+            .ok_list::<TierView>(StatusCode::OK),
+            tiers_for_user,
+        )
+        .route(
+            Route::get(SETTINGS, "getEntitySettings", "The entity's settings (server)")
+                .access(Access::Server)
+                .ok::<EntitySettings>(StatusCode::OK),
+            get_settings,
+        )
+        .route(
+            Route::put(SETTINGS, "setEntitySettings", "Replace the entity's settings (server)")
+                .access(Access::Server)
+                .body::<SettingsBody>()
+                .ok::<EntitySettings>(StatusCode::OK),
+            set_settings,
+        )
+        .merge(quest::api())
 }
 
-#[derive(Deserialize)]
+pub fn router(state: AppState) -> Router {
+    api().router(state)
+}
+
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct ListQuery {
+    /// `true` (owner, server) lists archived tiers too.
+    #[schema(value_type = Option<bool>)]
     include_archived: Option<String>,
 }
 
@@ -100,25 +146,46 @@ async fn update_tier(
     answer(StatusCode::OK, tiers::update(state.context(), &entity_id, &tier_id, patch, &key).await?, identity)
 }
 
-/// `{"subscriptionId", "status", "currentPeriodEnd"}` of a user's subscription to a tier.
-fn subscription_view(purchases: &TierPurchases) -> Option<Value> {
+/// A user's subscription to a tier.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct SubscriptionView {
+    subscription_id: String,
+    status: Option<String>,
+    #[schema(format = DateTime)]
+    current_period_end: Option<String>,
+}
+
+fn subscription_view(purchases: &TierPurchases) -> Option<SubscriptionView> {
     let id = purchases.subscription_id.as_ref()?;
-    Some(json!({
-        "subscriptionId": id,
-        "status": purchases.subscription_status,
-        "currentPeriodEnd": purchases.current_period_end.map(rfc3339),
-    }))
+    Some(SubscriptionView {
+        subscription_id: id.clone(),
+        status: purchases.subscription_status.clone(),
+        current_period_end: purchases.current_period_end.map(rfc3339),
+    })
 }
 
 /// A tier as one user sees it: the tier's fields, `purchaseCount`, `lastPurchasedAt`,
 /// `subscription`.
-fn tier_for_user(TierForUser { tier, purchases }: TierForUser) -> Fallible<Value> {
-    let mut view = serde_json::to_value(tier).map_err(Error::internal)?;
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct TierView {
+    #[serde(flatten)]
+    tier: Tier,
+    purchase_count: u64,
+    #[schema(format = DateTime)]
+    last_purchased_at: Option<String>,
+    subscription: Option<SubscriptionView>,
+}
+
+fn tier_for_user(TierForUser { tier, purchases }: TierForUser) -> TierView {
     let bought = purchases.as_ref();
-    view["purchaseCount"] = json!(bought.map_or(0, |p| p.purchase_count));
-    view["lastPurchasedAt"] = json!(bought.and_then(|p| p.last_purchased_at).map(rfc3339));
-    view["subscription"] = json!(bought.and_then(subscription_view));
-    Ok(view)
+    TierView {
+        purchase_count: bought.map_or(0, |p| p.purchase_count),
+        last_purchased_at: bought.and_then(|p| p.last_purchased_at).map(rfc3339),
+        subscription: bought.and_then(subscription_view),
+        tier,
+    }
 }
 
 /// Q4: the active tiers with this user's purchase counts and subscriptions.
@@ -131,7 +198,7 @@ async fn tiers_for_user(
     ids::validate_user_id("userId", &user_id)?;
     caller.require_reader_of(&user_id)?;
     let tiers = tiers::for_user(state.context(), &entity_id, &user_id).await?;
-    ok(StatusCode::OK, tiers.into_iter().map(tier_for_user).collect::<Fallible<Vec<_>>>()?)
+    ok(StatusCode::OK, tiers.into_iter().map(tier_for_user).collect::<Vec<_>>())
 }
 
 /// The entity's settings: the server's to read and change.
@@ -147,7 +214,7 @@ async fn get_settings(
 
 /// `PUT {"poolOpenToUsers"?: bool, "lowBalanceThreshold"?: n}`: at least one setting; the
 /// ones left out keep their value.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct SettingsBody {
     pool_open_to_users: Option<bool>,

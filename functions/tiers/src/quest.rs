@@ -1,23 +1,44 @@
 //! The Quest face of the tier routes (§8): `GET|POST|PATCH /api/entities/{entityId}/credits-tiers`,
 //! the tier named in the PATCH body. Quest's wire → the use case → Quest's wire.
 
-use axum::Router;
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::get;
 
+use shared::Fallible;
+use shared::http::api::{Api, Route};
 use shared::http::body::Mutation;
-use shared::http::quest::error_envelope;
 use shared::http::quest::route::QuestEntity;
-use shared::http::quest::wire::{self, QuestNewTier, QuestTierPatch, TIER_FIELDS};
+use shared::http::quest::wire::{self, EntityRouteQuery, QuestNewTier, QuestTier, QuestTierPatch, TIER_FIELDS};
 use shared::http::{answer, ok};
 use shared::usecases::tiers::{self, Owner};
-use shared::{AppState, Fallible};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/entities/{entity_id}/credits-tiers", get(list).post(create).patch(update))
-        .route_layer(axum::middleware::from_fn(error_envelope))
+const TIERS: &str = "/api/entities/{entityId}/credits-tiers";
+
+pub fn api() -> Api {
+    Api::new("tiers")
+        .route(
+            Route::get(TIERS, "questListCreditTiers", "Quest getCreditTiersForEntity: the active tiers")
+                .quest()
+                .query::<EntityRouteQuery>()
+                .ok_list::<QuestTier>(StatusCode::OK),
+            list,
+        )
+        .route(
+            Route::post(TIERS, "questAddCreditTier", "Quest addCreditTierForEntity (owner, server)")
+                .quest()
+                .query::<EntityRouteQuery>()
+                .body::<QuestNewTier>()
+                .ok::<QuestTier>(StatusCode::CREATED),
+            create,
+        )
+        .route(
+            Route::patch(TIERS, "questUpdateCreditTier", "Quest updateCreditTierForEntity: the tier named in the body")
+                .quest()
+                .query::<EntityRouteQuery>()
+                .body::<QuestTierPatch>()
+                .ok::<QuestTier>(StatusCode::OK),
+            update,
+        )
 }
 
 /// `getCreditTiersForEntity`: the active tiers.

@@ -5,28 +5,129 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::{get, post};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use shared::auth::Caller;
-use shared::domain::webhook::{NewEndpoint, UserSettings};
+use shared::domain::webhook::{Attempt, EndpointView, NewEndpoint, UserSettings};
+use shared::http::api::{Access, Api, Route};
 use shared::http::body::{JsonObject, Mutation};
 use shared::http::query::Query;
-use shared::http::{answer, finish, ok};
-use shared::usecases::webhooks::{self, WithSecret};
+use shared::http::{answer, ok};
+use shared::usecases::webhooks::{self, Redelivery, WithSecret};
 use shared::{AppState, Error, Fallible};
 
+const ENDPOINTS: &str = "/api/entities/{entityId}/webhook-endpoints";
+const ENDPOINT: &str = "/api/entities/{entityId}/webhook-endpoints/{endpointId}";
+const USER_SETTINGS: &str = "/api/entities/{entityId}/users/{userId}/settings";
+
+pub fn api() -> Api {
+    Api::new("webhooks")
+        .route(
+            Route::post(ENDPOINTS, "createWebhookEndpoint", "Register an endpoint for signed events (server)")
+                .access(Access::Server)
+                .body::<NewEndpoint>()
+                .ok::<EndpointWithSecret>(StatusCode::CREATED),
+            create_endpoint,
+        )
+        .route(
+            Route::get(ENDPOINTS, "listWebhookEndpoints", "The entity's webhook endpoints (server)")
+                .access(Access::Server)
+                .ok_list::<EndpointView>(StatusCode::OK),
+            list_endpoints,
+        )
+        .route(
+            Route::get(ENDPOINT, "getWebhookEndpoint", "One webhook endpoint (server)")
+                .access(Access::Server)
+                .ok::<EndpointView>(StatusCode::OK),
+            get_endpoint,
+        )
+        .route(
+            Route::delete(
+                ENDPOINT,
+                "deleteWebhookEndpoint",
+                "Delete an endpoint; its pending deliveries stop (server)",
+            )
+            .access(Access::Server)
+            .ok::<Deleted>(StatusCode::OK),
+            delete_endpoint,
+        )
+        .route(
+            Route::post(
+                "/api/entities/{entityId}/webhook-endpoints/{endpointId}/rotate-secret",
+                "rotateWebhookSecret",
+                "A new signing secret; the old one also signs for 24 h (server)",
+            )
+            .access(Access::Server)
+            .body::<NoFields>()
+            .ok::<EndpointWithSecret>(StatusCode::OK),
+            rotate_secret,
+        )
+        .route(
+            Route::get(
+                "/api/entities/{entityId}/webhook-endpoints/{endpointId}/deliveries",
+                "listWebhookDeliveries",
+                "The endpoint's delivery attempts, newest first (server)",
+            )
+            .access(Access::Server)
+            .query::<DeliveriesQuery>()
+            .ok::<Deliveries>(StatusCode::OK),
+            deliveries,
+        )
+        .route(
+            Route::post(
+                "/api/entities/{entityId}/events/{eventId}/redeliver",
+                "redeliverEvent",
+                "Send an event again to every endpoint that wants it (server)",
+            )
+            .access(Access::Server)
+            .body::<NoFields>()
+            .ok::<Redelivery>(StatusCode::ACCEPTED),
+            redeliver,
+        )
+        .route(
+            Route::get(USER_SETTINGS, "getUserSettings", "A user's low-balance threshold (server)")
+                .access(Access::Server)
+                .ok::<UserSettings>(StatusCode::OK),
+            user_settings,
+        )
+        .route(
+            Route::put(USER_SETTINGS, "setUserSettings", "Set a user's own low-balance threshold (server)")
+                .access(Access::Server)
+                .body::<UserSettingsBody>()
+                .ok::<UserSettings>(StatusCode::OK),
+            set_user_settings,
+        )
+}
+
 pub fn router(state: AppState) -> Router {
-    let endpoints = "/api/entities/{entity_id}/webhook-endpoints";
-    let routes = Router::new()
-        .route(endpoints, get(list_endpoints).post(create_endpoint))
-        .route(&format!("{endpoints}/{{endpoint_id}}"), get(get_endpoint).delete(delete_endpoint))
-        .route(&format!("{endpoints}/{{endpoint_id}}/rotate-secret"), post(rotate_secret))
-        .route(&format!("{endpoints}/{{endpoint_id}}/deliveries"), get(deliveries))
-        .route("/api/entities/{entity_id}/events/{event_id}/redeliver", post(redeliver))
-        .route("/api/entities/{entity_id}/users/{user_id}/settings", get(user_settings).put(set_user_settings));
-    finish(routes, state)
+    api().router(state)
+}
+
+/// An endpoint as created or rotated: the only answers that show its secret (`null` in a
+/// replay: secrets are not kept with outcomes).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct EndpointWithSecret {
+    #[serde(flatten)]
+    endpoint: EndpointView,
+    secret: Option<String>,
+    /// When the previous secret stops signing (rotation only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
+    previous_secret_retires_at: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct Deleted {
+    endpoint_id: String,
+    deleted: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+struct Deliveries {
+    deliveries: Vec<Attempt>,
 }
 
 /// The path's entity must be the caller's, and the caller its server.
@@ -49,11 +150,12 @@ async fn create_endpoint(
     answer(StatusCode::CREATED, created, with_secret)
 }
 
-/// The endpoint with its secret (`null` in a replay: secrets are not kept with outcomes).
-fn with_secret(answer: WithSecret) -> Value {
-    let mut view = serde_json::to_value(&answer).unwrap_or_default();
-    view["secret"] = json!(answer.secret);
-    view
+fn with_secret(answer: WithSecret) -> EndpointWithSecret {
+    EndpointWithSecret {
+        endpoint: answer.endpoint,
+        secret: answer.secret,
+        previous_secret_retires_at: answer.previous_secret_retires_at.map(shared::clock::rfc3339),
+    }
 }
 
 async fn list_endpoints(
@@ -81,11 +183,11 @@ async fn delete_endpoint(
 ) -> Fallible<Response> {
     server_of(&caller, &entity_id)?;
     webhooks::delete_endpoint(state.context(), &entity_id, &endpoint_id).await?;
-    ok(StatusCode::OK, json!({"endpointId": endpoint_id, "deleted": true}))
+    ok(StatusCode::OK, Deleted { endpoint_id, deleted: true })
 }
 
 /// Bodies of the routes that take none: `{}` or nothing.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NoFields {}
 
@@ -101,9 +203,11 @@ async fn rotate_secret(
     answer(StatusCode::OK, webhooks::rotate_secret(state.context(), &entity_id, &endpoint_id, &key).await?, with_secret)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct DeliveriesQuery {
+    /// 1–200, default 50.
+    #[schema(value_type = Option<u32>, minimum = 1, maximum = 200)]
     limit: Option<String>,
 }
 
@@ -123,7 +227,7 @@ async fn deliveries(
             .ok_or_else(|| Error::validation("limit must be an integer from 1 to 200"))?,
     };
     let attempts = webhooks::deliveries(state.context(), &entity_id, &endpoint_id, limit).await?;
-    ok(StatusCode::OK, json!({"deliveries": attempts}))
+    ok(StatusCode::OK, Deliveries { deliveries: attempts })
 }
 
 async fn redeliver(
@@ -147,7 +251,7 @@ async fn user_settings(
 }
 
 /// `PUT {"lowBalanceThreshold": n}`: the user's own threshold (0: no alerts for them).
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct UserSettingsBody {
     low_balance_threshold: u64,

@@ -136,7 +136,8 @@ where
     P: FnOnce() -> Fut,
     Fut: Future<Output = Result<Change, Error>>,
 {
-    let mut writer = Writer { ledger, account, key, outcome_of: &outcome_of, checked_at: ledger.clock.now_millis() };
+    let started = ledger.clock.now_millis() - CLOCK_MARGIN_MILLIS;
+    let mut writer = Writer { ledger, account, key, outcome_of: &outcome_of, forgotten_by: started };
     if key.may_be_used()
         && let Some(answer) = writer.recorded().await?
     {
@@ -158,8 +159,9 @@ struct Writer<'a, F> {
     account: AccountRef<'a>,
     key: &'a IdempotencyKey,
     outcome_of: &'a F,
-    /// When the key was last known to have no idempotency record.
-    checked_at: i64,
+    /// The write requires that the account forgot no key after this instant: until then, the
+    /// key's idempotency record was read (or the key is new) and found absent.
+    forgotten_by: i64,
 }
 
 impl<T: Outcome, F: Fn(&Applied, i64) -> Result<T, Error>> Writer<'_, F> {
@@ -230,7 +232,7 @@ impl<T: Outcome, F: Fn(&Applied, i64) -> Result<T, Error>> Writer<'_, F> {
             min_spendable: needs_credits.then_some(-delta.spendable),
             max_holds_before,
             slot: key_slot(&self.key.key),
-            keys_forgotten_by: self.checked_at - CLOCK_MARGIN_MILLIS,
+            keys_forgotten_by: self.forgotten_by,
             record,
         }
     }
@@ -264,19 +266,24 @@ impl<T: Outcome, F: Fn(&Applied, i64) -> Result<T, Error>> Writer<'_, F> {
     async fn recorded(&mut self) -> Result<Option<Answer<T>>, Error> {
         let checked_at = self.ledger.clock.now_millis();
         let stored = self.ledger.store.get_response(&self.key.entity_id, &self.key.key).await?;
-        self.checked_at = checked_at;
+        self.forgotten_by = self.forgotten_by.max(checked_at - CLOCK_MARGIN_MILLIS);
         match stored.filter(|stored| stored.expires_at > checked_at) {
             Some(stored) => self.replay(&stored).map(Some),
             None => Ok(None),
         }
     }
 
-    /// A refused write whose account forgot keys since this key was checked: check again.
+    /// A refused write whose account forgot keys since this key was checked: check again. A
+    /// key forgotten by then was recorded before it was forgotten, so before this read began:
+    /// once the read finds nothing, the write may require no more than what it saw (whatever
+    /// the clocks of the instances that forgot them say).
     async fn recheck_if_forgotten(&mut self, current: &Account) -> Result<Option<Answer<T>>, Error> {
-        if current.keys_forgotten_before > self.checked_at - CLOCK_MARGIN_MILLIS {
-            return self.recorded().await;
+        if current.keys_forgotten_before <= self.forgotten_by {
+            return Ok(None);
         }
-        Ok(None)
+        let answer = self.recorded().await?;
+        self.forgotten_by = self.forgotten_by.max(current.keys_forgotten_before);
+        Ok(answer)
     }
 
     fn replay(&self, stored: &StoredOutcome) -> Result<Answer<T>, Error> {

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::clock::as_rfc3339;
 use crate::domain::journal::JournalRecord;
@@ -59,7 +60,7 @@ pub struct Account {
 }
 
 /// The account as the API shows it, at one instant: expired holds count as released.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AccountView {
     pub entity_id: String,
@@ -72,6 +73,7 @@ pub struct AccountView {
     pub lifetime_consumed: u64,
     pub lifetime_reversed: u64,
     #[serde(with = "as_rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub updated_at: Option<i64>,
 }
 
@@ -135,7 +137,7 @@ impl Account {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum EntryType {
     Purchase,
@@ -182,7 +184,7 @@ impl EntryType {
 }
 
 /// One line of the ledger: why the balance (or the held amount) changed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Entry {
     pub entry_id: String,
@@ -202,6 +204,7 @@ pub struct Entry {
     #[serde(default)]
     pub by_user_id: Option<String>,
     #[serde(with = "as_rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
     /// Position in the account's history: the account version that wrote it, then the
     /// entry's index within that write. Internal: it orders the history (the table's sort key).

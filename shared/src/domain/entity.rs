@@ -1,6 +1,7 @@
 //! Entities (the businesses selling credits) and their API keys.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::clock::as_rfc3339;
 use crate::domain::limits::{check_currency, check_text};
@@ -9,7 +10,7 @@ use crate::ids::validate_user_id;
 
 pub const MAX_OWNERS: usize = 100;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Entity {
     pub entity_id: String,
@@ -20,8 +21,10 @@ pub struct Entity {
     #[serde(rename = "apikeys")]
     pub api_keys: Vec<String>,
     #[serde(with = "as_rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
     #[serde(with = "as_rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: i64,
     /// Entities created before settings existed read as the defaults.
     #[serde(default)]
@@ -29,7 +32,7 @@ pub struct Entity {
 }
 
 /// What an entity decides for itself (`GET|PUT /api/entities/{entityId}/settings`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct EntitySettings {
     /// Whether every user of the entity may spend from and read its credit pool, not only
@@ -78,12 +81,16 @@ pub struct ApiKey {
     pub secret_hash: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schema(example = json!({"name": "Acme", "ownerUserIds": ["owner-1"], "currency": "usd"}))]
 pub struct NewEntity {
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub name: String,
     #[serde(default)]
+    #[schema(schema_with = owner_ids_schema)]
     pub owner_user_ids: Vec<String>,
+    #[schema(pattern = "^[a-z]{3}$")]
     pub currency: String,
 }
 
@@ -95,10 +102,18 @@ impl NewEntity {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct OwnersUpdate {
+    #[schema(schema_with = owner_ids_schema)]
     pub owner_user_ids: Vec<String>,
+}
+
+/// At most `MAX_OWNERS` user ids (1-128 chars of `[A-Za-z0-9._:@-]`).
+fn owner_ids_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    let user_id = ObjectBuilder::new().schema_type(Type::String).pattern(Some("^[A-Za-z0-9._:@-]{1,128}$"));
+    ArrayBuilder::new().items(user_id).max_items(Some(MAX_OWNERS)).build()
 }
 
 pub fn validate_owners(owners: &[String]) -> Result<(), Error> {

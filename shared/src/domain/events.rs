@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::clock::rfc3339;
 use crate::domain::account::{Entry, EntryType};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum EventType {
     #[serde(rename = "credits.purchased")]
     CreditsPurchased,

@@ -1,13 +1,14 @@
 //! Credit tiers (§3): what an entity sells, and the rules for creating and editing them.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::clock::as_rfc3339;
 use crate::domain::limits::{check_amount, check_currency, check_text};
 use crate::error::Error;
 use crate::ids::validate_tier_id;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Recurring {
     None,
@@ -33,7 +34,7 @@ impl Recurring {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TierStatus {
     Active,
@@ -53,7 +54,7 @@ impl TierStatus {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Tier {
     pub credit_tier_id: String,
@@ -67,8 +68,10 @@ pub struct Tier {
     pub status: TierStatus,
     pub version: u64,
     #[serde(with = "as_rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
     #[serde(with = "as_rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: i64,
 }
 
@@ -97,15 +100,22 @@ pub fn sort_for_listing(tiers: &mut [Tier]) {
 }
 
 /// Q8 body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"creditTierId": "starter", "name": "Starter", "credits": 100, "bonusCredits": 20, "price": 999}))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct NewTier {
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub credit_tier_id: Option<String>,
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub name: String,
+    #[schema(maximum = 1_000_000_000_000_u64)]
     pub credits: u64,
     #[serde(default)]
+    #[schema(maximum = 1_000_000_000_000_u64)]
     pub bonus_credits: u64,
+    #[schema(maximum = 1_000_000_000_000_u64)]
     pub price: u64,
+    #[schema(pattern = "^[a-z]{3}$")]
     pub currency: Option<String>,
     pub recurring: Option<Recurring>,
 }
@@ -142,14 +152,21 @@ impl NewTier {
 }
 
 /// Q9 body: any subset of the editable fields.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[schema(example = json!({"price": 1299, "version": 1}))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct TierPatch {
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub credit_tier_id: Option<String>,
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub name: Option<String>,
+    #[schema(maximum = 1_000_000_000_000_u64)]
     pub credits: Option<u64>,
+    #[schema(maximum = 1_000_000_000_000_u64)]
     pub bonus_credits: Option<u64>,
+    #[schema(maximum = 1_000_000_000_000_u64)]
     pub price: Option<u64>,
+    #[schema(pattern = "^[a-z]{3}$")]
     pub currency: Option<String>,
     pub recurring: Option<Recurring>,
     pub status: Option<TierStatus>,

@@ -8,6 +8,7 @@ use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
+use utoipa::ToSchema;
 
 use crate::clock::as_rfc3339;
 use crate::domain::events::{Event, EventType};
@@ -78,7 +79,7 @@ impl Endpoint {
 }
 
 /// An endpoint as the API shows it after creation: no secret.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointView {
     pub endpoint_id: String,
@@ -86,6 +87,7 @@ pub struct EndpointView {
     pub events: Vec<EventType>,
     pub description: Option<String>,
     #[serde(with = "as_rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
 }
 
@@ -100,7 +102,7 @@ pub struct Delivery {
     pub next_attempt_at: i64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AttemptStatus {
     Delivered,
@@ -111,7 +113,7 @@ pub enum AttemptStatus {
 }
 
 /// One delivery attempt, as the delivery log lists it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Attempt {
     pub attempt_id: String,
@@ -126,13 +128,15 @@ pub struct Attempt {
     /// Why it failed, when no response said (time-out, refused connection, refused address).
     pub error: Option<String>,
     #[serde(with = "as_rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub next_retry_at: Option<i64>,
     #[serde(with = "as_rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub attempted_at: i64,
 }
 
 /// A user's own settings (`PUT …/users/{userId}/settings`): override the entity's.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserSettings {
     /// Credits; 0 turns alerts off for this user.
@@ -140,12 +144,17 @@ pub struct UserSettings {
 }
 
 /// `POST …/webhook-endpoints`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schema(example = json!({"url": "https://example.com/hooks/credits", "events": ["credits.low"]}))]
 pub struct NewEndpoint {
+    #[schema(min_length = 1, max_length = 2048)]
     pub url: String,
+    /// Event types by name; none: every type but the opt-in ones.
     #[serde(default)]
+    #[schema(value_type = Vec<EventType>)]
     pub events: Vec<String>,
+    #[schema(max_length = 500)]
     pub description: Option<String>,
 }
 

@@ -1,8 +1,10 @@
 //! The native face's HTTP plumbing shared by every function: body parsing, envelopes,
 //! the error mapping, request ids, the common layers and fallbacks.
 
+pub mod api;
 pub mod body;
 pub mod error;
+pub mod openapi;
 pub mod query;
 pub mod quest;
 pub mod request_id;

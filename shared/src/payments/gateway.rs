@@ -48,6 +48,13 @@ pub enum GatewayError {
     /// The card was declined.
     #[error("declined: {message}")]
     Declined { message: String, decline_code: Option<String> },
+    /// The payment method the client named does not exist: the client's mistake, not ours.
+    #[error("no such payment method: {0}")]
+    UnknownPaymentMethod(String),
+    /// The provider cannot charge the tier's price (below its minimum, above its maximum, a
+    /// currency it does not support): the tier's matter, not a provider failure.
+    #[error("cannot charge: {0}")]
+    Unchargeable(String),
     /// The provider refused the request itself (bad parameters, unknown object).
     #[error("rejected: {0}")]
     Rejected(String),
@@ -73,6 +80,13 @@ impl From<GatewayError> for Error {
             GatewayError::Declined { message, decline_code } => {
                 Error::PaymentFailed { message: format!("the payment was declined: {message}"), decline_code }
             }
+            GatewayError::UnknownPaymentMethod(cause) => {
+                tracing::info!(%cause, "unknown payment method");
+                Error::validation("id must be a payment method the payment provider knows (no such payment method)")
+            }
+            GatewayError::Unchargeable(cause) => Error::validation(format!(
+                "creditTierId: the payment provider cannot charge this tier's price ({cause})"
+            )),
             GatewayError::Rejected(cause) => {
                 tracing::warn!(%cause, "payment provider rejected a request");
                 Error::PaymentProvider("the payment provider refused the request".into())

@@ -62,7 +62,7 @@ fn idempotent(key: &str) -> Result<RequestStrategy, GatewayError> {
 }
 
 fn currency(code: &str) -> Result<stripe_types::Currency, GatewayError> {
-    stripe_types::Currency::from_str(code).map_err(|_| GatewayError::Rejected(format!("unknown currency {code}")))
+    stripe_types::Currency::from_str(code).map_err(|_| GatewayError::Unchargeable(format!("unknown currency {code}")))
 }
 
 fn classify(err: StripeError) -> GatewayError {
@@ -71,11 +71,27 @@ fn classify(err: StripeError) -> GatewayError {
             message: api.message.clone().unwrap_or_else(|| "card declined".into()),
             decline_code: api.decline_code.clone().or_else(|| api.code.as_ref().map(|c| c.as_str().to_owned())),
         },
+        StripeError::Stripe(api, status) if is_unknown_payment_method(&api, status) => {
+            GatewayError::UnknownPaymentMethod(api.message.clone().unwrap_or_default())
+        }
+        StripeError::Stripe(api, status)
+            if status < 500 && matches!(api.param.as_deref(), Some("amount" | "currency")) =>
+        {
+            GatewayError::Unchargeable(api.message.clone().unwrap_or_default())
+        }
         StripeError::Stripe(api, status) if status < 500 && status != 429 => {
             GatewayError::Rejected(format!("{status}: {}", api.message.clone().unwrap_or_default()))
         }
         other => GatewayError::Unavailable(other.to_string()),
     }
+}
+
+/// Stripe's answer to a payment method id it does not know: `resource_missing` on the
+/// `payment_method` parameter.
+fn is_unknown_payment_method(api: &stripe::ApiErrors, status: u16) -> bool {
+    status < 500
+        && api.code.as_ref().is_some_and(|code| code.as_str() == "resource_missing")
+        && api.param.as_deref() == Some("payment_method")
 }
 
 /// Runs `call` until it succeeds, fails for good, or the attempts run out.

@@ -2,6 +2,7 @@
 //! spends for many users (Q13).
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::accounts::{self, AccountRef};
 use crate::domain::account::AccountView;
@@ -39,7 +40,7 @@ impl Credits {
 }
 
 /// The account after a change, and the entry that records it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Changed {
     pub entry_id: Option<String>,
@@ -69,7 +70,7 @@ pub async fn apply(
 }
 
 /// A tier's pack credited for a purchase paid elsewhere.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Purchased {
     pub credited: u64,
     #[serde(flatten)]

@@ -2,6 +2,7 @@
 //! released from their expiry on.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::accounts::{self, AccountRef};
 use crate::clock::as_rfc3339;
@@ -37,7 +38,7 @@ impl NewHold {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Opened {
     pub hold_id: String,
@@ -45,6 +46,7 @@ pub struct Opened {
     /// RFC 3339 when stored, as on the native wire (records written before outcomes were
     /// stored typed still read).
     #[serde(with = "as_rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub expires_at: i64,
     pub entry_id: Option<String>,
     pub account: AccountView,
@@ -119,7 +121,7 @@ impl Settlement {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Settled {
     pub hold_id: String,

@@ -128,7 +128,7 @@ pub async fn deliveries(
     Ok(ctx.store.attempts(endpoint_id, limit).await?)
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Redelivery {
     pub event_id: String,

@@ -3,8 +3,8 @@
 //! use cases: this module only renames and renders.
 
 use axum::http::HeaderMap;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::accounts::AccountRef;
 use crate::auth::{Caller, Role};
@@ -57,7 +57,7 @@ fn rename_words(message: &str, fields: &[(&str, &str)]) -> String {
 }
 
 /// `recurringTimePeriod`: Quest's three values, and ours Quest lacks as `DAILY` / `WEEKLY`.
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, ToSchema)]
 pub enum Period {
     #[serde(rename = "ONETIME")]
     OneTime,
@@ -83,27 +83,35 @@ impl From<Period> for Recurring {
     }
 }
 
-pub fn period_name(recurring: Recurring) -> &'static str {
-    match recurring {
-        Recurring::None => "ONETIME",
-        Recurring::Day => "DAILY",
-        Recurring::Week => "WEEKLY",
-        Recurring::Month => "MONTHLY",
-        Recurring::Year => "YEARLY",
+impl From<Recurring> for Period {
+    fn from(recurring: Recurring) -> Self {
+        match recurring {
+            Recurring::None => Period::OneTime,
+            Recurring::Day => Period::Daily,
+            Recurring::Week => Period::Weekly,
+            Recurring::Month => Period::Monthly,
+            Recurring::Year => Period::Yearly,
+        }
     }
 }
 
 /// `addCreditTierForEntity`'s body (plus our `currency`).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct QuestNewTier {
     /// Quest's clients always choose the tier's id.
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     credits_tier_id: String,
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     credits_tier_name: String,
+    #[schema(maximum = 1_000_000_000_000_u64)]
     credits_amount: u64,
     #[serde(default)]
+    #[schema(maximum = 1_000_000_000_000_u64)]
     extra_credits_amount: u64,
+    #[schema(maximum = 1_000_000_000_000_u64)]
     price: u64,
+    #[schema(pattern = "^[a-z]{3}$")]
     currency: Option<String>,
     recurring_time_period: Option<Period>,
 }
@@ -123,14 +131,20 @@ impl From<QuestNewTier> for NewTier {
 }
 
 /// `updateCreditTierForEntity`'s body: the tier named by `creditsTierId`, any other field.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct QuestTierPatch {
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub credits_tier_id: String,
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     credits_tier_name: Option<String>,
+    #[schema(maximum = 1_000_000_000_000_u64)]
     credits_amount: Option<u64>,
+    #[schema(maximum = 1_000_000_000_000_u64)]
     extra_credits_amount: Option<u64>,
+    #[schema(maximum = 1_000_000_000_000_u64)]
     price: Option<u64>,
+    #[schema(pattern = "^[a-z]{3}$")]
     currency: Option<String>,
     recurring_time_period: Option<Period>,
 }
@@ -150,15 +164,27 @@ impl From<QuestTierPatch> for TierPatch {
 }
 
 /// Quest's tier object; our own fields stay beside Quest's.
-pub fn tier(tier: &Tier) -> Value {
-    // A tier always serializes (plain fields); the fallback keeps Quest's fields regardless.
-    let mut view = serde_json::to_value(tier).unwrap_or_else(|_| json!({}));
-    view["creditsTierId"] = json!(tier.credit_tier_id);
-    view["creditsTierName"] = json!(tier.name);
-    view["creditsAmount"] = json!(tier.credits);
-    view["extraCreditsAmount"] = json!(tier.bonus_credits);
-    view["recurringTimePeriod"] = json!(period_name(tier.recurring));
-    view
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct QuestTier {
+    #[serde(flatten)]
+    tier: Tier,
+    credits_tier_id: String,
+    credits_tier_name: String,
+    credits_amount: u64,
+    extra_credits_amount: u64,
+    recurring_time_period: Period,
+}
+
+pub fn tier(tier: &Tier) -> QuestTier {
+    QuestTier {
+        credits_tier_id: tier.credit_tier_id.clone(),
+        credits_tier_name: tier.name.clone(),
+        credits_amount: tier.credits,
+        extra_credits_amount: tier.bonus_credits,
+        recurring_time_period: tier.recurring.into(),
+        tier: tier.clone(),
+    }
 }
 
 /// Quest's history type of each of our entry types.
@@ -176,30 +202,58 @@ pub fn history_type(kind: EntryType) -> &'static str {
     }
 }
 
-fn history_item(entry: &Entry) -> Value {
-    json!({
-        "creditsAmount": entry.credits,
-        "createdAt": rfc3339(entry.created_at),
-        "type": history_type(entry.kind),
-        "reason": entry.reason,
-        "entryId": entry.entry_id,
-        "creditsTierId": entry.credit_tier_id,
-        "intentId": entry.payment_intent_id,
-        "byUserId": entry.by_user_id,
-    })
+/// One line of Quest's `history`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct QuestHistoryItem {
+    credits_amount: i64,
+    #[schema(format = DateTime)]
+    created_at: String,
+    /// `BOUGHT`, `GIFTED`, `SPENT`, `HELD`, `CAPTURED`, `RELEASED`, `EXPIRED`, `REVERSED`, `REGRANTED`.
+    #[serde(rename = "type")]
+    kind: &'static str,
+    reason: Option<String>,
+    entry_id: String,
+    credits_tier_id: Option<String>,
+    intent_id: Option<String>,
+    by_user_id: Option<String>,
+}
+
+fn history_item(entry: &Entry) -> QuestHistoryItem {
+    QuestHistoryItem {
+        credits_amount: entry.credits,
+        created_at: rfc3339(entry.created_at),
+        kind: history_type(entry.kind),
+        reason: entry.reason.clone(),
+        entry_id: entry.entry_id.clone(),
+        credits_tier_id: entry.credit_tier_id.clone(),
+        intent_id: entry.payment_intent_id.clone(),
+        by_user_id: entry.by_user_id.clone(),
+    }
 }
 
 /// Quest's credits object: the account (ours beside Quest's fields) with its history,
 /// newest first; `currentCreditsTierId` is the tier of the latest purchase.
-pub fn credits(account: &AccountView, entries: &[Entry]) -> Value {
-    // An account always serializes (plain fields); the fallback keeps Quest's fields regardless.
-    let mut view = serde_json::to_value(account).unwrap_or_else(|_| json!({}));
-    view["creditsAmount"] = json!(account.balance);
-    view["totalCreditsBought"] = json!(account.lifetime_purchased);
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct QuestCredits {
+    #[serde(flatten)]
+    account: AccountView,
+    credits_amount: i64,
+    total_credits_bought: u64,
+    current_credits_tier_id: Option<String>,
+    history: Vec<QuestHistoryItem>,
+}
+
+pub fn credits(account: &AccountView, entries: &[Entry]) -> QuestCredits {
     let current = entries.iter().find(|e| e.kind == EntryType::Purchase).and_then(|e| e.credit_tier_id.clone());
-    view["currentCreditsTierId"] = json!(current);
-    view["history"] = Value::Array(entries.iter().map(history_item).collect());
-    view
+    QuestCredits {
+        credits_amount: account.balance,
+        total_credits_bought: account.lifetime_purchased,
+        current_credits_tier_id: current,
+        history: entries.iter().map(history_item).collect(),
+        account: account.clone(),
+    }
 }
 
 /// The entity a Quest request acts on: the caller's key's, and the `entityId` header's if sent.
@@ -210,12 +264,43 @@ pub fn check_entity(caller: &Caller, headers: &HeaderMap, entity_id: &str) -> Re
 
 /// Quest's credits object of the entity's pool: as a user's, without `userId` (the pool is
 /// nobody's); each history item names who acted (`byUserId`).
-pub fn pool_credits(account: &AccountView, entries: &[Entry]) -> Value {
-    let mut view = credits(account, entries);
-    if let Some(object) = view.as_object_mut() {
-        object.remove("userId");
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct QuestPoolCredits {
+    entity_id: String,
+    balance: i64,
+    held: u64,
+    available: i64,
+    lifetime_purchased: u64,
+    lifetime_granted: u64,
+    lifetime_consumed: u64,
+    lifetime_reversed: u64,
+    #[schema(format = DateTime)]
+    updated_at: Option<String>,
+    credits_amount: i64,
+    total_credits_bought: u64,
+    current_credits_tier_id: Option<String>,
+    history: Vec<QuestHistoryItem>,
+}
+
+pub fn pool_credits(account: &AccountView, entries: &[Entry]) -> QuestPoolCredits {
+    let QuestCredits { credits_amount, total_credits_bought, current_credits_tier_id, history, .. } =
+        credits(account, entries);
+    QuestPoolCredits {
+        entity_id: account.entity_id.clone(),
+        balance: account.balance,
+        held: account.held,
+        available: account.available,
+        lifetime_purchased: account.lifetime_purchased,
+        lifetime_granted: account.lifetime_granted,
+        lifetime_consumed: account.lifetime_consumed,
+        lifetime_reversed: account.lifetime_reversed,
+        updated_at: account.updated_at.map(rfc3339),
+        credits_amount,
+        total_credits_bought,
+        current_credits_tier_id,
+        history,
     }
-    view
 }
 
 /// Quest's clients send the SDK's configured entity as an `entityId` header: it must be the
@@ -257,9 +342,11 @@ pub fn acting_user<'a>(
 /// The query of Quest's user routes (`/api/users/{userId}/…?entityId=`): the entity is
 /// required; other parameters (the SDK's `_queryParams`, `_body` leaked by buy-credits) are
 /// read, not refused.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserRouteQuery {
+    /// Required (refused naming it when missing).
+    #[schema(required = true)]
     entity_id: Option<String>,
 }
 
@@ -283,7 +370,7 @@ impl UserRouteQuery {
 /// The query of Quest's entity routes (`/api/entities/{entityId}/…`): `?userId=` names the
 /// acting user (see `acting_user`); `?entityId=`, when sent, must be the path's entity; other
 /// parameters (React's, the SDK's `_queryParams` and leaked `_body`) are read, not refused.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EntityRouteQuery {
     user_id: Option<String>,

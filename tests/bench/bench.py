@@ -1066,10 +1066,13 @@ class RowStats:
 
 
 def discover_functions() -> list[str]:
-    """Binary names of every crate under functions/ ([[bin]] names, else the package name)."""
+    """Binary names of every HTTP function under functions/ (crates on lambda_http; [[bin]]
+    names, else the package name). The events dispatcher takes stream batches, not requests."""
     names = []
     for manifest in sorted((ROOT / "functions").glob("*/Cargo.toml")):
         doc = tomllib.loads(manifest.read_text())
+        if "lambda_http" not in doc.get("dependencies", {}):
+            continue
         bins = [b["name"] for b in doc.get("bin", []) if "name" in b]
         names += bins or [doc["package"]["name"]]
     return names

@@ -22,8 +22,11 @@ When listening it prints exactly one line to stdout and flushes:
 
 Faults (rates are fractions 0..1, decided per request with one draw from an RNG
 seeded by --seed; at most one fault per request, checked in this order):
-    conflict      TransactWriteItems only: 400 TransactionCanceledException,
-                  first reason TransactionConflict, the others None. Not forwarded.
+    conflict      writes only, as if another transaction held an item: a
+                  TransactWriteItems is answered 400 TransactionCanceledException
+                  (first reason TransactionConflict, the others None); a PutItem,
+                  UpdateItem or DeleteItem 400 TransactionConflictException.
+                  Not forwarded.
     throttle      400 ProvisionedThroughputExceededException. Not forwarded.
     error         500 InternalServerError. Not forwarded.
     drop_before   the client connection is closed without forwarding and
@@ -136,6 +139,8 @@ MODELED_READS = frozenset({"TransactGetItems"})
 
 # Fault kinds, in the order they are checked against the single per-request draw.
 FAULTS = ("conflict", "throttle", "error", "drop_before", "drop")
+# The writes a random `conflict` may hit (as if a transaction held one of their items).
+CONFLICTING_WRITES = ("TransactWriteItems", "PutItem", "UpdateItem", "DeleteItem")
 RATE_KEYS = {
     "conflict": "conflict_rate",
     "throttle": "throttle_rate",
@@ -448,7 +453,7 @@ class ProxyState:
         cumulative = 0.0
         fault = None
         for kind in FAULTS:
-            if kind == "conflict" and op != "TransactWriteItems":
+            if kind == "conflict" and op not in CONFLICTING_WRITES:
                 continue
             cumulative += rates[kind]
             if u < cumulative:
@@ -638,7 +643,10 @@ class ProxyHandler(BaseHTTPRequestHandler):
             if self.state.take_planned_drop(op):
                 fault = "drop"
 
-        if fault == "conflict":
+        if fault == "conflict" and op != "TransactWriteItems":
+            self.state.count(key, "conflict")
+            self.write_dynamodb_error(400, single_conflict_body())
+        elif fault == "conflict":
             self.state.count(key, "conflict")
             n = max(1, transact_item_count(body))
             self.write_dynamodb_error(400, conflict_body([True] + [False] * (n - 1)))

@@ -275,14 +275,18 @@ def test_conflict_on_transact_write(ddb, direct, table, proxy_url):
     # Not forwarded: nothing written.
     for i in range(3):
         assert "Item" not in direct.get_item(TableName=table, Key=key(f"c{i}"), ConsistentRead=True)
-    # The conflict rate applies to TransactWriteItems only.
-    ddb.put_item(TableName=table, Item=key("p"))
+    # A single-item write meets the conflict as TransactionConflictException; reads never do.
+    with pytest.raises(botocore.exceptions.ClientError) as single:
+        ddb.put_item(TableName=table, Item=key("p"))
+    assert error_code(single.value) == "TransactionConflictException"
+    assert "Item" not in direct.get_item(TableName=table, Key=key("p"), ConsistentRead=True)
     ddb.get_item(TableName=table, Key=key("p"))
     ddb.transact_get_items(TransactItems=[{"Get": {"TableName": table, "Key": key("p")}}])
     s = stats(proxy_url)
-    assert s["conflict"] == 1
+    assert s["conflict"] == 2
     assert s["by_target"]["TransactWriteItems"]["conflict"] == 1
-    assert s["by_target"]["PutItem"]["forwarded"] == 1
+    assert s["by_target"]["PutItem"]["conflict"] == 1
+    assert s["by_target"]["GetItem"]["forwarded"] == 1
     assert s["by_target"]["TransactGetItems"]["forwarded"] == 1
 
 
@@ -536,7 +540,7 @@ def test_concurrent_clients_counters_add_up(ddb, direct, table, proxy_url):
     s = stats(proxy_url)
     assert s["requests"] == sum(seen.values()) == 160
     assert s["forwarded"] == seen["ok"]
-    assert s["conflict"] == seen["TransactionCanceledException"]
+    assert s["conflict"] == seen["TransactionCanceledException"] + seen["TransactionConflictException"]
     assert s["throttle"] == seen["ProvisionedThroughputExceededException"]
     assert s["error"] == seen["InternalServerError"]
     assert s["drop"] + s["drop_before"] == seen["closed"]

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{
     AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
@@ -154,16 +155,8 @@ impl DynamoStore {
     }
 
     pub(super) async fn append_item(&self, entity_id: &str, user_id: &str, append: &Append) -> StoreResult<Written> {
-        let e = append_expression(append)?;
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(keys::account(entity_id, user_id).to_item()))
-            .update_expression(e.update_expression())
-            .set_condition_expression(e.condition_expression())
-            .set_expression_attribute_names(Some(e.names))
-            .set_expression_attribute_values(Some(e.values))
+            .update_account(entity_id, user_id, append_expression(append)?)
             .return_values(ReturnValue::AllNew)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
@@ -308,8 +301,13 @@ impl DynamoStore {
         let (journal, count) = (e.path("journal"), e.value(n(trim.count)));
         e.condition(format!("size({journal}) >= {count}"));
         e.compare("keysForgottenBefore", "=", n(trim.forgotten_before.0));
-        let result = self
-            .client
+        let result = self.update_account(entity_id, user_id, e).send().await;
+        Ok(super::condition_held(result)?.is_some())
+    }
+
+    /// A conditional update of the account item.
+    fn update_account(&self, entity_id: &str, user_id: &str, e: Expression) -> UpdateItemFluentBuilder {
+        self.client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(keys::account(entity_id, user_id).to_item()))
@@ -317,8 +315,5 @@ impl DynamoStore {
             .set_condition_expression(e.condition_expression())
             .set_expression_attribute_names(Some(e.names))
             .set_expression_attribute_values(Some(e.values))
-            .send()
-            .await;
-        Ok(super::condition_held(result)?.is_some())
     }
 }

@@ -10,10 +10,10 @@ use crate::store::{MovedRecord, StoredOutcome, Trim};
 
 use super::{AccountRef, Facts, Ledger};
 
-/// The writer whose record makes the journal this long (or a multiple) moves it out.
+/// The writer whose record makes the journal this long (or a multiple) moves it out. One
+/// writer in `MOVE_EVERY`, not every writer past a length: movers of one account at once
+/// would only collide.
 pub const MOVE_EVERY: usize = 8;
-/// Past this length every writer moves records out before answering.
-const MAX_JOURNAL: usize = 32;
 /// Records moved out keep their key in `recentKeys` at least this long.
 const KEEP_KEYS_MILLIS: i64 = 2_000;
 /// Keys forgotten per trim at most (an update expression is limited to 4 KB).
@@ -25,7 +25,7 @@ const MAX_ACTIONS: usize = 100;
 /// has landed whatever happens here: a failure only leaves the records for the next mover.
 pub(super) async fn after_write(ledger: Ledger<'_>, after: &Account) {
     let length = after.journal.len();
-    if (length.is_multiple_of(MOVE_EVERY) || length >= MAX_JOURNAL)
+    if length.is_multiple_of(MOVE_EVERY)
         && let Err(err) = move_all(ledger, after).await
     {
         tracing::warn!(error = %err, "journal records left for the next mover");
@@ -50,19 +50,19 @@ async fn move_all(ledger: Ledger<'_>, current: &Account) -> Result<(), Error> {
     let realized = realize_all(current);
     let records =
         current.journal.iter().zip(realized).map(|(r, a)| moved(current, r, a)).collect::<Result<Vec<_>, _>>()?;
-    let mut forgotten_before = current.keys_forgotten_before;
+    let (mut moved_before, mut forgotten_before) = (current.moved_records, current.keys_forgotten_before);
     let mut start = 0;
     while start < records.len() {
         let count = batch_len(&records[start..]);
         let batch = &records[start..start + count];
         let (entity_id, user_id) = (current.entity_id.as_str(), current.user_id.as_str());
         ledger.store.move_out(entity_id, user_id, batch).await?;
-        let trim = trim(ledger, current, batch, forgotten_before);
+        let trim = trim(ledger, current, batch, (moved_before, forgotten_before));
         if !ledger.store.trim_journal(entity_id, user_id, &trim).await? {
-            // Another mover trimmed first: what is left is theirs.
+            // Another mover dropped records first: what is left is theirs.
             return Ok(());
         }
-        forgotten_before = trim.forgotten_before.1;
+        (moved_before, forgotten_before) = (moved_before + count as u64, trim.forgotten_before.1);
         start += count;
     }
     Ok(())
@@ -95,7 +95,12 @@ fn batch_len(records: &[MovedRecord]) -> usize {
     fitting.max(1)
 }
 
-fn trim(ledger: Ledger<'_>, current: &Account, batch: &[MovedRecord], forgotten_before: i64) -> Trim {
+fn trim(
+    ledger: Ledger<'_>,
+    current: &Account,
+    batch: &[MovedRecord],
+    (moved_before, forgotten_before): (u64, i64),
+) -> Trim {
     let moved_at = ledger.clock.now_millis();
     let cutoff = moved_at - KEEP_KEYS_MILLIS;
     let mut old: Vec<_> = current.recent_keys.iter().filter(|(_, at)| **at > 0 && **at < cutoff).collect();
@@ -103,7 +108,7 @@ fn trim(ledger: Ledger<'_>, current: &Account, batch: &[MovedRecord], forgotten_
     old.truncate(FORGET_AT_MOST);
     let newest_forgotten = old.last().map_or(forgotten_before, |(_, at)| **at + 1);
     Trim {
-        first_key: batch.first().map(|m| m.idem.key.clone()).unwrap_or_default(),
+        moved_before,
         count: batch.len(),
         moved_slots: batch.iter().map(|m| key_slot(&m.idem.key)).collect(),
         moved_at,

@@ -48,8 +48,14 @@ pub struct Account {
     #[serde(default)]
     pub reversals: BTreeMap<String, PaymentReversals>,
     /// Changes written but not yet moved out to their own items, oldest first (`journal`).
-    #[serde(default)]
+    /// Stored one JSON string per record: the item's size is the same, and the local
+    /// emulator's cost per write grows with the number of attributes, not of bytes.
+    #[serde(default, with = "records_as_json")]
     pub journal: Vec<JournalRecord>,
+    /// How many records were ever moved out of the journal and dropped from it: a drop
+    /// requires the count it started from, so two movers never drop the same records.
+    #[serde(default)]
+    pub moved_records: u64,
     /// The idempotency keys of the journal's records (0) and of records moved out recently
     /// (when they were moved), by `journal::key_slot`: a retried write finds its key here.
     #[serde(default)]
@@ -57,6 +63,25 @@ pub struct Account {
     /// Keys moved out before this instant may be forgotten from `recent_keys`.
     #[serde(default)]
     pub keys_forgotten_before: i64,
+}
+
+/// Journal records as the item keeps them: one JSON string each.
+mod records_as_json {
+    use serde::de::Error as _;
+    use serde::ser::Error as _;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use crate::domain::journal::JournalRecord;
+
+    pub fn serialize<S: Serializer>(records: &[JournalRecord], serializer: S) -> Result<S::Ok, S::Error> {
+        let texts: Result<Vec<String>, _> = records.iter().map(serde_json::to_string).collect();
+        texts.map_err(S::Error::custom)?.serialize(serializer)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<JournalRecord>, D::Error> {
+        let texts = Vec::<String>::deserialize(deserializer)?;
+        texts.iter().map(|text| serde_json::from_str(text).map_err(D::Error::custom)).collect()
+    }
 }
 
 /// The account as the API shows it, at one instant: expired holds count as released.
@@ -93,6 +118,7 @@ impl Account {
             updated_at: None,
             reversals: BTreeMap::new(),
             journal: Vec::new(),
+            moved_records: 0,
             recent_keys: BTreeMap::new(),
             keys_forgotten_before: 0,
         }

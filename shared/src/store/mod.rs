@@ -126,8 +126,8 @@ pub struct MovedRecord {
 /// Drops the first `count` records of an account's journal once they are moved out.
 #[derive(Debug, Clone)]
 pub struct Trim {
-    /// The key of the journal's first record, as it was read: nobody else trimmed it since.
-    pub first_key: String,
+    /// The account's `movedRecords` as it was read: nobody else dropped records since.
+    pub moved_before: u64,
     pub count: usize,
     /// The moved records' key slots, kept in `recentKeys` with `moved_at`.
     pub moved_slots: Vec<String>,

@@ -52,8 +52,9 @@ fn append_expression(append: &Append) -> StoreResult<Expression> {
         }
     }
     e.set("updatedAt", n(record.at));
+    let text = serde_json::to_string(record).map_err(|e| StoreError::Internal(e.to_string()))?;
     let (journal, empty, new) =
-        (e.path("journal"), e.value(AttributeValue::L(vec![])), e.value(AttributeValue::L(vec![value(record)?])));
+        (e.path("journal"), e.value(AttributeValue::L(vec![])), e.value(AttributeValue::L(vec![s(text)])));
     e.set_raw(format!("{journal} = list_append(if_not_exists({journal}, {empty}), {new})"));
     let slot = format!("recentKeys.{}", append.slot);
     e.set(&slot, n(0));
@@ -297,7 +298,8 @@ impl DynamoStore {
             e.set(&format!("recentKeys.{slot}"), n(trim.moved_at));
         }
         e.set("keysForgottenBefore", n(trim.forgotten_before.1));
-        e.compare("journal[0].key", "=", s(&trim.first_key));
+        e.add("movedRecords", n(trim.count));
+        e.compare("movedRecords", "=", n(trim.moved_before));
         let (journal, count) = (e.path("journal"), e.value(n(trim.count)));
         e.condition(format!("size({journal}) >= {count}"));
         e.compare("keysForgottenBefore", "=", n(trim.forgotten_before.0));

@@ -18,6 +18,8 @@ pub const MOVE_EVERY: usize = 8;
 const KEEP_KEYS_MILLIS: i64 = 2_000;
 /// Keys forgotten per trim at most (an update expression is limited to 4 KB).
 const FORGET_AT_MOST: usize = 40;
+/// Times a move reads the account again after another mover got ahead, before giving up.
+const MOVE_ROUNDS: usize = 6;
 /// Actions in one transaction at most (DynamoDB's limit).
 const MAX_ACTIONS: usize = 100;
 
@@ -46,26 +48,47 @@ pub async fn move_journal(ledger: Ledger<'_>, account: AccountRef<'_>) -> Result
     move_all(ledger, &current).await
 }
 
+/// Moves out every record `current`'s journal holds. Another mover may drop records first;
+/// then the account is read again and moving goes on until every record `current` held is
+/// moved and dropped (records moved twice are recognised and skipped), so a read that moves
+/// first sees all of them.
 async fn move_all(ledger: Ledger<'_>, current: &Account) -> Result<(), Error> {
+    let target = current.moved_records + current.journal.len() as u64;
+    let account = AccountRef::user(&current.entity_id, &current.user_id);
+    let mut state = current.clone();
+    for _ in 0..MOVE_ROUNDS {
+        if move_batches(ledger, &state).await? {
+            return Ok(());
+        }
+        state = ledger.load(account).await?;
+        if state.moved_records >= target {
+            return Ok(());
+        }
+    }
+    Err(Error::unavailable())
+}
+
+/// Moves `current`'s records out batch by batch; `false` when another mover dropped records
+/// first (what this one moved is written, but the journal is no longer as it read it).
+async fn move_batches(ledger: Ledger<'_>, current: &Account) -> Result<bool, Error> {
     let realized = realize_all(current);
     let records =
         current.journal.iter().zip(realized).map(|(r, a)| moved(current, r, a)).collect::<Result<Vec<_>, _>>()?;
     let (mut moved_before, mut forgotten_before) = (current.moved_records, current.keys_forgotten_before);
+    let (entity_id, user_id) = (current.entity_id.as_str(), current.user_id.as_str());
     let mut start = 0;
     while start < records.len() {
         let count = batch_len(&records[start..]);
         let batch = &records[start..start + count];
-        let (entity_id, user_id) = (current.entity_id.as_str(), current.user_id.as_str());
         ledger.store.move_out(entity_id, user_id, batch).await?;
         let trim = trim(ledger, current, batch, (moved_before, forgotten_before));
         if !ledger.store.trim_journal(entity_id, user_id, &trim).await? {
-            // Another mover dropped records first: what is left is theirs.
-            return Ok(());
+            return Ok(false);
         }
         (moved_before, forgotten_before) = (moved_before + count as u64, trim.forgotten_before.1);
         start += count;
     }
-    Ok(())
+    Ok(true)
 }
 
 fn moved(current: &Account, record: &JournalRecord, applied: Applied) -> Result<MovedRecord, Error> {

@@ -29,13 +29,22 @@ Two fixes to moto 5.2.5, installed at start-up by `patch_moto` (site-packages un
   Instead, each item is copied the first time the transaction reads it (moto reads every
   item before writing it), and a cancelled or failed transaction puts those copies back.
   Everything else is moto's own code (it ignores `ClientRequestToken`; so does this).
+- Responses of item operations: moto runs every result through a generic serializer that
+  walks botocore's output shapes value by value, so a write that returns its item
+  (`ReturnValues`, `ALL_OLD` on a failed condition) cost several times the write itself,
+  in proportion to the item's attributes. DynamoDB charges a write by the item's size, not
+  by what it returns. moto's DynamoDB responses already hold those results in wire form
+  (attribute values as `{"S": ...}`), so they are sent as JSON directly; the test suite
+  checks that both ways give the same body.
 Rates and memory: `infra/local/bench_transactions.py`.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import copy
+import json
 import logging
 import os
 import signal
@@ -47,6 +56,7 @@ from typing import Any
 
 import moto.dynamodb.models as moto_dynamodb_models
 from moto.core.common_models import BaseModel
+from moto.core.serialize import BaseJSONSerializer
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import Table
 from moto.moto_server.werkzeug_app import MotoRequestHandler
@@ -141,6 +151,34 @@ def untracked_new(cls: type, *args: Any, **kwargs: Any) -> Any:
     return object.__new__(cls)
 
 
+# Operations whose results moto's DynamoDB responses build in wire form already (no
+# timestamps to encode; binary values are the one type JSON lacks): items, keys, counts,
+# consumed capacity.
+WIRE_FORM_OPERATIONS = frozenset({
+    "GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "Scan",
+    "BatchGetItem", "BatchWriteItem", "TransactGetItems", "TransactWriteItems",
+})
+
+
+def base64_of_bytes(value: Any) -> str:
+    if isinstance(value, bytes):  # binary attribute values, which moto keeps decoded
+        return base64.b64encode(value).decode()
+    raise TypeError(f"cannot send {type(value).__name__} as JSON")
+
+
+def serialize_result(original):
+    def serialize(self: BaseJSONSerializer, resp: dict[str, Any], result: Any) -> dict[str, Any]:
+        if self.operation_name not in WIRE_FORM_OPERATIONS or not isinstance(result, dict):
+            return original(self, resp, result)
+        members = self.operation_model.output_shape.members  # moto adds a few legacy fields
+        wire = {name: value for name, value in result.items() if name in members}
+        resp["body"] = json.dumps(wire, default=base64_of_bytes)
+        resp["headers"]["Content-Type"] = self._get_protocol_specific_content_type()
+        return resp
+
+    return serialize
+
+
 def patch_moto() -> None:
     """These replace moto internals: moto is pinned (requirements.txt), and
     test_dynamodb_server.py fails if a moto upgrade breaks them."""
@@ -148,6 +186,7 @@ def patch_moto() -> None:
     DynamoDBBackend.transact_write_items = transact_write_items(DynamoDBBackend.transact_write_items)
     Table.get_item = table_get_item(Table.get_item)
     moto_dynamodb_models.copy = types.SimpleNamespace(**{**vars(copy), "deepcopy": deepcopy_except_table_backups})
+    BaseJSONSerializer._serialize_result = serialize_result(BaseJSONSerializer._serialize_result)
 
 
 # --------------------------------------------------------------------------- server

@@ -361,3 +361,70 @@ def test_memory_does_not_grow_with_item_writes(ddb, server):
 
     assert ddb.get_item(TableName=table, Key=key)["Item"]["n"] == {"N": "500"}
     assert rss_mb(proc) - before < 20
+
+
+def test_item_results_are_sent_as_moto_would_serialize_them():
+    """The emulator sends item operations' results as JSON directly (`serialize_result`); every
+    body must equal what moto's own serializer writes. The same requests run in two regions
+    (one backend each): one with the direct path, one with moto's serializer."""
+    from werkzeug.test import Client
+
+    sys.path.insert(0, str(SERVER.parent))
+    import dynamodb_server as emulator
+
+    emulator.patch_moto()
+    client = Client(emulator.DynamoDBDispatcher(emulator.create_backend_app))
+    direct = emulator.BaseJSONSerializer._serialize_result
+    moto_own = direct.__closure__[0].cell_contents  # the method `serialize_result` wraps
+
+    def call(region: str, op: str, body: dict) -> tuple[int, dict]:
+        headers = {
+            "Content-Type": "application/x-amz-json-1.0",
+            "X-Amz-Target": f"DynamoDB_20120810.{op}",
+            "Authorization": f"AWS4-HMAC-SHA256 Credential=k/20240101/{region}/dynamodb/aws4_request, "
+            "SignedHeaders=host, Signature=0",
+        }
+        response = client.post("/", data=json.dumps(body), headers=headers)
+        return response.status_code, json.loads(response.data)
+
+    item = {
+        "pk": {"S": "a"}, "sk": {"S": "1"}, "n": {"N": "12.5"}, "b": {"B": "AAEC"}, "t": {"BOOL": True},
+        "z": {"NULL": True}, "ss": {"SS": ["x", "y"]}, "ns": {"NS": ["1", "2"]}, "bs": {"BS": ["AQ=="]},
+        "m": {"M": {"l": {"L": [{"S": "q"}, {"N": "3"}, {"M": {}}]}}},
+    }
+    key = {"pk": {"S": "a"}, "sk": {"S": "1"}}
+    requests = [
+        ("PutItem", {"TableName": TABLE, "Item": item, "ReturnConsumedCapacity": "TOTAL"}),
+        ("PutItem", {"TableName": TABLE, "Item": {**item, "sk": {"S": "2"}}, "ReturnValues": "ALL_OLD"}),
+        ("UpdateItem", {"TableName": TABLE, "Key": key, "UpdateExpression": "ADD n :d SET m.l[0] = :s",
+                        "ExpressionAttributeValues": {":d": {"N": "1"}, ":s": {"S": "r"}}, "ReturnValues": "ALL_NEW"}),
+        ("UpdateItem", {"TableName": TABLE, "Key": key, "UpdateExpression": "SET t = :f",
+                        "ConditionExpression": "n > :big", "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                        "ExpressionAttributeValues": {":f": {"BOOL": False}, ":big": {"N": "100"}}}),
+        ("GetItem", {"TableName": TABLE, "Key": key, "ConsistentRead": True}),
+        ("GetItem", {"TableName": TABLE, "Key": {"pk": {"S": "none"}, "sk": {"S": "1"}}}),
+        ("Query", {"TableName": TABLE, "KeyConditionExpression": "pk = :p", "Limit": 1,
+                   "ExpressionAttributeValues": {":p": {"S": "a"}}}),
+        ("Scan", {"TableName": TABLE, "Select": "COUNT"}),
+        ("BatchGetItem", {"RequestItems": {TABLE: {"Keys": [key]}}}),
+        ("TransactGetItems", {"TransactItems": [{"Get": {"TableName": TABLE, "Key": key}}]}),
+        ("TransactWriteItems", {"TransactItems": [{"Delete": {"TableName": TABLE, "Key": key}}]}),
+        ("BatchWriteItem", {"RequestItems": {TABLE: [{"DeleteRequest": {"Key": {**key, "sk": {"S": "2"}}}}]}}),
+        ("DeleteItem", {"TableName": TABLE, "Key": key, "ReturnValues": "ALL_OLD"}),
+    ]
+    answers = {}
+    try:
+        for region, serializer in (("eu-west-1", direct), ("eu-west-2", moto_own)):
+            emulator.BaseJSONSerializer._serialize_result = serializer
+            call(region, "CreateTable", {
+                "TableName": TABLE, "BillingMode": "PAY_PER_REQUEST",
+                "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+                "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"},
+                                         {"AttributeName": "sk", "AttributeType": "S"}],
+            })
+            answers[region] = [call(region, op, body) for op, body in requests]
+    finally:
+        emulator.BaseJSONSerializer._serialize_result = direct
+    assert answers["eu-west-1"] == answers["eu-west-2"]
+    assert answers["eu-west-1"][2][1]["Attributes"]["n"] == {"N": "13.5"}
+    assert answers["eu-west-1"][3][0] == 400

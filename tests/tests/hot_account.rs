@@ -212,3 +212,35 @@ async fn one_idempotency_key_from_many_processes_has_one_effect_and_one_answer()
     assert_eq!(ledger.entries.len(), 2, "the funding grant and one spend");
     drop(instances);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn movers_of_one_account_take_turns_instead_of_colliding() {
+    const SPENDS: usize = 256;
+    const MOVE_EVERY: usize = 8; // accounts::moving::MOVE_EVERY
+    let app = TestApp::start().await;
+    let entity = app.funded(1_000).await;
+    // A proxy of this test's own, so its counts are this test's requests only.
+    let proxy = emulator::proxy(&[]);
+    let instances = Instances::start(env!("CARGO_BIN_EXE_functions-process"), PROCESSES, &proxy.endpoint, &app.table);
+    let (origins, path, headers) =
+        (instances.origins.clone(), user_path(&entity, "/decrement-credits"), entity.server());
+    let answers: Vec<Answer> = clients(move |i| {
+        let origin = &origins[i % origins.len()];
+        (i..SPENDS).step_by(CLIENTS).map(|_| post(origin, &path, &headers, &json!({"credits": 1}))).collect::<Vec<_>>()
+    })
+    .await
+    .into_iter()
+    .flatten()
+    .collect();
+    assert_eq!(statuses(&answers), [(200, SPENDS)].into());
+
+    let stats: Value = serde_json::from_str(&emulator::control(&proxy.endpoint, "GET", "/_proxy/stats", "")).unwrap();
+    let moves = &stats["by_target"]["TransactWriteItems"];
+    println!("{SPENDS} spends from {CLIENTS} clients over {PROCESSES} processes; move transactions: {moves}");
+    assert_eq!(moves["modeled_conflict"].as_u64().unwrap_or(0), 0, "no mover met another: {moves}");
+    let forwarded = moves["forwarded"].as_u64().unwrap_or(0) as usize;
+    assert!(forwarded <= SPENDS / MOVE_EVERY, "one transaction per {MOVE_EVERY} spends at most: {moves}");
+    let ledger = app.assert_invariant(&entity.entity_id, "u-1").await;
+    assert_eq!(ledger.account.balance, 1_000 - SPENDS as i64);
+    drop(instances);
+}

@@ -321,16 +321,22 @@ fn first_state(mut account: Account, append: Append) -> Account {
 /// The account as of now. Holds that expired since the last write are recorded first (an
 /// `expire` entry each), so the ledger explains every read.
 pub async fn read(ledger: Ledger<'_>, account: AccountRef<'_>) -> Result<AccountView, Error> {
+    Ok(read_state(ledger, account).await?.0)
+}
+
+/// `read`, plus the account item as read when no expiry had to be recorded (`None` after
+/// one: the item changed since).
+async fn read_state(ledger: Ledger<'_>, account: AccountRef<'_>) -> Result<(AccountView, Option<Account>), Error> {
     let current = ledger.load(account).await?;
     let now = ledger.clock.now_millis();
     if current.expired_hold_ids(now).is_empty() {
-        return Ok(current.view(now));
+        return Ok((current.view(now), Some(current)));
     }
     let sweep = Change { operation: Operation::Sweep, reason: None, idempotency_key: None, by_user_id: None };
     let key = IdempotencyKey::internal(account.entity_id, &format!("sweep {}", account.user_id));
     match self::change(ledger, account, &sweep, &key, |applied, now| Ok(applied.account.view(now))).await {
-        Ok(swept) => Ok(swept.outcome),
+        Ok(swept) => Ok((swept.outcome, None)),
         // Someone else recorded the expiry first: read what they wrote.
-        Err(_) => Ok(ledger.load(account).await?.view(ledger.clock.now_millis())),
+        Err(_) => Ok((ledger.load(account).await?.view(ledger.clock.now_millis()), None)),
     }
 }

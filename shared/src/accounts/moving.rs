@@ -1,6 +1,8 @@
 //! Moving journal records out of the account item to their own items (entries, holds,
 //! purchase counts, idempotency records), oldest first. The account item stays small, which
-//! is what every write to it pays for (a write costs one unit per KB of the item).
+//! is what every write to it pays for (a write costs one unit per KB of the item). One mover
+//! at a time claims an account's journal (`moverUntil`); reads that need the records moved
+//! move them at once, claim or not (movers that meet recognise records moved twice).
 
 use crate::domain::account::{Account, AccountView};
 use crate::domain::journal::{JournalRecord, key_slot, realize_all};
@@ -18,17 +20,22 @@ pub const MOVE_EVERY: usize = 8;
 const KEEP_KEYS_MILLIS: i64 = 2_000;
 /// Keys forgotten per trim at most (an update expression is limited to 4 KB).
 const FORGET_AT_MOST: usize = 40;
+/// How long a mover's claim on a journal lasts unless its last trim ends it sooner: enough for
+/// a few transactions; a mover that died holds the journal up no longer.
+const MOVER_CLAIM_MILLIS: i64 = 2_000;
 /// Times a move reads the account again after another mover got ahead, before giving up.
 const MOVE_ROUNDS: usize = 6;
 /// Actions in one transaction at most (DynamoDB's limit).
 const MAX_ACTIONS: usize = 100;
 
-/// Moves the journal out when this write filled it to a multiple of `MOVE_EVERY`. The write
-/// has landed whatever happens here: a failure only leaves the records for the next mover.
+/// Moves the journal out when this write filled it to a multiple of `MOVE_EVERY` and no
+/// other mover has it. The write has landed whatever happens here: a failure only leaves the
+/// records for the next mover.
 pub(super) async fn after_write(ledger: Ledger<'_>, after: &Account) {
-    let length = after.journal.len();
-    if length.is_multiple_of(MOVE_EVERY)
-        && let Err(err) = move_all(ledger, after).await
+    let now = ledger.clock.now_millis();
+    if after.journal.len().is_multiple_of(MOVE_EVERY)
+        && after.mover_until <= now
+        && let Err(err) = move_claimed(ledger, after, now).await
     {
         tracing::warn!(error = %err, "journal records left for the next mover");
     }
@@ -37,40 +44,67 @@ pub(super) async fn after_write(ledger: Ledger<'_>, after: &Account) {
 /// The account as of now with every journal record moved out, so its entries, holds and
 /// purchase counts can be read from their own items.
 pub async fn settle(ledger: Ledger<'_>, account: AccountRef<'_>) -> Result<AccountView, Error> {
-    let view = super::read(ledger, account).await?;
-    move_journal(ledger, account).await?;
+    let (view, current) = super::read_state(ledger, account).await?;
+    let current = match current {
+        Some(current) => current,
+        None => ledger.load(account).await?,
+    };
+    move_all(ledger, &current, false).await?;
     Ok(view)
 }
 
-/// Moves every record the account's journal holds now out to its own items.
+/// Moves every record the account's journal holds now out to its own items, unless another
+/// mover has the journal (it moves them).
 pub async fn move_journal(ledger: Ledger<'_>, account: AccountRef<'_>) -> Result<(), Error> {
     let current = ledger.load(account).await?;
-    move_all(ledger, &current).await
+    let now = ledger.clock.now_millis();
+    if current.journal.is_empty() || current.mover_until > now {
+        return Ok(());
+    }
+    move_claimed(ledger, &current, now).await
+}
+
+/// Moves the account's records out under a claim on the journal, so movers of one account
+/// take turns instead of colliding; nothing to do when another mover holds it. The claim
+/// returns the journal as it is by then (writers kept appending meanwhile), and all of it
+/// moves. The last trim ends the claim; a move that ends otherwise ends it on its own.
+async fn move_claimed(ledger: Ledger<'_>, seen: &Account, now: i64) -> Result<(), Error> {
+    let (entity_id, user_id) = (seen.entity_id.as_str(), seen.user_id.as_str());
+    let until = now + MOVER_CLAIM_MILLIS;
+    let Some(current) = ledger.store.claim_mover(entity_id, user_id, now, until).await? else {
+        return Ok(());
+    };
+    let moved = move_all(ledger, &current, true).await;
+    if !matches!(moved, Ok(true)) {
+        ledger.store.release_mover(entity_id, user_id, until).await?;
+    }
+    moved.map(|_| ())
 }
 
 /// Moves out every record `current`'s journal holds. Another mover may drop records first;
 /// then the account is read again and moving goes on until every record `current` held is
 /// moved and dropped (records moved twice are recognised and skipped), so a read that moves
-/// first sees all of them.
-async fn move_all(ledger: Ledger<'_>, current: &Account) -> Result<(), Error> {
+/// first sees all of them. `true` when its last trim ended the mover's claim (`release`).
+async fn move_all(ledger: Ledger<'_>, current: &Account, release: bool) -> Result<bool, Error> {
     let target = current.moved_records + current.journal.len() as u64;
     let account = AccountRef::user(&current.entity_id, &current.user_id);
     let mut state = current.clone();
     for _ in 0..MOVE_ROUNDS {
-        if move_batches(ledger, &state).await? {
-            return Ok(());
+        if move_batches(ledger, &state, release).await? {
+            return Ok(release && !state.journal.is_empty());
         }
         state = ledger.load(account).await?;
         if state.moved_records >= target {
-            return Ok(());
+            return Ok(false);
         }
     }
     Err(Error::unavailable())
 }
 
-/// Moves `current`'s records out batch by batch; `false` when another mover dropped records
-/// first (what this one moved is written, but the journal is no longer as it read it).
-async fn move_batches(ledger: Ledger<'_>, current: &Account) -> Result<bool, Error> {
+/// Moves `current`'s records out batch by batch (the last trim ending the claim when
+/// `release`); `false` when another mover dropped records first (what this one moved is
+/// written, but the journal is no longer as it read it).
+async fn move_batches(ledger: Ledger<'_>, current: &Account, release: bool) -> Result<bool, Error> {
     let realized = realize_all(current);
     let records =
         current.journal.iter().zip(realized).map(|(r, a)| moved(current, r, a)).collect::<Result<Vec<_>, _>>()?;
@@ -81,7 +115,8 @@ async fn move_batches(ledger: Ledger<'_>, current: &Account) -> Result<bool, Err
         let count = batch_len(&records[start..]);
         let batch = &records[start..start + count];
         ledger.store.move_out(entity_id, user_id, batch).await?;
-        let trim = trim(ledger, current, batch, (moved_before, forgotten_before));
+        let last = start + count == records.len();
+        let trim = trim(ledger, current, batch, (moved_before, forgotten_before), release && last);
         if !ledger.store.trim_journal(entity_id, user_id, &trim).await? {
             return Ok(false);
         }
@@ -123,6 +158,7 @@ fn trim(
     current: &Account,
     batch: &[MovedRecord],
     (moved_before, forgotten_before): (u64, i64),
+    release_mover: bool,
 ) -> Trim {
     let moved_at = ledger.clock.now_millis();
     let cutoff = moved_at - KEEP_KEYS_MILLIS;
@@ -137,5 +173,6 @@ fn trim(
         moved_at,
         forget: old.into_iter().map(|(slot, _)| slot.clone()).collect(),
         forgotten_before: (forgotten_before, newest_forgotten.max(forgotten_before)),
+        release_mover,
     }
 }

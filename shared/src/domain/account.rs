@@ -63,6 +63,14 @@ pub struct Account {
     /// Keys moved out before this instant may be forgotten from `recent_keys`.
     #[serde(default)]
     pub keys_forgotten_before: i64,
+    /// Until when one mover has the journal to itself (0: nobody): writers that find it
+    /// claimed leave the moving to it instead of colliding with it.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub mover_until: i64,
+}
+
+fn is_zero(value: &i64) -> bool {
+    *value == 0
 }
 
 /// Journal records as the item keeps them: one JSON string each.
@@ -121,6 +129,7 @@ impl Account {
             moved_records: 0,
             recent_keys: BTreeMap::new(),
             keys_forgotten_before: 0,
+            mover_until: 0,
         }
     }
 

@@ -135,6 +135,8 @@ pub struct Trim {
     /// Key slots to forget, and the account's `keysForgottenBefore` before and after.
     pub forget: Vec<String>,
     pub forgotten_before: (i64, i64),
+    /// The mover's claim on the journal ends with this trim.
+    pub release_mover: bool,
 }
 
 #[async_trait]
@@ -148,6 +150,11 @@ pub trait LedgerStore: Send + Sync {
     /// Writes the items of journal records (entries, holds, purchase counts, idempotency
     /// records), oldest first; records found already moved are skipped.
     async fn move_out(&self, entity_id: &str, user_id: &str, records: &[MovedRecord]) -> StoreResult<()>;
+    /// Claims the account's journal for one mover until `until`, unless another mover's claim
+    /// is still in force at `now` (`None` then); the account as the claim left it.
+    async fn claim_mover(&self, entity_id: &str, user_id: &str, now: i64, until: i64) -> StoreResult<Option<Account>>;
+    /// Ends the claim that lasts until `until`, if it is still the account's.
+    async fn release_mover(&self, entity_id: &str, user_id: &str, until: i64) -> StoreResult<()>;
     /// `false` when the journal no longer starts as `trim` expects.
     async fn trim_journal(&self, entity_id: &str, user_id: &str, trim: &Trim) -> StoreResult<bool>;
     /// Entries newest first, and the cursor of the next page.

@@ -303,8 +303,37 @@ impl DynamoStore {
         let (journal, count) = (e.path("journal"), e.value(n(trim.count)));
         e.condition(format!("size({journal}) >= {count}"));
         e.compare("keysForgottenBefore", "=", n(trim.forgotten_before.0));
+        if trim.release_mover {
+            e.remove("moverUntil");
+        }
         let result = self.update_account(entity_id, user_id, e).send().await;
         Ok(super::condition_held(result)?.is_some())
+    }
+
+    /// The account must exist: a claim never creates one.
+    pub(super) async fn claim_mover_item(
+        &self,
+        entity_id: &str,
+        user_id: &str,
+        now: i64,
+        until: i64,
+    ) -> StoreResult<Option<Account>> {
+        let mut e = Expression::default();
+        e.set("moverUntil", n(until));
+        e.exists("version", true);
+        let (mover, now) = (e.path("moverUntil"), e.value(n(now)));
+        e.condition(format!("(attribute_not_exists({mover}) OR {mover} < {now})"));
+        let result = self.update_account(entity_id, user_id, e).return_values(ReturnValue::AllNew).send().await;
+        let claimed = super::condition_held(result)?.and_then(|output| output.attributes);
+        Ok(account_of(claimed)?.map(|account| *account))
+    }
+
+    pub(super) async fn release_mover_item(&self, entity_id: &str, user_id: &str, until: i64) -> StoreResult<()> {
+        let mut e = Expression::default();
+        e.remove("moverUntil");
+        e.compare("moverUntil", "=", n(until));
+        let result = self.update_account(entity_id, user_id, e).send().await;
+        super::condition_held(result).map(|_| ())
     }
 
     /// A conditional update of the account item.

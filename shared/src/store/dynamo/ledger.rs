@@ -56,6 +56,14 @@ impl LedgerStore for DynamoStore {
         self.move_records(entity_id, user_id, records).await
     }
 
+    async fn claim_mover(&self, entity_id: &str, user_id: &str, now: i64, until: i64) -> StoreResult<Option<Account>> {
+        self.claim_mover_item(entity_id, user_id, now, until).await
+    }
+
+    async fn release_mover(&self, entity_id: &str, user_id: &str, until: i64) -> StoreResult<()> {
+        self.release_mover_item(entity_id, user_id, until).await
+    }
+
     async fn trim_journal(&self, entity_id: &str, user_id: &str, trim: &Trim) -> StoreResult<bool> {
         self.trim(entity_id, user_id, trim).await
     }

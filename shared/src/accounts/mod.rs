@@ -191,6 +191,7 @@ impl<T: Outcome, F: Fn(&Applied, i64) -> Result<T, Error>> Writer<'_, F> {
                 }
             };
             let append = self.append_of(&snapshot, &applied, change, now);
+            let claim = append.claim_mover;
             let written = if snapshot.version == 0 {
                 self.ledger.store.create_account(&first_state(applied.account, append)).await
             } else {
@@ -199,7 +200,7 @@ impl<T: Outcome, F: Fn(&Applied, i64) -> Result<T, Error>> Writer<'_, F> {
             match written {
                 Ok(Written::Landed(after)) => {
                     *cached = Some((*after).clone());
-                    return self.landed(*after, now).await;
+                    return self.landed(*after, now, claim).await;
                 }
                 Ok(Written::Refused(current)) => {
                     snapshot = current.map_or_else(|| Account::empty(entity_id, user_id), |c| *c);
@@ -226,22 +227,24 @@ impl<T: Outcome, F: Fn(&Applied, i64) -> Result<T, Error>> Writer<'_, F> {
         let record = journal::record(snapshot, applied, self.key.journal_key(now));
         let needs_credits = matches!(change.operation, Operation::Decrement { .. } | Operation::Hold { .. });
         let delta = &record.delta;
+        let slot = key_slot(&self.key.key);
         let max_holds_before = (!delta.holds_added.is_empty())
             .then(|| (MAX_ACTIVE_HOLDS + delta.holds_removed.len()).saturating_sub(delta.holds_added.len()));
         Append {
             min_spendable: needs_credits.then_some(-delta.spendable),
             max_holds_before,
-            slot: key_slot(&self.key.key),
             keys_forgotten_by: self.forgotten_by,
+            claim_mover: moving::claim_with_write(snapshot, &slot, now),
+            slot,
             record,
         }
     }
 
-    async fn landed(&self, after: Account, now: i64) -> Result<Answer<T>, Error> {
+    async fn landed(&self, after: Account, now: i64, claim: Option<i64>) -> Result<Answer<T>, Error> {
         let last = after.journal.len().saturating_sub(1);
         let applied = realize_at(&after, last).ok_or_else(|| Error::internal("written record missing"))?;
         let outcome = (self.outcome_of)(&applied, now)?;
-        moving::after_write(self.ledger, &after).await;
+        moving::after_write(self.ledger, &after, claim).await;
         Ok(Answer { outcome, replayed: false })
     }
 

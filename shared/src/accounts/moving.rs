@@ -12,9 +12,8 @@ use crate::store::{MovedRecord, StoredOutcome, Trim};
 
 use super::{AccountRef, Facts, Ledger};
 
-/// The writer whose record makes the journal this long (or a multiple) moves it out. One
-/// writer in `MOVE_EVERY`, not every writer past a length: movers of one account at once
-/// would only collide.
+/// A writer that knows the journal is about to be this long claims it for moving with its
+/// write (`claim_with_write`).
 pub const MOVE_EVERY: usize = 8;
 /// Records moved out keep their key in `recentKeys` at least this long.
 const KEEP_KEYS_MILLIS: i64 = 2_000;
@@ -28,15 +27,28 @@ const MOVE_ROUNDS: usize = 6;
 /// Actions in one transaction at most (DynamoDB's limit).
 const MAX_ACTIONS: usize = 100;
 
-/// Moves the journal out when this write filled it to a multiple of `MOVE_EVERY` and no
-/// other mover has it. The write has landed whatever happens here: a failure only leaves the
-/// records for the next mover.
-pub(super) async fn after_write(ledger: Ledger<'_>, after: &Account) {
+/// The claim a write makes on its account's journal, when the journal it knows is about to
+/// reach `MOVE_EVERY` records: the write that lands with it (the claim held by nobody) moves
+/// the journal, with no request to claim it. The instant is made unlikely to equal another
+/// writer's claim by a few milliseconds taken from the writer's key slot.
+pub(super) fn claim_with_write(snapshot: &Account, slot: &str, now: i64) -> Option<i64> {
+    let spread = slot.bytes().take(3).fold(0, |acc, b| acc * 64 + i64::from(b)) % 1_000;
+    (snapshot.journal.len() + 1 >= MOVE_EVERY).then_some(now + MOVER_CLAIM_MILLIS + spread)
+}
+
+/// Moves the journal out after a write that claimed it (`claim`, if the write's claim is the
+/// one the account holds), or that finds a claim outlived by its mover. The write has landed
+/// whatever happens here: a failure only leaves the records for the next mover.
+pub(super) async fn after_write(ledger: Ledger<'_>, after: &Account, claim: Option<i64>) {
     let now = ledger.clock.now_millis();
-    if after.journal.len().is_multiple_of(MOVE_EVERY)
-        && after.mover_until <= now
-        && let Err(err) = move_claimed(ledger, after, now).await
-    {
+    let moved = if claim.is_some_and(|until| until == after.mover_until) {
+        move_held(ledger, after, after.mover_until).await
+    } else if after.journal.len() >= MOVE_EVERY && (1..now).contains(&after.mover_until) {
+        move_claimed(ledger, after, now).await
+    } else {
+        return;
+    };
+    if let Err(err) = moved {
         tracing::warn!(error = %err, "journal records left for the next mover");
     }
 }
@@ -64,19 +76,24 @@ pub async fn move_journal(ledger: Ledger<'_>, account: AccountRef<'_>) -> Result
     move_claimed(ledger, &current, now).await
 }
 
-/// Moves the account's records out under a claim on the journal, so movers of one account
-/// take turns instead of colliding; nothing to do when another mover holds it. The claim
-/// returns the journal as it is by then (writers kept appending meanwhile), and all of it
-/// moves. The last trim ends the claim; a move that ends otherwise ends it on its own.
+/// Claims the journal with a request of its own and moves it out; nothing to do when another
+/// mover holds it. The claim returns the journal as it is by then (writers kept appending
+/// meanwhile), and all of it moves.
 async fn move_claimed(ledger: Ledger<'_>, seen: &Account, now: i64) -> Result<(), Error> {
-    let (entity_id, user_id) = (seen.entity_id.as_str(), seen.user_id.as_str());
     let until = now + MOVER_CLAIM_MILLIS;
-    let Some(current) = ledger.store.claim_mover(entity_id, user_id, now, until).await? else {
-        return Ok(());
-    };
-    let moved = move_all(ledger, &current, true).await;
+    match ledger.store.claim_mover(&seen.entity_id, &seen.user_id, now, until).await? {
+        Some(current) => move_held(ledger, &current, until).await,
+        None => Ok(()),
+    }
+}
+
+/// Moves `current`'s records out under the claim that lasts until `until`, so movers of one
+/// account take turns instead of colliding. The last trim ends the claim; a move that ends
+/// otherwise ends it on its own.
+async fn move_held(ledger: Ledger<'_>, current: &Account, until: i64) -> Result<(), Error> {
+    let moved = move_all(ledger, current, true).await;
     if !matches!(moved, Ok(true)) {
-        ledger.store.release_mover(entity_id, user_id, until).await?;
+        ledger.store.release_mover(&current.entity_id, &current.user_id, until).await?;
     }
     moved.map(|_| ())
 }

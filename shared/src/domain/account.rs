@@ -69,7 +69,7 @@ pub struct Account {
     pub mover_until: i64,
 }
 
-fn is_zero(value: &i64) -> bool {
+pub(crate) fn is_zero(value: &i64) -> bool {
     *value == 0
 }
 

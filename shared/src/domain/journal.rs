@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::account::{Account, ActiveHold, Entry, PaymentReversals};
+use crate::domain::account::{Account, ActiveHold, Entry, PaymentReversals, is_zero};
 use crate::domain::ledger::{Applied, HoldChange};
 
 /// One change as the journal keeps it.
@@ -34,11 +34,14 @@ pub struct JournalRecord {
     pub delta: Delta,
     /// The entries, with `balanceAfter`/`heldAfter` left at 0: they depend on what other
     /// writers did first and are computed from `offsets` when the record is realized.
+    #[serde(with = "compact_entries")]
     pub entries: Vec<Entry>,
     /// Per entry: its balance and held amount after it, relative to the account before the
     /// change.
     pub offsets: Vec<(i64, i64)>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub holds: Vec<HoldChange>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub purchased_tier: Option<String>,
 }
 
@@ -46,18 +49,69 @@ pub struct JournalRecord {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Delta {
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub balance: i64,
     /// Balance minus every hold on the account, expired or not: the number a write's
     /// condition compares, as DynamoDB conditions cannot add or subtract.
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub spendable: i64,
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub purchased: i64,
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub granted: i64,
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub consumed: i64,
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub reversed: i64,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub holds_added: BTreeMap<String, ActiveHold>,
     /// Holds removed, as they were: the write requires them unchanged.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub holds_removed: BTreeMap<String, ActiveHold>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub reversals: BTreeMap<String, ReversalChange>,
+}
+
+/// Entries as a record keeps them: without the fields that are empty (nulls) or computed when
+/// the record is realized (`balanceAfter`, `heldAfter`). Every write to the account pays
+/// for the journal's size.
+mod compact_entries {
+    use serde::de::Error as _;
+    use serde::ser::Error as _;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use serde_json::{Map, Value};
+
+    use crate::domain::account::Entry;
+
+    const COMPUTED: [&str; 2] = ["balanceAfter", "heldAfter"];
+
+    pub fn serialize<S: Serializer>(entries: &[Entry], serializer: S) -> Result<S::Ok, S::Error> {
+        let mut compact = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let Value::Object(fields) = serde_json::to_value(entry).map_err(S::Error::custom)? else {
+                return Err(S::Error::custom("an entry is an object"));
+            };
+            let kept: Map<String, Value> = fields
+                .into_iter()
+                .filter(|(name, value)| !value.is_null() && !COMPUTED.contains(&name.as_str()))
+                .collect();
+            compact.push(kept);
+        }
+        compact.serialize(serializer)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Entry>, D::Error> {
+        let compact = Vec::<Map<String, Value>>::deserialize(deserializer)?;
+        compact
+            .into_iter()
+            .map(|mut fields| {
+                for name in COMPUTED {
+                    fields.entry(name).or_insert(Value::from(0));
+                }
+                serde_json::from_value(Value::Object(fields)).map_err(D::Error::custom)
+            })
+            .collect()
+    }
 }
 
 /// A payment's reversed credits before (`None`: never reversed) and after the change.
@@ -80,6 +134,8 @@ pub struct Append {
     pub max_holds_before: Option<usize>,
     /// Keys may have been forgotten only before this instant (see `accounts`).
     pub keys_forgotten_by: i64,
+    /// Claims the journal for moving until this instant, unless a mover has it already.
+    pub claim_mover: Option<i64>,
 }
 
 /// The differences between the state a change started from and the state it computed.
@@ -301,5 +357,24 @@ mod tests {
         assert_eq!((delta.balance, delta.spendable, delta.consumed), (-5, 15, 5));
         assert_eq!(delta.holds_removed.keys().collect::<Vec<_>>(), ["h"]);
         assert!(delta.holds_added.is_empty());
+    }
+
+    #[test]
+    fn a_record_keeps_only_what_realizing_it_needs_and_reads_back_whole() {
+        let start = Account { balance: 100, version: 1, ..Account::empty("e", "u") };
+        let change = Change {
+            operation: Operation::Decrement { credits: 10 },
+            reason: None,
+            idempotency_key: None,
+            by_user_id: None,
+        };
+        let applied = apply(&start, &change, 7, &mut ids()).unwrap();
+        let mut written = record(&start, &applied, key("k"));
+        written.entries[0].position = (0, 0); // never stored: realizing the record sets it
+        let text = serde_json::to_string(&written).unwrap();
+        for absent in ["null", "balanceAfter", "heldAfter", "granted", "holds", "purchasedTier"] {
+            assert!(!text.contains(absent), "{absent} in {text}");
+        }
+        assert_eq!(serde_json::from_str::<JournalRecord>(&text).unwrap(), written);
     }
 }

@@ -56,6 +56,10 @@ fn append_expression(append: &Append) -> StoreResult<Expression> {
     let (journal, empty, new) =
         (e.path("journal"), e.value(AttributeValue::L(vec![])), e.value(AttributeValue::L(vec![s(text)])));
     e.set_raw(format!("{journal} = list_append(if_not_exists({journal}, {empty}), {new})"));
+    if let Some(until) = append.claim_mover {
+        let (mover, until) = (e.path("moverUntil"), e.value(n(until)));
+        e.set_raw(format!("{mover} = if_not_exists({mover}, {until})"));
+    }
     let slot = format!("recentKeys.{}", append.slot);
     e.set(&slot, n(0));
     e.exists("version", true);

@@ -36,6 +36,12 @@ Two fixes to moto 5.2.5, installed at start-up by `patch_moto` (site-packages un
   by what it returns. moto's DynamoDB responses already hold those results in wire form
   (attribute values as `{"S": ...}`), so they are sent as JSON directly; the test suite
   checks that both ways give the same body.
+- Expressions: moto parses each update expression twice per request (once to validate the
+  request, once to apply it) and each condition expression twice, so a request's cost grew
+  with its expressions' clauses far beyond DynamoDB's (which charges by item size only).
+  An update expression's syntax tree is kept per expression text (moto's validator works on
+  a copy of it), and a condition parsed for one request is not parsed again for the same
+  request.
 Rates and memory: `infra/local/bench_transactions.py`.
 """
 
@@ -57,8 +63,10 @@ from typing import Any
 import moto.dynamodb.models as moto_dynamodb_models
 from moto.core.common_models import BaseModel
 from moto.core.serialize import BaseJSONSerializer
+from moto.dynamodb import comparisons
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import Table
+from moto.dynamodb.parsing.expressions import UpdateExpressionParser
 from moto.moto_server.werkzeug_app import MotoRequestHandler
 from moto.server import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import make_server
@@ -179,6 +187,45 @@ def serialize_result(original):
     return serialize
 
 
+# Update expressions' syntax trees by text, and the condition parsed last (with its request).
+UPDATE_TREES: dict[str, Any] = {}
+UPDATE_TREES_AT_MOST = 1024
+requests_served = 0
+last_condition: tuple[Any, Any, list[str], list[str]] | None = None
+
+
+def cached_update_tree(original):
+    def make(cls: type, expression: str) -> Any:
+        tree = UPDATE_TREES.get(expression)
+        if tree is None:
+            if len(UPDATE_TREES) >= UPDATE_TREES_AT_MOST:
+                UPDATE_TREES.clear()
+            tree = UPDATE_TREES[expression] = original(cls, expression)
+        return tree
+
+    return classmethod(make)
+
+
+def condition_parsed_once(original):
+    def parse(self: comparisons.ConditionExpressionParser) -> Any:
+        global last_condition
+        key = (
+            requests_served,
+            self.condition_expression,
+            json.dumps(self.expression_attribute_names, sort_keys=True),
+            json.dumps(self.expression_attribute_values, sort_keys=True, default=repr),
+        )
+        if last_condition is not None and last_condition[0] == key:
+            _, tree, names, values = last_condition
+            self.expr_attr_names_found, self.expr_attr_values_found = list(names), list(values)
+            return tree
+        tree = original(self)
+        last_condition = (key, tree, list(self.expr_attr_names_found), list(self.expr_attr_values_found))
+        return tree
+
+    return parse
+
+
 def patch_moto() -> None:
     """These replace moto internals: moto is pinned (requirements.txt), and
     test_dynamodb_server.py fails if a moto upgrade breaks them."""
@@ -187,6 +234,8 @@ def patch_moto() -> None:
     Table.get_item = table_get_item(Table.get_item)
     moto_dynamodb_models.copy = types.SimpleNamespace(**{**vars(copy), "deepcopy": deepcopy_except_table_backups})
     BaseJSONSerializer._serialize_result = serialize_result(BaseJSONSerializer._serialize_result)
+    UpdateExpressionParser.make = cached_update_tree(UpdateExpressionParser.make.__func__)
+    comparisons.ConditionExpressionParser.parse = condition_parsed_once(comparisons.ConditionExpressionParser.parse)
 
 
 # --------------------------------------------------------------------------- server
@@ -208,6 +257,11 @@ class DynamoDBDispatcher(DomainDispatcherApplication):
         if target.startswith("DynamoDB_"):
             return "dynamodb"
         return super().infer_service_region_host(environ, path)
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        global requests_served
+        requests_served += 1  # a condition parsed for one request is never reused by another
+        return super().__call__(environ, start_response)
 
 
 def make_handler(verbose: bool) -> type[MotoRequestHandler]:

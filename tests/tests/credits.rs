@@ -362,3 +362,26 @@ async fn a_batch_under_one_idempotency_key_charges_once() {
     assert_eq!((ledger.account.balance, ledger.entries.len()), (17, 2));
     assert_eq!(ledger.entries[0].idempotency_key.as_deref(), Some("batch-1#0"), "items carry the batch's key");
 }
+
+#[tokio::test]
+async fn a_warm_spend_is_one_store_request_and_one_in_eight_also_moves_the_journal() {
+    let app = TestApp::start().await;
+    let entity = app.funded(100).await;
+    // Warm: caches filled, the journal moved out by a history read, then one spend, so the
+    // process knows the journal exactly (one record).
+    assert_eq!(decrement(&app, &entity, "u-1", json!({"credits": 1})).await.status, StatusCode::OK);
+    let history =
+        app.request(Method::GET, &entity.path("/users/u-1/credit-history")).headers(&entity.server()).send().await;
+    assert_eq!(history.status, StatusCode::OK);
+    assert_eq!(decrement(&app, &entity, "u-1", json!({"credits": 1})).await.status, StatusCode::OK);
+
+    let recorder = &app.function("credits").recorder;
+    let before = recorder.round_trips();
+    for _ in 0..16 {
+        assert_eq!(decrement(&app, &entity, "u-1", json!({"credits": 1})).await.status, StatusCode::OK);
+    }
+    // Records 2..=17: the writes of records 8 and 16 each move eight out (a transaction of
+    // their items, then one update dropping them); every other spend is its one UpdateItem.
+    assert_eq!(recorder.round_trips() - before, 16 + 2 * 2);
+    assert_eq!(app.assert_invariant(&entity.entity_id, "u-1").await.account.balance, 100 - 18);
+}

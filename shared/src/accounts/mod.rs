@@ -199,8 +199,10 @@ impl<T: Outcome, F: Fn(&Applied, i64) -> Result<T, Error>> Writer<'_, F> {
             };
             match written {
                 Ok(Written::Landed(after)) => {
-                    *cached = Some((*after).clone());
-                    return self.landed(*after, now, claim).await;
+                    let answer = self.landed(&after, now);
+                    let moved = moving::after_write(self.ledger, &after, claim).await;
+                    *cached = Some(moving::as_moved(*after, moved));
+                    return answer;
                 }
                 Ok(Written::Refused(current)) => {
                     snapshot = current.map_or_else(|| Account::empty(entity_id, user_id), |c| *c);
@@ -240,11 +242,10 @@ impl<T: Outcome, F: Fn(&Applied, i64) -> Result<T, Error>> Writer<'_, F> {
         }
     }
 
-    async fn landed(&self, after: Account, now: i64, claim: Option<i64>) -> Result<Answer<T>, Error> {
+    fn landed(&self, after: &Account, now: i64) -> Result<Answer<T>, Error> {
         let last = after.journal.len().saturating_sub(1);
-        let applied = realize_at(&after, last).ok_or_else(|| Error::internal("written record missing"))?;
+        let applied = realize_at(after, last).ok_or_else(|| Error::internal("written record missing"))?;
         let outcome = (self.outcome_of)(&applied, now)?;
-        moving::after_write(self.ledger, &after, claim).await;
         Ok(Answer { outcome, replayed: false })
     }
 

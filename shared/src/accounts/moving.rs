@@ -16,7 +16,7 @@ use super::{AccountRef, Facts, Ledger};
 /// write (`claim_with_write`).
 pub const MOVE_EVERY: usize = 8;
 /// Records moved out keep their key in `recentKeys` at least this long.
-const KEEP_KEYS_MILLIS: i64 = 2_000;
+const KEEP_KEYS_MILLIS: i64 = 1_000;
 /// Keys forgotten per trim at most (an update expression is limited to 4 KB).
 const FORGET_AT_MOST: usize = 40;
 /// How long a mover's claim on a journal lasts unless its last trim ends it sooner: enough for
@@ -37,20 +37,36 @@ pub(super) fn claim_with_write(snapshot: &Account, slot: &str, now: i64) -> Opti
 }
 
 /// Moves the journal out after a write that claimed it (`claim`, if the write's claim is the
-/// one the account holds), or that finds a claim outlived by its mover. The write has landed
-/// whatever happens here: a failure only leaves the records for the next mover.
-pub(super) async fn after_write(ledger: Ledger<'_>, after: &Account, claim: Option<i64>) {
+/// one the account holds), or that finds a claim outlived by its mover; `true` when every
+/// record `after` holds is moved out. The write has landed whatever happens here: a failure
+/// only leaves the records for the next mover.
+pub(super) async fn after_write(ledger: Ledger<'_>, after: &Account, claim: Option<i64>) -> bool {
     let now = ledger.clock.now_millis();
     let moved = if claim.is_some_and(|until| until == after.mover_until) {
-        move_held(ledger, after, after.mover_until).await
+        move_held(ledger, after, after.mover_until).await.map(|()| true)
     } else if after.journal.len() >= MOVE_EVERY && (1..now).contains(&after.mover_until) {
         move_claimed(ledger, after, now).await
     } else {
-        return;
+        return false;
     };
-    if let Err(err) = moved {
-        tracing::warn!(error = %err, "journal records left for the next mover");
+    match moved {
+        Ok(all) => all,
+        Err(err) => {
+            tracing::warn!(error = %err, "journal records left for the next mover");
+            false
+        }
     }
+}
+
+/// The account as this process knows it after its write: with the journal moved out when it
+/// moved it, so its next write does not claim a journal that is already short.
+pub(super) fn as_moved(mut after: Account, moved: bool) -> Account {
+    if moved {
+        after.moved_records += after.journal.len() as u64;
+        after.journal.clear();
+        after.mover_until = 0;
+    }
+    after
 }
 
 /// The account as of now with every journal record moved out, so its entries, holds and
@@ -73,17 +89,17 @@ pub async fn move_journal(ledger: Ledger<'_>, account: AccountRef<'_>) -> Result
     if current.journal.is_empty() || current.mover_until > now {
         return Ok(());
     }
-    move_claimed(ledger, &current, now).await
+    move_claimed(ledger, &current, now).await.map(|_| ())
 }
 
 /// Claims the journal with a request of its own and moves it out; nothing to do when another
 /// mover holds it. The claim returns the journal as it is by then (writers kept appending
 /// meanwhile), and all of it moves.
-async fn move_claimed(ledger: Ledger<'_>, seen: &Account, now: i64) -> Result<(), Error> {
+async fn move_claimed(ledger: Ledger<'_>, seen: &Account, now: i64) -> Result<bool, Error> {
     let until = now + MOVER_CLAIM_MILLIS;
     match ledger.store.claim_mover(&seen.entity_id, &seen.user_id, now, until).await? {
-        Some(current) => move_held(ledger, &current, until).await,
-        None => Ok(()),
+        Some(current) => move_held(ledger, &current, until).await.map(|()| true),
+        None => Ok(false),
     }
 }
 

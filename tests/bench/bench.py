@@ -1203,6 +1203,7 @@ class ConcCell:
     wall_s: float = 0.0
     proxy_requests: int = 0
     modeled_conflicts: int = 0  # answered by the proxy's conflict model (DynamoDB's rules)
+    ledger: str = ""  # LedgerCheck's verdict
 
 
 @dataclass
@@ -1352,6 +1353,63 @@ def conc_note(elapsed_s: float, seed_s: float | None) -> str:
     return " ".join(parts)
 
 
+@dataclass
+class Books:
+    """One account as its item shows it: the balance, and the records still in its journal."""
+    balance: int
+    journal_balance: int  # what the journal's records add to the balance
+    journal_entries: collections.Counter[str]  # the entries the journal's records hold, by kind
+
+
+class LedgerCheck:
+    """The ledger invariant over a cell, batch by batch: the trims between batches delete the
+    entries written, so each batch is checked at its barrier, before the trim. Per account, the
+    balance moved by exactly the credits of the entries the batch moved out plus the change of
+    what the journal holds; over all accounts, every spend answered 2xx is one decrement
+    entry, moved out or still in a journal, and no other entry was written (records moved out
+    of a journal count where the journal held them)."""
+
+    def __init__(self, partitions: list[str]) -> None:
+        self.partitions = partitions
+        self.books = {pk: self.read(pk) for pk in partitions}
+        self.batches = 0
+        self.broken: list[str] = []
+
+    def read(self, pk: str) -> Books:
+        key = dict(zip(STORE.key_names, ({"S": pk}, {"S": "ACCOUNT"})))
+        item = STORE._call("GetItem", {"TableName": TABLE_NAME, "Key": key, "ConsistentRead": True})["Item"]
+        records = [json.loads(r["S"]) for r in item.get("journal", {}).get("L", [])]
+        kinds = collections.Counter(e["type"] for r in records for e in r.get("entries", []))
+        return Books(int(item["balance"]["N"]), sum(r.get("delta", {}).get("balance", 0) for r in records), kinds)
+
+    def batch(self, spends_answered: int) -> None:
+        self.batches += 1
+        wanted = set(self.partitions)
+        entries: dict[str, list[dict[str, Any]]] = {pk: [] for pk in wanted}
+        for item in STORE._scan(keys_only=False):
+            pk, sk = item.get("pk", {}).get("S"), item.get("sk", {}).get("S", "")
+            if pk in wanted and sk.startswith("ENTRY#"):
+                entries[pk].append(item)
+        written: collections.Counter[str] = collections.Counter()  # entries added, moved out or not
+        for pk in self.partitions:
+            before, now = self.books[pk], self.read(pk)
+            moved = sum(int(e["credits"]["N"]) for e in entries[pk])
+            if before.balance + moved + now.journal_balance - before.journal_balance != now.balance:
+                self.broken.append(f"{pk}: {before} + entries {moved} -> {now}")
+            written.update(e["type"]["S"] for e in entries[pk])
+            written.update(now.journal_entries)
+            written.subtract(before.journal_entries)
+            self.books[pk] = now
+        nonzero = {kind: count for kind, count in written.items() if count}
+        if nonzero != ({"decrement": spends_answered} if spends_answered else {}):
+            self.broken.append(f"batch {self.batches}: {spends_answered} spends answered 2xx, entries {dict(written)}")
+
+    def verdict(self) -> str:
+        if self.broken:
+            return f"BROKEN: {self.broken[0]}"
+        return f"held ({self.batches} batches)"
+
+
 def conc_cell(procs: list[FunctionProcess], relays: list[StoreRelay], proxy: ProxyControl, s: Seed, mode: str,
               n: int, users: list[str]) -> ConcCell:
     note_other_busy()
@@ -1369,6 +1427,8 @@ def conc_cell(procs: list[FunctionProcess], relays: list[StoreRelay], proxy: Pro
     for i in range(n):  # one unmeasured call each: auth cache and account cache warm
         procs[i].invoke(events[i])
     STORE.trim()
+    accounts = [s.user_id] if mode == "one" else users[:n]
+    check = LedgerCheck([f"ACCOUNT#{s.entity_id}#{u}" for u in accounts])
     lock = threading.Lock()
     per_client = max(1, CONC_REQUESTS // n)
     rounds_per_batch = max(1, CONC_BATCH // n)
@@ -1392,7 +1452,7 @@ def conc_cell(procs: list[FunctionProcess], relays: list[StoreRelay], proxy: Pro
                 for op, c in ops.items():
                     cell.ops[op] = cell.ops.get(op, 0) + c
 
-    done, since_compact = 0, 0
+    done, since_compact, ok_before = 0, 0, 0
     proxy.reset()
     while done < per_client:
         k = min(rounds_per_batch, per_client - done)
@@ -1409,6 +1469,9 @@ def conc_cell(procs: list[FunctionProcess], relays: list[StoreRelay], proxy: Pro
         done += k
         if done >= per_client:
             note_other_busy()
+        ok_now = sum(v for k, v in cell.statuses.items() if 200 <= int(k) < 300)
+        check.batch(ok_now - ok_before)
+        ok_before = ok_now
         cell.proxy_requests += sum(proxy.ops().values())
         cell.modeled_conflicts += proxy.modeled_conflicts()
         since_compact += k * n
@@ -1418,6 +1481,7 @@ def conc_cell(procs: list[FunctionProcess], relays: list[StoreRelay], proxy: Pro
         else:
             STORE.trim()
         proxy.reset()
+    cell.ledger = check.verdict()
     return cell
 
 
@@ -1444,7 +1508,7 @@ def concurrency(relay: StoreRelay, proxy: ProxyControl, s: Seed, proxy_url: str)
                 log(
                     f"  {mode} account(s), {n} clients: {len(cell.ms)} calls in {cell.wall_s:.1f}s, "
                     f"p50 {median(cell.ms):.1f} ms, statuses {cell.statuses}, ops {cell.ops}, "
-                    f"proxy saw {cell.proxy_requests}, modeled conflicts {cell.modeled_conflicts}"
+                    f"proxy saw {cell.proxy_requests}, modeled conflicts {cell.modeled_conflicts}, ledger {cell.ledger}"
                 )
                 cells.append(cell)
     finally:
@@ -1498,13 +1562,16 @@ def conc_report(raws: list[RawCell], cells: list[ConcCell], note: str) -> str:
         "include the 503s. calls/s = calls over the cell's wall time (barriers included), 503s included; the "
         "last column is the rate of successful calls (2xx) as a share of the raw UpdateItem rate above at "
         "the same N (the issue's target: ≥ 70 % on one account at 32 and 64). \"modeled conflicts\" counts store requests the proxy's conflict "
-        "model refused during the cell.\n"
+        "model refused during the cell. \"ledger\" is the invariant checked at every barrier, before the "
+        "trim (`LedgerCheck`): per account, the balance moved by exactly the credits of the entries moved "
+        "out since the last barrier plus the change of the records still in the journal, and every spend "
+        "answered 2xx is exactly one decrement entry, moved out or in a journal, and nothing else was written.\n"
     )
     out.append(
         "| accounts | clients | calls | p50 / p99 ms | p50 / p99 excl. store ms | store requests per call: "
-        "mean (max) | per call by operation | answers | modeled conflicts | calls/s | 2xx/s ÷ raw UpdateItem/s (same N) |"
+        "mean (max) | per call by operation | answers | modeled conflicts | ledger | calls/s | 2xx/s ÷ raw UpdateItem/s (same N) |"
     )
-    out.append("|---|---|---|---|---|---|---|---|---|---|---|")
+    out.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for c in cells:
         n = len(c.ms)
         rate = n / c.wall_s if c.wall_s else math.nan
@@ -1517,7 +1584,7 @@ def conc_report(raws: list[RawCell], cells: list[ConcCell], note: str) -> str:
             f"| {fmt(median(c.ms), 2)} / {fmt(percentile(c.ms, 99), 2)} "
             f"| {fmt(median(c.own_ms), 2)} / {fmt(percentile(c.own_ms, 99), 2)} "
             f"| {fmt(mean(c.requests), 2)} ({max(c.requests) if c.requests else '–'}) "
-            f"| {ops_text(c.ops, n or 1)} | {answers} | {c.modeled_conflicts} "
+            f"| {ops_text(c.ops, n or 1)} | {answers} | {c.modeled_conflicts} | {c.ledger} "
             f"| {fmt(rate, 0)} | {fmt(100 * ok_rate / raw_rate[c.clients], 0) + ' %' if raw_rate.get(c.clients) else '–'} |"
         )
     out.append("")

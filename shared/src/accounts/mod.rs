@@ -4,9 +4,9 @@
 //!
 //! A change is one conditional update of the account item that also appends the change's
 //! record to the account's journal (`domain::journal`); concurrent writers of one account never
-//! invalidate each other. The records are moved out to their own items (`moving`) by the
-//! writer that fills the journal to a multiple of `MOVE_EVERY`, and before any read of those
-//! items.
+//! invalidate each other. The records are moved out to their own items (`moving`) by one
+//! mover at a time — the writer whose update claimed the journal as it reached `MOVE_EVERY`
+//! records — and before any read of those items.
 //!
 //! Exactly once: every change is made under an idempotency key, and the account remembers the
 //! keys of its journal's records and of records moved out recently (`recentKeys`); the update

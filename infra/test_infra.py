@@ -358,6 +358,16 @@ def table_schema() -> dict:
     return json.loads(path.read_text())
 
 
+def test_http_functions_time_out_after_the_request_budget():
+    """Their answers are due within the budget (shared/src/deadline.rs); the timeout is that
+    budget plus room for a cold start, as the Rust code prints it."""
+    expected = table_schema()["functionTimeoutSeconds"]
+    for binary, lid in template_functions().items():
+        if binary == "events-dispatcher":
+            continue
+        assert function_props(lid).get("Timeout") == expected, f"{lid}: Timeout must be {expected}"
+
+
 def test_table_matches_the_schema():
     schema = table_schema()
     table = resources()[table_logical_id()]["Properties"]

@@ -247,6 +247,39 @@ def test_cancelled_transaction_changes_nothing(ddb, range_key):
 
 
 @pytest.mark.parametrize("range_key", [True, False], ids=["hash+range", "hash-only"])
+def test_cancelled_transaction_reports_every_failing_condition(ddb, range_key):
+    """As DynamoDB does (API_CancellationReason: one reason per action, in request order,
+    code None where nothing failed), and as moving the journal relies on (every entry that
+    already landed is named, not only the first): five Puts conditioned on the item not
+    existing, where the 2nd and 5th (0-based 1 and 4) exist."""
+    table = new_table(ddb, range_key)
+    names = ["m0", "m1", "m2", "m3", "m4"]
+    for name in ("m1", "m4"):
+        ddb.put_item(TableName=table, Item={**item_key(range_key, name), "moved": {"S": "before"}})
+    before = scan(ddb, table)
+
+    with pytest.raises(ClientError) as err:
+        ddb.transact_write_items(TransactItems=[
+            {"Put": {"TableName": table, "Item": {**item_key(range_key, name), "moved": {"S": "now"}},
+                     "ConditionExpression": "attribute_not_exists(pk)",
+                     "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}
+            for name in names
+        ])
+
+    resp = err.value.response
+    assert resp["Error"]["Code"] == "TransactionCanceledException"
+    reasons = resp["CancellationReasons"]
+    assert [r["Code"] for r in reasons] == [
+        "None", "ConditionalCheckFailed", "None", "None", "ConditionalCheckFailed",
+    ]
+    assert "[None, ConditionalCheckFailed, None, None, ConditionalCheckFailed]" in resp["Error"]["Message"]
+    for i in (1, 4):
+        assert reasons[i]["Item"] == {**item_key(range_key, names[i]), "moved": {"S": "before"}}
+    assert all("Item" not in reasons[i] and "Message" not in reasons[i] for i in (0, 2, 3))
+    assert scan(ddb, table) == before
+
+
+@pytest.mark.parametrize("range_key", [True, False], ids=["hash+range", "hash-only"])
 def test_successful_transaction_applies_every_action(ddb, range_key):
     table = new_table(ddb, range_key)
     seed(ddb, table, range_key)

@@ -31,7 +31,12 @@ impl ManualClock {
     }
 
     pub fn advance_seconds(&self, seconds: i64) {
-        self.0.fetch_add(seconds * 1000, Ordering::SeqCst);
+        self.advance_millis(seconds * 1000);
+    }
+
+    /// Moves the clock by `millis` (back, when negative: an instance whose clock is behind).
+    pub fn advance_millis(&self, millis: i64) {
+        self.0.fetch_add(millis, Ordering::SeqCst);
     }
 }
 

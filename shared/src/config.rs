@@ -61,6 +61,8 @@ pub struct Config {
     /// Only functions that talk to Stripe load it.
     pub stripe: Option<StripeConfig>,
     pub webhooks: WebhookConfig,
+    /// How long a request has to answer (`REQUEST_BUDGET_MS`; `deadline`).
+    pub request_budget_millis: u64,
 }
 
 /// Outbound webhooks (§9): `ALLOW_LOCAL_WEBHOOKS`, `WEBHOOK_RETRY_BASE_SECONDS`.
@@ -134,6 +136,10 @@ impl Config {
                 None
             },
             webhooks: WebhookConfig::from_lookup(&lookup)?,
+            request_budget_millis: match lookup("REQUEST_BUDGET_MS") {
+                None => crate::deadline::REQUEST_BUDGET_MILLIS,
+                Some(raw) => parse_budget(&raw)?,
+            },
         })
     }
 }
@@ -144,6 +150,21 @@ fn parse_cache_seconds(raw: &str) -> Result<u64, ConfigError> {
         _ => Err(ConfigError::Invalid {
             name: "AUTH_CACHE_SECONDS",
             reason: "must be a whole number of seconds from 0 to 60".into(),
+        }),
+    }
+}
+
+/// A budget of its own may only be shorter than the default: the functions' timeout is set
+/// from the default (`deadline::FUNCTION_TIMEOUT_SECONDS`).
+fn parse_budget(raw: &str) -> Result<u64, ConfigError> {
+    match raw.parse::<u64>() {
+        Ok(millis) if (100..=crate::deadline::REQUEST_BUDGET_MILLIS).contains(&millis) => Ok(millis),
+        _ => Err(ConfigError::Invalid {
+            name: "REQUEST_BUDGET_MS",
+            reason: format!(
+                "must be a whole number of milliseconds from 100 to {}",
+                crate::deadline::REQUEST_BUDGET_MILLIS
+            ),
         }),
     }
 }

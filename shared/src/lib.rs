@@ -7,6 +7,7 @@ pub mod clients;
 pub mod clock;
 pub mod config;
 pub mod context;
+pub mod deadline;
 pub mod domain;
 pub mod error;
 pub mod http;

@@ -35,7 +35,9 @@ seeded by --seed; at most one fault per request, checked in this order):
                   then closes the client connection without answering: the
                   operation DID happen but the client never hears (ambiguous).
     latency       uniform random 0..latency_ms added before the request is
-                  handled (forwarded or answered with a fault).
+                  handled (forwarded or answered with a fault), plus a fixed
+                  op_latency_ms[op] for the operations named there (one slow
+                  operation, e.g. a hot partition's writes).
 Only data-plane operations are subject to faults and latency: DynamoDB_20120810.
 GetItem, PutItem, UpdateItem, DeleteItem, Query, TransactWriteItems,
 TransactGetItems, BatchGetItem. Everything else (CreateTable, DescribeTable,
@@ -76,7 +78,7 @@ Control endpoints (requests WITHOUT an X-Amz-Target header):
     GET  /_proxy/config   current rates
     POST /_proxy/config   JSON, any subset of {"conflict_rate", "throttle_rate",
                           "error_rate", "drop_rate", "drop_before_rate",
-                          "latency_ms", "model_conflicts", "seed"} ("seed"
+                          "latency_ms", "op_latency_ms", "model_conflicts", "seed"} ("seed"
                           re-seeds the RNG); answers the resulting config
     POST /_proxy/reset    zero the counters (config and RNG untouched)
     POST /_proxy/drop-next  JSON {"op": "TransactWriteItems", "count": 1}: the next
@@ -361,15 +363,23 @@ class KeySchemas:
 
 
 class Config:
-    def __init__(self, rates: dict[str, float], latency_ms: float, model_conflicts: bool = False) -> None:
+    def __init__(
+        self,
+        rates: dict[str, float],
+        latency_ms: float,
+        model_conflicts: bool = False,
+        op_latency_ms: dict[str, float] | None = None,
+    ) -> None:
         self.rates = {k: 0.0 for k in FAULTS}
         self.rates.update(rates)
         self.latency_ms = latency_ms
         self.model_conflicts = model_conflicts
+        self.op_latency_ms = dict(op_latency_ms or {})
 
     def as_dict(self) -> dict[str, float | bool]:
         out: dict[str, float | bool] = {RATE_KEYS[k]: v for k, v in self.rates.items()}
         out["latency_ms"] = self.latency_ms
+        out["op_latency_ms"] = self.op_latency_ms  # type: ignore[assignment]
         out["model_conflicts"] = self.model_conflicts
         return out
 
@@ -450,6 +460,7 @@ class ProxyState:
             v = self.rng.random()
             rates = dict(self.config.rates)
             latency_ms = self.config.latency_ms
+            fixed_ms = self.config.op_latency_ms.get(op, 0.0)
         cumulative = 0.0
         fault = None
         for kind in FAULTS:
@@ -459,7 +470,7 @@ class ProxyState:
             if u < cumulative:
                 fault = kind
                 break
-        return fault, v * latency_ms / 1000.0
+        return fault, (v * latency_ms + fixed_ms) / 1000.0
 
     def count(self, target: str, outcome: str) -> None:
         with self.lock:
@@ -478,6 +489,7 @@ def parse_config_update(update: Any, config: Config) -> tuple[Config, int | None
     known = {v: k for k, v in RATE_KEYS.items()}
     rates = dict(config.rates)
     latency_ms = config.latency_ms
+    op_latency_ms = dict(config.op_latency_ms)
     model_conflicts = config.model_conflicts
     seed = None
     for key, value in update.items():
@@ -490,6 +502,13 @@ def parse_config_update(update: Any, config: Config) -> tuple[Config, int | None
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
                 raise ValueError("latency_ms must be a number >= 0")
             latency_ms = float(value)
+        elif norm == "op_latency_ms":
+            valid = isinstance(value, dict) and all(
+                isinstance(ms, (int, float)) and not isinstance(ms, bool) and ms >= 0 for ms in value.values()
+            )
+            if not valid:
+                raise ValueError('op_latency_ms must be {"<operation>": <ms >= 0>, ...}')
+            op_latency_ms = {str(op): float(ms) for op, ms in value.items()}
         elif norm == "model_conflicts":
             if not isinstance(value, bool):
                 raise ValueError("model_conflicts must be true or false")
@@ -500,7 +519,7 @@ def parse_config_update(update: Any, config: Config) -> tuple[Config, int | None
             rates[known[norm]] = float(value)
         else:
             raise ValueError(f"unknown key {key!r}")
-    return Config(rates, latency_ms, model_conflicts), seed
+    return Config(rates, latency_ms, model_conflicts, op_latency_ms), seed
 
 
 def parse_drop_next(update: Any) -> tuple[str, int]:

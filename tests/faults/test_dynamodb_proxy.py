@@ -486,6 +486,16 @@ def test_latency_still_answers(ddb, table, proxy_url):
     assert ddb.get_item(TableName=table, Key=key("l"))["Item"] == key("l")
 
 
+def test_op_latency_delays_only_the_named_operation(ddb, table, proxy_url):
+    status, cfg = control(proxy_url, "POST", "/_proxy/config", {"op_latency_ms": {"UpdateItem": 5}})
+    assert status == 200 and cfg["op_latency_ms"] == {"UpdateItem": 5.0}
+    assert control(proxy_url, "POST", "/_proxy/config", {"op_latency_ms": {"UpdateItem": -1}})[0] == 400
+    assert control(proxy_url, "POST", "/_proxy/config", {"op_latency_ms": 5})[0] == 400
+    ddb.put_item(TableName=table, Item=key("o"))
+    assert ddb.get_item(TableName=table, Key=key("o"))["Item"] == key("o")
+    assert control(proxy_url, "POST", "/_proxy/config", {"op_latency_ms": {}})[1]["op_latency_ms"] == {}
+
+
 def test_cli_rates_and_validation(emulator_url, table):
     proc, url = start([PROXY, "--upstream", emulator_url, "--port", "0", "--exit-on-stdin-eof",
                        "--throttle-rate", "1", "--latency-ms", "5", "--seed", "7"])

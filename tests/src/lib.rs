@@ -10,6 +10,7 @@ pub mod ledger;
 pub mod openapi;
 pub mod recorder;
 pub mod serve;
+pub mod stores;
 pub mod stripe;
 
 use std::collections::HashMap;
@@ -25,6 +26,7 @@ use tower::ServiceExt;
 use shared::AppState;
 use shared::clock::ManualClock;
 use shared::config::{Config, DEFAULT_AUTH_CACHE_SECONDS, Secret, StripeConfig, WebhookConfig};
+use shared::deadline::REQUEST_BUDGET_MILLIS;
 use shared::store::dynamo::DynamoStore;
 
 use crate::recorder::Recorder;
@@ -59,6 +61,13 @@ pub struct Function {
     declared: Arc<Vec<String>>,
 }
 
+impl Function {
+    /// The function's router, for driving it through another entry (e.g. `lambda_http`'s).
+    pub fn router(&self) -> Router {
+        self.router.clone()
+    }
+}
+
 pub struct TestResponse {
     pub status: StatusCode,
     pub headers: HeaderMap,
@@ -88,10 +97,15 @@ impl TestApp {
     /// A service whose functions reach the store through `endpoint` (e.g. a fault proxy);
     /// `dynamodb` stays a direct client to the emulator, for setup and checks.
     pub async fn behind(endpoint: &str) -> Self {
+        Self::behind_with_budget(endpoint, REQUEST_BUDGET_MILLIS).await
+    }
+
+    /// `behind`, with requests given `budget_millis` to answer (`REQUEST_BUDGET_MS`).
+    pub async fn behind_with_budget(endpoint: &str, budget_millis: u64) -> Self {
         let mut app = Self::start().await;
         let through = emulator::client_at(endpoint).await;
-        app.functions =
-            Self::functions(&through, &app.table, app.clock.clone(), DEFAULT_AUTH_CACHE_SECONDS, app.stripe.clone());
+        let cache = (DEFAULT_AUTH_CACHE_SECONDS, budget_millis);
+        app.functions = Self::functions(&through, &app.table, app.clock.clone(), cache, app.stripe.clone());
         app
     }
 
@@ -100,13 +114,8 @@ impl TestApp {
     pub async fn with_stripe_at(endpoint: &str) -> Self {
         let mut app = Self::start().await;
         app.stripe = endpoint.to_owned();
-        app.functions = Self::functions(
-            &app.dynamodb,
-            &app.table,
-            app.clock.clone(),
-            DEFAULT_AUTH_CACHE_SECONDS,
-            app.stripe.clone(),
-        );
+        let limits = (DEFAULT_AUTH_CACHE_SECONDS, REQUEST_BUDGET_MILLIS);
+        app.functions = Self::functions(&app.dynamodb, &app.table, app.clock.clone(), limits, app.stripe.clone());
         app
     }
 
@@ -143,7 +152,8 @@ impl TestApp {
         stripe: String,
     ) -> Self {
         let clock = Arc::new(ManualClock::starting_now());
-        let functions = Self::functions(&dynamodb, &table, clock.clone(), auth_cache_seconds, stripe.clone());
+        let limits = (auth_cache_seconds, REQUEST_BUDGET_MILLIS);
+        let functions = Self::functions(&dynamodb, &table, clock.clone(), limits, stripe.clone());
         Self { clock, dynamodb, table, stripe, functions, routes: watch_router() }
     }
 
@@ -152,7 +162,7 @@ impl TestApp {
         dynamodb: &aws_sdk_dynamodb::Client,
         table: &str,
         clock: Arc<ManualClock>,
-        auth_cache_seconds: u64,
+        (auth_cache_seconds, request_budget_millis): (u64, u64),
         stripe: String,
     ) -> HashMap<String, Function> {
         let config = Config {
@@ -166,6 +176,7 @@ impl TestApp {
                 webhook_secret: Some(Secret::new(STRIPE_WEBHOOK_SECRET)),
             }),
             webhooks: WebhookConfig { allow_local: true, retry_base_millis: events::TEST_RETRY_BASE_MILLIS },
+            request_budget_millis,
         };
         let routers: [(&str, RouterFn); 7] = [
             ("admin", admin::router),

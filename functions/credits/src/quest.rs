@@ -118,8 +118,7 @@ async fn pool_decrement(entity: QuestEntity<Mutation>) -> Fallible<Response> {
 
 /// The account and its latest page of history, newest first.
 async fn latest(state: &AppState, account: AccountRef<'_>) -> Fallible<(AccountView, Vec<Entry>)> {
-    let view = accounts::read(state.context(), account).await?;
     let page = HistoryQuery { limit: Some(MAX_PAGE), ..HistoryQuery::default() };
     let history = accounts::history(state.context(), account, page).await?;
-    Ok((view, history.entries))
+    Ok((history.account, history.entries))
 }

@@ -26,13 +26,14 @@ pub use slots::AccountSlots;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Clock;
+use crate::deadline::ANSWER_MARGIN;
 use crate::domain::account::{Account, AccountView, MAX_ACTIVE_HOLDS};
 use crate::domain::journal::{self, Append, key_slot, realize_at};
 use crate::domain::ledger::{Applied, Change, Operation, apply};
 use crate::error::Error;
 use crate::idempotency::{Answer, IdempotencyKey, Outcome};
 use crate::ids::new_ordered_id;
-use crate::store::{AccountStore, StoreError, StoredOutcome, Written};
+use crate::store::{AccountStore, Reserved, StoreError, StoredOutcome, Written};
 
 /// Writes one change may try before giving up (a rule keeps failing against fresh states, or
 /// the store keeps failing).
@@ -103,7 +104,8 @@ impl Ledger<'_> {
 }
 
 /// What an idempotency record of a journal record keeps: the change as it was, from which
-/// each operation builds its own outcome again.
+/// each operation builds its own outcome again. The account in it keeps only what answers
+/// show (`Account::as_answered`): not the holds one by one, nor the payments' reversals.
 #[derive(Debug, Serialize, Deserialize)]
 struct Facts {
     applied: Applied,
@@ -137,20 +139,17 @@ where
     Fut: Future<Output = Result<Change, Error>>,
 {
     let started = ledger.clock.now_millis() - CLOCK_MARGIN_MILLIS;
-    let mut writer = Writer { ledger, account, key, outcome_of: &outcome_of, forgotten_by: started };
-    if key.may_be_used()
-        && let Some(answer) = writer.recorded().await?
-    {
-        return Ok(answer);
-    }
-    match prepare().await {
-        Ok(change) => writer.write(&change).await,
-        Err(refusal @ (Error::Unavailable { .. } | Error::Internal)) => Err(refusal),
-        Err(refusal) => {
-            let current = ledger.load(account).await?;
-            writer.written(&current).await?.ok_or(refusal)
-        }
-    }
+    let mut writer = Writer {
+        ledger,
+        account,
+        key,
+        outcome_of: &outcome_of,
+        forgotten_by: started,
+        reserved: false,
+        stale_slot: None,
+    };
+    let answer = writer.run(prepare).await;
+    writer.release_if_refused(answer).await
 }
 
 /// One change's way into the store.
@@ -162,27 +161,71 @@ struct Writer<'a, F> {
     /// The write requires that the account forgot no key after this instant: until then, the
     /// key's idempotency record was read (or the key is new) and found absent.
     forgotten_by: i64,
+    /// This request claimed the key (`IdempotencyStore::reserve`).
+    reserved: bool,
+    /// The key's slot in `recentKeys` as an earlier use left it, whose record has expired
+    /// since: the write may take the slot over (it requires it unchanged).
+    stale_slot: Option<i64>,
 }
 
 impl<T: Outcome, F: Fn(&Applied, i64) -> Result<T, Error>> Writer<'_, F> {
+    async fn run<P, Fut>(&mut self, prepare: P) -> Result<Answer<T>, Error>
+    where
+        P: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Change, Error>>,
+    {
+        if self.key.may_be_used()
+            && let Some(answer) = self.reserve().await?
+        {
+            return Ok(answer);
+        }
+        match prepare().await {
+            Ok(change) => self.write(&change).await,
+            Err(refusal @ (Error::Unavailable { .. } | Error::Internal)) => Err(refusal),
+            Err(refusal) => {
+                let current = self.load().await?;
+                self.written(&current).await?.ok_or(refusal)
+            }
+        }
+    }
+
     async fn write(&mut self, change: &Change) -> Result<Answer<T>, Error> {
         let AccountRef { entity_id, user_id, .. } = self.account;
         let slot = self.ledger.slots.slot(entity_id, user_id);
-        let mut cached = slot.lock().await;
+        let mut cached = self.timed(slot.lock()).await?;
         let (mut snapshot, mut fresh) = match cached.take() {
             Some(account) => (account, false),
-            None => (self.ledger.load(self.account).await?, true),
+            None => (self.load().await?, true),
         };
+        // The journal claim this request's last write carried.
+        let mut claimed = None;
         for attempt in 1..=MAX_ATTEMPTS {
             if let Some(answer) = self.written(&snapshot).await? {
+                // An earlier attempt of this request landed and its answer was lost: a claim
+                // it made is this request's to act on (nobody else moves a claimed journal).
+                if !answer.replayed && claimed.is_some() {
+                    let moved = moving::after_write(self.ledger, &snapshot, claimed).await;
+                    *cached = Some(moving::as_moved(snapshot, moved));
+                }
                 return Ok(answer);
+            }
+            if snapshot.needs_upgrade() {
+                self.timed(self.ledger.store.upgrade_account(&snapshot)).await??;
+                (snapshot, fresh) = (self.load().await?, true);
+                continue;
+            }
+            if let Some(records) = moving::room_needed(&snapshot) {
+                tracing::info!(entity_id, user_id, records, "account item full; moving its journal before writing");
+                self.timed(moving::make_room(self.ledger, &snapshot)).await?;
+                (snapshot, fresh) = (self.load().await?, true);
+                continue;
             }
             let now = self.ledger.clock.now_millis();
             let applied = match apply(&snapshot, change, now, &mut new_ordered_id) {
                 Ok(applied) => applied,
                 // The state this process knew may be behind (credits granted elsewhere).
                 Err(_) if !fresh => {
-                    (snapshot, fresh) = (self.ledger.load(self.account).await?, true);
+                    (snapshot, fresh) = (self.load().await?, true);
                     continue;
                 }
                 Err(refusal) => {
@@ -191,16 +234,16 @@ impl<T: Outcome, F: Fn(&Applied, i64) -> Result<T, Error>> Writer<'_, F> {
                 }
             };
             let append = self.append_of(&snapshot, &applied, change, now);
-            let claim = append.claim_mover;
+            claimed = append.claim_mover;
             let written = if snapshot.version == 0 {
-                self.ledger.store.create_account(&first_state(applied.account, append)).await
+                self.timed(self.ledger.store.create_account(&first_state(applied.account, append))).await?
             } else {
-                self.ledger.store.append(entity_id, user_id, &append).await
+                self.timed(self.ledger.store.append(entity_id, user_id, &append)).await?
             };
             match written {
                 Ok(Written::Landed(after)) => {
                     let answer = self.landed(&after, now);
-                    let moved = moving::after_write(self.ledger, &after, claim).await;
+                    let moved = moving::after_write(self.ledger, &after, claimed).await;
                     *cached = Some(moving::as_moved(*after, moved));
                     return answer;
                 }
@@ -214,7 +257,7 @@ impl<T: Outcome, F: Fn(&Applied, i64) -> Result<T, Error>> Writer<'_, F> {
                 // The write may have landed: the next attempt finds its key if it did.
                 Err(StoreError::Unavailable(cause)) => {
                     tracing::debug!(%cause, attempt, "store unavailable; retrying the change");
-                    crate::store::dynamo::backoff(attempt).await;
+                    self.timed(crate::store::dynamo::backoff(attempt)).await?;
                 }
                 Err(err) => return Err(err.into()),
             }
@@ -237,6 +280,7 @@ impl<T: Outcome, F: Fn(&Applied, i64) -> Result<T, Error>> Writer<'_, F> {
             max_holds_before,
             keys_forgotten_by: self.forgotten_by,
             claim_mover: moving::claim_with_write(snapshot, &slot, now),
+            slot_seen: self.stale_slot,
             slot,
             record,
         }
@@ -252,26 +296,74 @@ impl<T: Outcome, F: Fn(&Applied, i64) -> Result<T, Error>> Writer<'_, F> {
     /// The answer under this key if `current` shows the change was made: by this request's
     /// own earlier attempt (a fresh answer) or by another request (a replay).
     async fn written(&mut self, current: &Account) -> Result<Option<Answer<T>>, Error> {
-        if !current.recent_keys.contains_key(&key_slot(&self.key.key)) {
+        let Some(stamp) = current.recent_keys.get(&key_slot(&self.key.key)).copied() else {
             return Ok(None);
-        }
+        };
+        let now = self.ledger.clock.now_millis();
         match current.journal.iter().position(|record| record.key == self.key.key) {
+            // A use of the key that expired (a state cached long ago): the key is free again.
+            Some(index) if current.journal[index].key_expires_at <= now => {
+                self.stale_slot = Some(stamp);
+                Ok(None)
+            }
             Some(index) => {
                 let record = &current.journal[index];
                 let applied = realize_at(current, index).ok_or_else(|| Error::internal("journal record missing"))?;
                 self.answer(&record.fingerprint, &record.attempt, &applied, record.at).map(Some)
             }
-            // Moved out: its idempotency record is written before the key is marked moved.
-            None => self.recorded().await,
+            // Moved out: its idempotency record is written before the key is marked moved, so
+            // a key without one is an earlier use whose record expired.
+            None => {
+                let answer = self.recorded().await?;
+                self.stale_slot = answer.is_none().then_some(stamp);
+                Ok(answer)
+            }
         }
+    }
+
+    /// Claims the key for this change, or answers as the key's earlier use did. A claim of
+    /// another request's on the key (the same key on another account or route) refuses this
+    /// one; this request's own earlier attempt's lets it go on (the account says whether
+    /// that attempt's change was made).
+    async fn reserve(&mut self) -> Result<Option<Answer<T>>, Error> {
+        let checked_at = self.ledger.clock.now_millis();
+        let reserved = self.timed(self.ledger.store.reserve(&self.key.reservation(checked_at))).await??;
+        self.forgotten_by = self.forgotten_by.max(checked_at - CLOCK_MARGIN_MILLIS);
+        match reserved {
+            Reserved::New => {
+                self.reserved = true;
+                Ok(None)
+            }
+            Reserved::Existing(stored) if stored.pending => self.pending(&stored),
+            Reserved::Existing(stored) => self.replay(&stored).map(Some),
+        }
+    }
+
+    fn pending(&self, claim: &StoredOutcome) -> Result<Option<Answer<T>>, Error> {
+        if self.key.is_same_request(&claim.fingerprint) { Ok(None) } else { Err(Error::IdempotencyKeyReused) }
+    }
+
+    /// A refusal leaves the key free for a corrected request: the claim this request made
+    /// on it goes (a change that was made keeps its claim, which its record replaces).
+    async fn release_if_refused(&self, answer: Result<Answer<T>, Error>) -> Result<Answer<T>, Error> {
+        let refused = matches!(&answer, Err(err) if !matches!(err, Error::Unavailable { .. } | Error::Internal | Error::IdempotencyKeyReused));
+        if refused && self.reserved {
+            let key = self.key;
+            let released = self.ledger.store.release(&key.entity_id, &key.key, key.attempt());
+            if let Some(Err(err)) = crate::deadline::within(ANSWER_MARGIN, released).await {
+                tracing::warn!(error = %err, "a refused change's claim on its key stays until it expires");
+            }
+        }
+        answer
     }
 
     /// The answer under this key from its idempotency record, if it has one.
     async fn recorded(&mut self) -> Result<Option<Answer<T>>, Error> {
         let checked_at = self.ledger.clock.now_millis();
-        let stored = self.ledger.store.get_response(&self.key.entity_id, &self.key.key).await?;
+        let stored = self.timed(self.ledger.store.get_response(&self.key.entity_id, &self.key.key)).await??;
         self.forgotten_by = self.forgotten_by.max(checked_at - CLOCK_MARGIN_MILLIS);
         match stored.filter(|stored| stored.expires_at > checked_at) {
+            Some(stored) if stored.pending => self.pending(&stored),
             Some(stored) => self.replay(&stored).map(Some),
             None => Ok(None),
         }
@@ -294,7 +386,11 @@ impl<T: Outcome, F: Fn(&Applied, i64) -> Result<T, Error>> Writer<'_, F> {
         if !self.key.is_same_request(&stored.fingerprint) {
             return Err(Error::IdempotencyKeyReused);
         }
-        let facts: Facts = serde_json::from_str(&stored.outcome).map_err(Error::internal)?;
+        let Ok(facts) = serde_json::from_str::<Facts>(&stored.outcome) else {
+            // Written before journals: the record holds the typed outcome itself.
+            let outcome = serde_json::from_str(&stored.outcome).map_err(Error::internal)?;
+            return Ok(Answer { outcome, replayed: !self.key.is_own_attempt(&stored.attempt) });
+        };
         self.answer(&stored.fingerprint, &stored.attempt, &facts.applied, facts.at)
     }
 
@@ -308,10 +404,24 @@ impl<T: Outcome, F: Fn(&Applied, i64) -> Result<T, Error>> Writer<'_, F> {
 
     /// After the attempts ran out: whether the change landed after all, if the store says.
     async fn resolve(&mut self) -> Result<Answer<T>, Error> {
-        let Ok(current) = self.ledger.load(self.account).await else {
-            return Err(Error::Unavailable { unknown_outcome_key: Some(self.key.key.clone()) });
+        let Ok(current) = self.load().await else {
+            return Err(self.unknown_outcome());
         };
         self.written(&current).await?.ok_or_else(Error::unavailable)
+    }
+
+    async fn load(&self) -> Result<Account, Error> {
+        self.timed(self.ledger.load(self.account)).await?
+    }
+
+    /// `work`, unless the request's deadline comes first: then the change's outcome is
+    /// unknown, and the answer says under which key to learn it.
+    async fn timed<R>(&self, work: impl Future<Output = R>) -> Result<R, Error> {
+        crate::deadline::within(ANSWER_MARGIN, work).await.ok_or_else(|| self.unknown_outcome())
+    }
+
+    fn unknown_outcome(&self) -> Error {
+        Error::Unavailable { unknown_outcome_key: Some(self.key.key.clone()) }
     }
 }
 

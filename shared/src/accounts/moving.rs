@@ -4,11 +4,12 @@
 //! at a time claims an account's journal (`moverUntil`); reads that need the records moved
 //! move them at once, claim or not (movers that meet recognise records moved twice).
 
+use crate::deadline::ANSWER_MARGIN;
 use crate::domain::account::{Account, AccountView};
-use crate::domain::journal::{JournalRecord, key_slot, realize_all};
+use crate::domain::journal::{JournalRecord, MAX_JOURNAL, MAX_JOURNAL_BYTES, key_slot, realize_all};
 use crate::domain::ledger::Applied;
 use crate::error::Error;
-use crate::store::{MovedRecord, StoredOutcome, Trim};
+use crate::store::{Claim, MovedRecord, StoredOutcome, Trim};
 
 use super::{AccountRef, Facts, Ledger};
 
@@ -39,23 +40,55 @@ pub(super) fn claim_with_write(snapshot: &Account, slot: &str, now: i64) -> Opti
 
 /// Moves the journal out after a write that claimed it (`claim`, if the write's claim is the
 /// one the account holds), or that finds a claim outlived by its mover; `true` when every
-/// record `after` holds is moved out. The write has landed whatever happens here: a failure
-/// only leaves the records for the next mover.
+/// record `after` holds is moved out. The write has landed whatever happens here: a failure,
+/// or the request's deadline coming first, only leaves the records for the next mover (the
+/// dispatcher takes over a claim that lapsed).
 pub(super) async fn after_write(ledger: Ledger<'_>, after: &Account, claim: Option<i64>) -> bool {
     let now = ledger.clock.now_millis();
-    let moved = if claim.is_some_and(|until| until == after.mover_until) {
-        move_held(ledger, after, after.mover_until).await.map(|()| true)
-    } else if after.journal.len() >= MOVE_EVERY && (1..now).contains(&after.mover_until) {
-        move_claimed(ledger, after, now).await
-    } else {
-        return false;
+    let moving = async {
+        if claim.is_some_and(|until| until == after.mover_until) {
+            move_held(ledger, after, after.mover_until).await.map(|()| true)
+        } else {
+            move_claimed(ledger, after, now).await.map(|claimed| matches!(claimed, Claimed::Moved))
+        }
     };
-    match moved {
-        Ok(all) => all,
-        Err(err) => {
+    let owns = claim.is_some_and(|until| until == after.mover_until);
+    if !owns && !(after.journal.len() >= MOVE_EVERY && (1..now).contains(&after.mover_until)) {
+        return false;
+    }
+    match crate::deadline::within(ANSWER_MARGIN, moving).await {
+        Some(Ok(all)) => all,
+        Some(Err(err)) => {
             tracing::warn!(error = %err, "journal records left for the next mover");
             false
         }
+        None => {
+            tracing::warn!("request deadline came first; journal records left for the dispatcher");
+            false
+        }
+    }
+}
+
+/// Why a write must wait for the journal to move out first: the records it holds, when that
+/// is as many (`MAX_JOURNAL`) or as large (`MAX_JOURNAL_BYTES`) as the item allows.
+pub(super) fn room_needed(current: &Account) -> Option<usize> {
+    let records = current.journal.len();
+    let full = records + 1 >= MAX_JOURNAL
+        || (records >= MOVE_EVERY
+            && current.journal.iter().map(|r| serde_json::to_string(r).map_or(0, |t| t.len())).sum::<usize>()
+                > MAX_JOURNAL_BYTES);
+    full.then_some(records)
+}
+
+/// Moves a full journal out, or gives its mover a moment when another holds it.
+pub(super) async fn make_room(ledger: Ledger<'_>, current: &Account) {
+    let now = ledger.clock.now_millis();
+    if current.mover_until > now {
+        crate::store::dynamo::backoff(3).await;
+        return;
+    }
+    if let Err(err) = move_claimed(ledger, current, now).await {
+        tracing::warn!(error = %err, "a full journal could not be moved out");
     }
 }
 
@@ -72,35 +105,63 @@ pub(super) fn as_moved(mut after: Account, moved: bool) -> Account {
 
 /// The account as of now with every journal record moved out, so its entries, holds and
 /// purchase counts can be read from their own items.
-pub async fn settle(ledger: Ledger<'_>, account: AccountRef<'_>) -> Result<AccountView, Error> {
+pub async fn settle(ledger: Ledger<'_>, account: AccountRef<'_>) -> Result<Settled, Error> {
     let (view, current) = super::read_state(ledger, account).await?;
-    let current = match current {
-        Some(current) => current,
-        None => ledger.load(account).await?,
+    let (view, current) = match current {
+        Some(current) => (view, current),
+        None => {
+            let current = ledger.load(account).await?;
+            (current.view(ledger.clock.now_millis()), current)
+        }
     };
-    move_all(ledger, &current, false).await?;
-    Ok(view)
+    move_all(ledger, &current, None).await?;
+    Ok(Settled { view, version: current.version })
+}
+
+/// An account whose journal is moved out: as it stood then, and the version it had (the
+/// entries up to it are all written; later ones may be too).
+#[derive(Debug, Clone)]
+pub struct Settled {
+    pub view: AccountView,
+    pub version: u64,
 }
 
 /// Moves every record the account's journal holds now out to its own items, unless another
-/// mover has the journal (it moves them).
-pub async fn move_journal(ledger: Ledger<'_>, account: AccountRef<'_>) -> Result<(), Error> {
+/// mover has the journal: then `Some(until)`, the instant its claim lapses, so the caller can
+/// come back and take over if that mover died (its records would otherwise wait for the
+/// account's next write or read).
+pub async fn move_journal(ledger: Ledger<'_>, account: AccountRef<'_>) -> Result<Option<i64>, Error> {
     let current = ledger.load(account).await?;
     let now = ledger.clock.now_millis();
-    if current.journal.is_empty() || current.mover_until > now {
-        return Ok(());
+    if current.journal.is_empty() {
+        return Ok(None);
     }
-    move_claimed(ledger, &current, now).await.map(|_| ())
+    if current.mover_until > now {
+        return Ok(Some(current.mover_until));
+    }
+    match move_claimed(ledger, &current, now).await? {
+        Claimed::Moved | Claimed::Empty => Ok(None),
+        Claimed::Held(until) => Ok(Some(until)),
+    }
+}
+
+/// What a claim of a request of its own came to.
+enum Claimed {
+    Moved,
+    /// Another mover has the journal until then.
+    Held(i64),
+    Empty,
 }
 
 /// Claims the journal with a request of its own and moves it out; nothing to do when another
 /// mover holds it. The claim returns the journal as it is by then (writers kept appending
 /// meanwhile), and all of it moves.
-async fn move_claimed(ledger: Ledger<'_>, seen: &Account, now: i64) -> Result<bool, Error> {
+async fn move_claimed(ledger: Ledger<'_>, seen: &Account, now: i64) -> Result<Claimed, Error> {
     let until = now + MOVER_CLAIM_MILLIS;
     match ledger.store.claim_mover(&seen.entity_id, &seen.user_id, now, until).await? {
-        Some(current) => move_held(ledger, &current, until).await.map(|()| true),
-        None => Ok(false),
+        Claim::Taken(current) => move_held(ledger, &current, until).await.map(|()| Claimed::Moved),
+        Claim::Held(until) => Ok(Claimed::Held(until)),
+        Claim::NoAccount => Ok(Claimed::Empty),
     }
 }
 
@@ -108,7 +169,7 @@ async fn move_claimed(ledger: Ledger<'_>, seen: &Account, now: i64) -> Result<bo
 /// account take turns instead of colliding. The last trim ends the claim; a move that ends
 /// otherwise ends it on its own.
 async fn move_held(ledger: Ledger<'_>, current: &Account, until: i64) -> Result<(), Error> {
-    let moved = move_all(ledger, current, true).await;
+    let moved = move_all(ledger, current, Some(until)).await;
     if !matches!(moved, Ok(true)) {
         ledger.store.release_mover(&current.entity_id, &current.user_id, until).await?;
     }
@@ -118,14 +179,14 @@ async fn move_held(ledger: Ledger<'_>, current: &Account, until: i64) -> Result<
 /// Moves out every record `current`'s journal holds. Another mover may drop records first;
 /// then the account is read again and moving goes on until every record `current` held is
 /// moved and dropped (records moved twice are recognised and skipped), so a read that moves
-/// first sees all of them. `true` when its last trim ended the mover's claim (`release`).
-async fn move_all(ledger: Ledger<'_>, current: &Account, release: bool) -> Result<bool, Error> {
+/// first sees all of them. `true` when its last trim ended the mover's claim (`claim`).
+async fn move_all(ledger: Ledger<'_>, current: &Account, claim: Option<i64>) -> Result<bool, Error> {
     let target = current.moved_records + current.journal.len() as u64;
     let account = AccountRef::user(&current.entity_id, &current.user_id);
     let mut state = current.clone();
     for _ in 0..MOVE_ROUNDS {
-        if move_batches(ledger, &state, release).await? {
-            return Ok(release && !state.journal.is_empty());
+        if let Some(released) = move_batches(ledger, &state, claim).await? {
+            return Ok(released);
         }
         state = ledger.load(account).await?;
         if state.moved_records >= target {
@@ -135,32 +196,77 @@ async fn move_all(ledger: Ledger<'_>, current: &Account, release: bool) -> Resul
     Err(Error::unavailable())
 }
 
-/// Moves `current`'s records out batch by batch (the last trim ending the claim when
-/// `release`); `false` when another mover dropped records first (what this one moved is
-/// written, but the journal is no longer as it read it).
-async fn move_batches(ledger: Ledger<'_>, current: &Account, release: bool) -> Result<bool, Error> {
+/// Moves `current`'s records out batch by batch (the last trim ending the claim, if any);
+/// `None` when another mover dropped records first (what this one moved is written, but the
+/// journal is no longer as it read it), else whether the claim ended.
+async fn move_batches(ledger: Ledger<'_>, current: &Account, claim: Option<i64>) -> Result<Option<bool>, Error> {
     let realized = realize_all(current);
     let records =
         current.journal.iter().zip(realized).map(|(r, a)| moved(current, r, a)).collect::<Result<Vec<_>, _>>()?;
-    let (mut moved_before, mut forgotten_before) = (current.moved_records, current.keys_forgotten_before);
     let (entity_id, user_id) = (current.entity_id.as_str(), current.user_id.as_str());
-    let mut start = 0;
+    let mut keys = KeysSeen {
+        moved_before: current.moved_records,
+        forgotten_before: current.keys_forgotten_before,
+        recent: current.recent_keys.clone(),
+    };
+    let (mut start, mut released) = (0, false);
     while start < records.len() {
         let count = batch_len(&records[start..]);
         let batch = &records[start..start + count];
         ledger.store.move_out(entity_id, user_id, batch).await?;
         let last = start + count == records.len();
-        let trim = trim(ledger, current, batch, (moved_before, forgotten_before), release && last);
-        if !ledger.store.trim_journal(entity_id, user_id, &trim).await? {
-            return Ok(false);
+        let trim = keys.trim(ledger.clock.now_millis(), batch, claim.filter(|_| last));
+        match ledger.store.trim_journal(entity_id, user_id, &trim).await? {
+            Some(ended) => released = ended,
+            None => return Ok(None),
         }
-        (moved_before, forgotten_before) = (moved_before + count as u64, trim.forgotten_before.1);
+        keys.trimmed(&trim);
         start += count;
     }
-    Ok(true)
+    Ok(Some(released))
 }
 
-fn moved(current: &Account, record: &JournalRecord, applied: Applied) -> Result<MovedRecord, Error> {
+/// The account's record count and keys as this mover's trims leave them, so each trim
+/// forgets its own share of old keys (not the same ones again) and stamps keys no earlier
+/// than any key the account remembers or forgot (whatever this mover's clock says).
+struct KeysSeen {
+    moved_before: u64,
+    forgotten_before: i64,
+    recent: std::collections::BTreeMap<String, i64>,
+}
+
+impl KeysSeen {
+    fn trim(&self, now: i64, batch: &[MovedRecord], release_mover: Option<i64>) -> Trim {
+        let newest = self.recent.values().copied().max().unwrap_or(0);
+        let moved_at = now.max(self.forgotten_before).max(newest);
+        let cutoff = now - KEEP_KEYS_MILLIS;
+        let mut old: Vec<_> = self.recent.iter().filter(|(_, at)| **at > 0 && **at < cutoff).collect();
+        old.sort_by_key(|(_, at)| **at);
+        old.truncate(FORGET_AT_MOST);
+        let newest_forgotten = old.last().map_or(self.forgotten_before, |(_, at)| **at + 1);
+        Trim {
+            moved_before: self.moved_before,
+            count: batch.len(),
+            moved_slots: batch.iter().map(|m| key_slot(&m.idem.key)).collect(),
+            moved_at,
+            forget: old.into_iter().map(|(slot, _)| slot.clone()).collect(),
+            forgotten_before: (self.forgotten_before, newest_forgotten.max(self.forgotten_before)),
+            release_mover,
+        }
+    }
+
+    fn trimmed(&mut self, trim: &Trim) {
+        self.moved_before += trim.count as u64;
+        self.forgotten_before = trim.forgotten_before.1;
+        for slot in &trim.forget {
+            self.recent.remove(slot);
+        }
+        self.recent.extend(trim.moved_slots.iter().map(|slot| (slot.clone(), trim.moved_at)));
+    }
+}
+
+fn moved(current: &Account, record: &JournalRecord, mut applied: Applied) -> Result<MovedRecord, Error> {
+    applied.account = applied.account.as_answered(record.at);
     let facts = Facts { applied, at: record.at };
     let idem = StoredOutcome {
         entity_id: current.entity_id.clone(),
@@ -169,6 +275,7 @@ fn moved(current: &Account, record: &JournalRecord, applied: Applied) -> Result<
         outcome: serde_json::to_string(&facts).map_err(Error::internal)?,
         expires_at: record.key_expires_at,
         attempt: record.attempt.clone(),
+        pending: false,
     };
     Ok(MovedRecord { applied: facts.applied, idem })
 }
@@ -185,28 +292,4 @@ fn batch_len(records: &[MovedRecord]) -> usize {
         })
         .count();
     fitting.max(1)
-}
-
-fn trim(
-    ledger: Ledger<'_>,
-    current: &Account,
-    batch: &[MovedRecord],
-    (moved_before, forgotten_before): (u64, i64),
-    release_mover: bool,
-) -> Trim {
-    let moved_at = ledger.clock.now_millis();
-    let cutoff = moved_at - KEEP_KEYS_MILLIS;
-    let mut old: Vec<_> = current.recent_keys.iter().filter(|(_, at)| **at > 0 && **at < cutoff).collect();
-    old.sort_by_key(|(_, at)| **at);
-    old.truncate(FORGET_AT_MOST);
-    let newest_forgotten = old.last().map_or(forgotten_before, |(_, at)| **at + 1);
-    Trim {
-        moved_before,
-        count: batch.len(),
-        moved_slots: batch.iter().map(|m| key_slot(&m.idem.key)).collect(),
-        moved_at,
-        forget: old.into_iter().map(|(slot, _)| slot.clone()).collect(),
-        forgotten_before: (forgotten_before, newest_forgotten.max(forgotten_before)),
-        release_mover,
-    }
 }

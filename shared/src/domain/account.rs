@@ -12,6 +12,13 @@ use crate::domain::journal::JournalRecord;
 /// How many holds one account may have open at once (bounds the item and the transaction).
 pub const MAX_ACTIVE_HOLDS: usize = 40;
 
+/// The format of account items and journal records this version writes. Items without one
+/// were written before formats (with or without a journal: `Account::needs_upgrade`); a reader
+/// meeting a newer format refuses (503) and writes nothing.
+pub const ACCOUNT_FORMAT: u32 = 1;
+/// What a journal record in a format newer than `ACCOUNT_FORMAT` fails to read with.
+pub const NEWER_RECORD: &str = "journal record in a newer format";
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ActiveHold {
@@ -67,6 +74,13 @@ pub struct Account {
     /// claimed leave the moving to it instead of colliding with it.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub mover_until: i64,
+    /// The item's format (`ACCOUNT_FORMAT`; 0: written before formats).
+    #[serde(default)]
+    pub format: u32,
+    /// `spendable` as the item stores it (conditions compare it); absent on items written
+    /// before journals. Written by the store itself, never from here.
+    #[serde(default, rename = "spendable", skip_serializing)]
+    pub stored_spendable: Option<i64>,
 }
 
 pub(crate) fn is_zero(value: &i64) -> bool {
@@ -88,7 +102,22 @@ mod records_as_json {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<JournalRecord>, D::Error> {
         let texts = Vec::<String>::deserialize(deserializer)?;
-        texts.iter().map(|text| serde_json::from_str(text).map_err(D::Error::custom)).collect()
+        texts.iter().map(|text| record(text).map_err(D::Error::custom)).collect()
+    }
+
+    /// A record this version knows; one in a newer format is refused before it is read (its
+    /// fields may mean what this version cannot tell).
+    fn record(text: &str) -> Result<JournalRecord, String> {
+        #[derive(serde::Deserialize)]
+        struct Format {
+            #[serde(default)]
+            v: u32,
+        }
+        let format = serde_json::from_str::<Format>(text).map_err(|e| e.to_string())?;
+        if format.v > super::ACCOUNT_FORMAT {
+            return Err(format!("{} ({})", super::NEWER_RECORD, format.v));
+        }
+        serde_json::from_str(text).map_err(|e| e.to_string())
     }
 }
 
@@ -130,6 +159,29 @@ impl Account {
             recent_keys: BTreeMap::new(),
             keys_forgotten_before: 0,
             mover_until: 0,
+            format: ACCOUNT_FORMAT,
+            stored_spendable: None,
+        }
+    }
+
+    /// An item written before journals: it lacks what journal writes add to and compare
+    /// (`spendable`, `recentKeys`, …), so it is brought to the journal's form first.
+    pub fn needs_upgrade(&self) -> bool {
+        self.version > 0 && self.stored_spendable.is_none()
+    }
+
+    /// The account as answers show it at `at`, without what only writes need: the holds
+    /// summed into one (what they reserve at `at`), no payment reversals, no journal. What an
+    /// idempotency record keeps of it, so a replay answers as the change did.
+    pub fn as_answered(&self, at: i64) -> Self {
+        let held = self.held(at);
+        let holds = (held > 0).then(|| ("#held".to_owned(), ActiveHold { credits: held, expires_at: i64::MAX }));
+        Self {
+            holds: holds.into_iter().collect(),
+            reversals: BTreeMap::new(),
+            journal: Vec::new(),
+            recent_keys: BTreeMap::new(),
+            ..self.clone()
         }
     }
 

@@ -16,13 +16,24 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::account::{Account, ActiveHold, Entry, PaymentReversals, is_zero};
+use crate::domain::account::{ACCOUNT_FORMAT, Account, ActiveHold, Entry, PaymentReversals, is_zero};
 use crate::domain::ledger::{Applied, HoldChange};
+
+/// Records a journal may hold: a write finding it this long moves it out first, and the
+/// store refuses a write past it, so the item stays far below DynamoDB's 400 KB (at ~2.3 KB
+/// for the largest usual record, 64 take ~150 KB) whatever happens to moving.
+pub const MAX_JOURNAL: usize = 64;
+/// Bytes of records a writer lets its journal reach before it moves them out first (records
+/// that expire many holds are large).
+pub const MAX_JOURNAL_BYTES: usize = 160 * 1024;
 
 /// One change as the journal keeps it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct JournalRecord {
+    /// The record's format (`account::ACCOUNT_FORMAT`; 0: written before formats).
+    #[serde(default)]
+    pub v: u32,
     /// The idempotency key the change was made under.
     pub key: String,
     pub fingerprint: String,
@@ -114,7 +125,8 @@ mod compact_entries {
     }
 }
 
-/// A payment's reversed credits before (`None`: never reversed) and after the change.
+/// A payment's reversed credits before (`None`: none reversed) and after the change (0: the
+/// payment's entry goes, as if never reversed, so the item keeps only reversals in force).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ReversalChange {
@@ -136,18 +148,22 @@ pub struct Append {
     pub keys_forgotten_by: i64,
     /// Claims the journal for moving until this instant, unless a mover has it already.
     pub claim_mover: Option<i64>,
+    /// The key's slot as an expired earlier use of the key left it (`None`: the slot must be
+    /// free): the write takes it over only if it is still so.
+    pub slot_seen: Option<i64>,
 }
 
 /// The differences between the state a change started from and the state it computed.
 pub fn delta(before: &Account, after: &Account) -> Delta {
     let diff = |a: u64, b: u64| a as i64 - b as i64;
     let changed = |id: &String, hold: &ActiveHold, other: &BTreeMap<String, ActiveHold>| other.get(id) != Some(hold);
-    let reversals = after
-        .reversals
-        .iter()
-        .filter(|(pi, r)| before.reversals.get(*pi) != Some(*r))
-        .map(|(pi, r)| {
-            let change = ReversalChange { before: before.reversals.get(pi).map(|b| b.reversed), after: r.reversed };
+    let payments = after.reversals.keys().chain(before.reversals.keys()).collect::<std::collections::BTreeSet<_>>();
+    let reversals = payments
+        .into_iter()
+        .filter(|pi| before.reversals.get(*pi) != after.reversals.get(*pi))
+        .map(|pi| {
+            let reversed = |account: &Account| account.reversals.get(pi).map(|r| r.reversed);
+            let change = ReversalChange { before: reversed(before), after: reversed(after).unwrap_or(0) };
             (pi.clone(), change)
         })
         .collect();
@@ -175,6 +191,7 @@ pub fn record(before: &Account, applied: &Applied, key: RecordKey) -> JournalRec
         applied.entries.iter().map(|e| (e.balance_after - before.balance, e.held_after as i64 - held_before)).collect();
     let entries = applied.entries.iter().map(|e| Entry { balance_after: 0, held_after: 0, ..e.clone() }).collect();
     JournalRecord {
+        v: ACCOUNT_FORMAT,
         key: key.key,
         fingerprint: key.fingerprint,
         attempt: key.attempt,

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::account::{Account, ActiveHold, Entry, EntryType, MAX_ACTIVE_HOLDS};
+use crate::domain::account::{Account, ActiveHold, Entry, EntryType, MAX_ACTIVE_HOLDS, PaymentReversals};
 use crate::error::Error;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -154,7 +154,13 @@ impl Builder<'_> {
 
     /// Gives back `credits` of a payment that an earlier reversal took.
     fn regrant(&mut self, payment_intent_id: &str, credits: u64) {
-        self.account.reversals.entry(payment_intent_id.to_owned()).or_default().reversed -= credits;
+        let reversals = &mut self.account.reversals;
+        let left = reversals.get(payment_intent_id).map_or(0, |r| r.reversed.saturating_sub(credits));
+        // A payment with nothing reversed any more keeps no entry: the item stays small.
+        match left {
+            0 => reversals.remove(payment_intent_id),
+            reversed => reversals.insert(payment_intent_id.to_owned(), PaymentReversals { reversed }),
+        };
         self.account.balance += credits as i64;
         self.account.lifetime_reversed = self.account.lifetime_reversed.saturating_sub(credits);
         self.record_for_payment(EntryType::Regrant, credits as i64, payment_intent_id);
@@ -250,7 +256,7 @@ impl Builder<'_> {
                 self.holds.push(HoldChange::Settled { hold_id, status: HoldStatus::Released, captured: 0, released });
             }
             Operation::Reconcile { payment_intent_id, credited, target } => {
-                let reversed = self.account.reversals.entry(payment_intent_id.clone()).or_default().reversed;
+                let reversed = self.account.reversals.get(&payment_intent_id).map_or(0, |r| r.reversed);
                 let target = target.min(credited);
                 if target > reversed {
                     self.reverse(&payment_intent_id, target - reversed);

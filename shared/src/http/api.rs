@@ -12,13 +12,17 @@
 use std::collections::BTreeMap;
 
 use axum::Router;
+use axum::extract::Request;
 use axum::handler::Handler;
 use axum::http::{Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter, on};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
 use crate::app::AppState;
+use crate::error::Error;
 
 /// Named schemas the document's `components.schemas` collects as routes are described.
 #[derive(Default)]
@@ -282,12 +286,14 @@ impl Api {
         self.routes.iter().map(|(route, _)| route)
     }
 
-    /// The function's router: every declared route; errors of Quest-face routes in Quest's
-    /// envelope; then `finish` (404/405 in the envelope, request ids, state).
+    /// The function's router: every declared route, behind `readable_headers`; errors of
+    /// Quest-face routes in Quest's envelope; then `finish` (404/405 in the envelope, request
+    /// ids, state).
     pub fn router(self, state: AppState) -> Router {
         let (mut native, mut quest) = (Router::new(), Router::new());
         let mut has_quest = false;
         for (route, handler) in self.routes {
+            let handler = handler.route_layer(axum::middleware::from_fn(readable_headers));
             match route.face {
                 Face::Quest => {
                     quest = quest.route(route.path, handler);
@@ -301,5 +307,33 @@ impl Api {
             native = native.merge(quest.route_layer(axum::middleware::from_fn(super::quest::error_envelope)));
         }
         super::finish(native, state)
+    }
+}
+
+/// Every request header this service reads. `HeaderValue::to_str` reads a value that is not
+/// printable ASCII as absent, so a malformed `apikey` answered 401 "required" and a malformed
+/// `userid` was ignored; API Gateway does pass such values on (a client's non-ASCII bytes
+/// arrive as UTF-8 characters). `x-request-id` is not here: a bad one is replaced, not refused.
+const TEXT_HEADERS: [&str; 10] = [
+    "apikey",
+    "apisecret",
+    "userid",
+    "token",
+    "entityid",
+    crate::auth::token::ENTITY_HEADER,
+    "authorization",
+    crate::auth::admin::ADMIN_TOKEN_HEADER,
+    super::IDEMPOTENCY_HEADER,
+    "stripe-signature",
+];
+
+/// Refuses, with 400 naming the header, a request whose value of a header we read is not
+/// printable ASCII. A route layer, so Quest's routes answer in Quest's envelope.
+async fn readable_headers(request: Request, next: Next) -> Response {
+    let unreadable =
+        TEXT_HEADERS.iter().find(|name| request.headers().get_all(**name).iter().any(|value| value.to_str().is_err()));
+    match unreadable {
+        Some(name) => Error::validation(format!("{name} header must be printable ASCII")).into_response(),
+        None => next.run(request).await,
     }
 }

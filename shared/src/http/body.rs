@@ -47,7 +47,12 @@ fn parse_object(bytes: &[u8]) -> Result<Value, Error> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Object(Default::default()));
     }
-    let value = strict::parse(bytes)?;
+    // API Gateway base64-encodes a body that is not UTF-8 and lambda_http decodes it: say what
+    // is wrong, not serde_json's "invalid unicode code point" or "expected value".
+    let text = std::str::from_utf8(bytes).map_err(|err| {
+        Error::validation(format!("body must be UTF-8 JSON (invalid UTF-8 at byte {})", err.valid_up_to()))
+    })?;
+    let value = strict::parse(text)?;
     if value.is_object() { Ok(value) } else { Err(Error::validation("body must be a JSON object")) }
 }
 
@@ -60,8 +65,8 @@ mod strict {
 
     use crate::error::Error;
 
-    pub fn parse(bytes: &[u8]) -> Result<Value, Error> {
-        let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    pub fn parse(text: &str) -> Result<Value, Error> {
+        let mut deserializer = serde_json::Deserializer::from_str(text);
         let value = Strict { path: String::new() }
             .deserialize(&mut deserializer)
             .and_then(|value| deserializer.end().map(|()| value))
@@ -200,6 +205,14 @@ mod tests {
         assert!(message(r#"{"cardData":{"email":null}}"#).starts_with("cardData.email must not be null"));
         assert!(message(r#"{"a":1} x"#).starts_with("body is not valid JSON"));
         assert!(parse_object(br#"{"a":{"b":[1,2.5,"x",true]}}"#).is_ok());
+    }
+
+    #[test]
+    fn a_body_that_is_not_utf8_is_refused_saying_so() {
+        let message = |raw: &[u8]| parse_object(raw).unwrap_err().message();
+        assert_eq!(message(b"{\"reason\":\"\xff\"}"), "body must be UTF-8 JSON (invalid UTF-8 at byte 11)");
+        assert_eq!(message(b"\xfe\xff{}"), "body must be UTF-8 JSON (invalid UTF-8 at byte 0)");
+        assert_eq!(parse_object("{\"reason\":\"é\"}".as_bytes()).unwrap()["reason"], "é");
     }
 }
 

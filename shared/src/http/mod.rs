@@ -47,11 +47,33 @@ pub fn answer<T, D: Serialize>(
     Ok(response)
 }
 
-/// Finishes a function's router: 404/405 in the error envelope, request ids, state.
+/// Finishes a function's router: 404/405 in the error envelope, request ids, the request's
+/// deadline, state.
 pub fn finish(routes: Router<AppState>, state: AppState) -> Router {
     routes
         .fallback(|| async { Error::not_found("no such route") })
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), within_budget))
         .layer(axum::middleware::from_fn(request_id::request_id))
         .with_state(state)
+}
+
+/// Gives the request its deadline (`deadline`). Work that watches it answers in time on its
+/// own (a change whose outcome is unknown with its key); anything else still running at the
+/// deadline is cut off with a 503, so no answer waits for the function's timeout.
+async fn within_budget(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let budget = std::time::Duration::from_millis(state.config.request_budget_millis);
+    let answered =
+        crate::deadline::scope(budget, crate::deadline::within(std::time::Duration::ZERO, next.run(request)));
+    match answered.await {
+        Some(response) => response,
+        None => {
+            tracing::warn!(budget_ms = state.config.request_budget_millis, "request cut off at its deadline");
+            Error::unavailable().into_response()
+        }
+    }
 }

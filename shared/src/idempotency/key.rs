@@ -140,7 +140,21 @@ impl IdempotencyKey {
             outcome: serde_json::to_string(outcome).map_err(Error::internal)?,
             expires_at: self.expires_at(now),
             attempt: self.attempt.clone(),
+            pending: false,
         })
+    }
+
+    /// The claim a credit change writes on its key before it is made (`store::Reserved`).
+    pub fn reservation(&self, now: i64) -> StoredOutcome {
+        StoredOutcome {
+            entity_id: self.entity_id.clone(),
+            key: self.key.clone(),
+            fingerprint: self.fingerprint.clone(),
+            outcome: String::new(),
+            expires_at: self.expires_at(now),
+            attempt: self.attempt.clone(),
+            pending: true,
+        }
     }
 
     /// Whether the key may have been used before this request: the client's, or a permanent one.
@@ -162,6 +176,11 @@ impl IdempotencyKey {
     /// Whether a record with `fingerprint` was made by the same request as this one.
     pub fn is_same_request(&self, fingerprint: &str) -> bool {
         fingerprint == self.fingerprint
+    }
+
+    /// This request's attempt id (`StoredOutcome::attempt`).
+    pub fn attempt(&self) -> &str {
+        &self.attempt
     }
 
     /// Whether `attempt` is this very request's (an earlier try of its own write).

@@ -51,6 +51,10 @@ pub enum Performed<T> {
     Committed(T, StoreResult<()>),
     /// Done outside one transaction: `run` records it.
     Done(T),
+    /// Done outside one transaction, but part of it may still turn out otherwise (a batch
+    /// item's outcome unknown): answered, never recorded, so a retry under the key does that
+    /// part again instead of replaying a passing failure.
+    Unsettled(T),
 }
 
 /// `Committed`, with the effect's own failed condition turned into its refusal.
@@ -101,9 +105,10 @@ where
     match performed {
         Performed::Committed(outcome, written) => settle(guard, key, outcome, written).await,
         // Its key was not checked before it ran: a bug to see in tests, never to record.
-        Performed::Done(_) if shape == Shape::OneTransaction => {
+        Performed::Done(_) | Performed::Unsettled(_) if shape == Shape::OneTransaction => {
             Err(Error::internal("an effect outside one transaction ran without Shape::Outside"))
         }
+        Performed::Unsettled(outcome) => Ok(Answer::fresh(outcome)),
         Performed::Done(outcome) if !key.client_supplied => Ok(Answer::fresh(outcome)),
         Performed::Done(outcome) => {
             let record = key.record(&outcome, guard.clock.now_millis())?;
@@ -200,6 +205,19 @@ mod tests {
                     Ok(())
                 }
             }
+        }
+
+        async fn reserve(&self, record: &StoredOutcome) -> StoreResult<crate::store::Reserved> {
+            match self.put_response(record).await {
+                Ok(()) => Ok(crate::store::Reserved::New),
+                Err(StoreError::IdempotencyHit(earlier)) => Ok(crate::store::Reserved::Existing(earlier)),
+                Err(err) => Err(err),
+            }
+        }
+
+        async fn release(&self, _: &str, key: &str, _: &str) -> StoreResult<()> {
+            self.0.lock().map_err(|e| StoreError::Internal(e.to_string()))?.remove(key);
+            Ok(())
         }
     }
 

@@ -99,6 +99,13 @@ pub fn entry(entity_id: &str, user_id: &str, position: (u64, u32)) -> Key {
     Key::new(account_partition(entity_id, user_id), format!("{ENTRY_PREFIX}{:020}#{:03}", position.0, position.1))
 }
 
+/// The position an entry's sort key names (`entry`).
+pub fn entry_position(sk: &str) -> Option<(u64, u32)> {
+    let rest = sk.strip_prefix(ENTRY_PREFIX)?;
+    let (version, index) = rest.split_once('#')?;
+    Some((version.parse().ok()?, index.parse().ok()?))
+}
+
 pub fn is_entry_sort_key(sk: &str) -> bool {
     sk.strip_prefix(ENTRY_PREFIX).is_some_and(|rest| {
         rest.len() == 24

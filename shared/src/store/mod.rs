@@ -61,6 +61,18 @@ pub struct StoredOutcome {
     /// Which attempt wrote it: a request that meets its own earlier attempt (a store write
     /// retried after its answer was lost) is not a replay and still answers in full.
     pub attempt: String,
+    /// A credit change's claim on the key, written before the change (no outcome yet): the
+    /// key is the entity's, whichever account the change went to (`IdempotencyStore::reserve`).
+    pub pending: bool,
+}
+
+/// How claiming a key for a credit change went.
+#[derive(Debug)]
+pub enum Reserved {
+    /// The key was free (or its record expired): it is this change's now.
+    New,
+    /// The key's record as it stands: another request's, or this request's earlier attempt's.
+    Existing(Box<StoredOutcome>),
 }
 
 #[async_trait]
@@ -96,6 +108,10 @@ pub trait IdempotencyStore: Send + Sync {
     /// Records an answer on its own (for effects outside one store transaction); the key's
     /// earlier answer comes back as `IdempotencyHit`.
     async fn put_response(&self, record: &StoredOutcome) -> StoreResult<()>;
+    /// Claims the key for a credit change (`pending`) unless an unexpired record holds it.
+    async fn reserve(&self, record: &StoredOutcome) -> StoreResult<Reserved>;
+    /// Gives up a claim of `attempt`'s that no change used (the change was refused).
+    async fn release(&self, entity_id: &str, key: &str, attempt: &str) -> StoreResult<()>;
 }
 
 /// One page of an account's history, newest first.
@@ -123,6 +139,17 @@ pub struct MovedRecord {
     pub idem: StoredOutcome,
 }
 
+/// How a claim on an account's journal went.
+#[derive(Debug)]
+pub enum Claim {
+    /// This mover has the journal; the account as the claim left it.
+    Taken(Box<Account>),
+    /// Another mover has it until this instant.
+    Held(i64),
+    /// No such account.
+    NoAccount,
+}
+
 /// Drops the first `count` records of an account's journal once they are moved out.
 #[derive(Debug, Clone)]
 pub struct Trim {
@@ -135,8 +162,9 @@ pub struct Trim {
     /// Key slots to forget, and the account's `keysForgottenBefore` before and after.
     pub forget: Vec<String>,
     pub forgotten_before: (i64, i64),
-    /// The mover's claim on the journal ends with this trim.
-    pub release_mover: bool,
+    /// The mover's claim on the journal (until this instant) ends with this trim, if it is
+    /// still the account's.
+    pub release_mover: Option<i64>,
 }
 
 #[async_trait]
@@ -151,12 +179,17 @@ pub trait LedgerStore: Send + Sync {
     /// records), oldest first; records found already moved are skipped.
     async fn move_out(&self, entity_id: &str, user_id: &str, records: &[MovedRecord]) -> StoreResult<()>;
     /// Claims the account's journal for one mover until `until`, unless another mover's claim
-    /// is still in force at `now` (`None` then); the account as the claim left it.
-    async fn claim_mover(&self, entity_id: &str, user_id: &str, now: i64, until: i64) -> StoreResult<Option<Account>>;
+    /// is still in force at `now` (a claim until `until` is this mover's own: a retried claim
+    /// whose first answer was lost takes it).
+    async fn claim_mover(&self, entity_id: &str, user_id: &str, now: i64, until: i64) -> StoreResult<Claim>;
     /// Ends the claim that lasts until `until`, if it is still the account's.
     async fn release_mover(&self, entity_id: &str, user_id: &str, until: i64) -> StoreResult<()>;
-    /// `false` when the journal no longer starts as `trim` expects.
-    async fn trim_journal(&self, entity_id: &str, user_id: &str, trim: &Trim) -> StoreResult<bool>;
+    /// `None` when the journal no longer starts as `trim` expects; else whether the trim
+    /// ended the mover's claim.
+    async fn trim_journal(&self, entity_id: &str, user_id: &str, trim: &Trim) -> StoreResult<Option<bool>>;
+    /// Brings an account item written before journals to the journal's form (`Account::needs_upgrade`);
+    /// `false` when it changed since it was read as `account`.
+    async fn upgrade_account(&self, account: &Account) -> StoreResult<bool>;
     /// Entries newest first, and the cursor of the next page.
     async fn entries(
         &self,

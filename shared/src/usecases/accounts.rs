@@ -49,17 +49,20 @@ pub fn limit_error() -> Error {
     Error::validation(format!("limit must be an integer from 1 to {MAX_PAGE}"))
 }
 
-/// A page of entries, newest first, and where the next one starts.
+/// A page of entries, newest first, and where the next one starts; with the account as it
+/// stood at the newest of them (one view: a change landing meanwhile shows in neither).
 #[derive(Debug, Clone)]
 pub struct History {
     pub entries: Vec<Entry>,
     pub next_after: Option<String>,
+    pub account: AccountView,
 }
 
 pub async fn history(ctx: Context<'_>, account: AccountRef<'_>, query: HistoryQuery) -> Result<History, Error> {
     let page = query.page()?;
     // Expired holds are recorded and the journal moved out before the history is shown.
-    accounts::settle(ctx.ledger(), account).await?;
-    let (entries, next_after) = ctx.store.entries(account.entity_id, account.user_id, &page).await?;
-    Ok(History { entries, next_after })
+    let settled = accounts::settle(ctx.ledger(), account).await?;
+    let (mut entries, next_after) = ctx.store.entries(account.entity_id, account.user_id, &page).await?;
+    entries.retain(|entry| entry.position.0 <= settled.version);
+    Ok(History { entries, next_after, account: settled.view })
 }

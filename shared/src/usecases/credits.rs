@@ -154,6 +154,10 @@ pub async fn spend_many(
             ItemResult { user_id: item.user_id, result }
         });
         let results = futures::future::join_all(spends).await;
+        let passing = |r: &ItemResult| matches!(r.result, Err(Error::Unavailable { .. } | Error::Internal));
+        if results.iter().any(passing) {
+            return Ok(Performed::Unsettled(BatchOutcome { results }));
+        }
         Ok(Performed::Done(BatchOutcome { results }))
     })
     .await

@@ -119,7 +119,7 @@ impl Dispatcher {
     async fn move_journal(&self, entity_id: &str, user_id: &str) -> Result<(), Error> {
         let slots = AccountSlots::default();
         let ledger = Ledger { store: self.store.as_ref(), clock: self.clock.as_ref(), slots: &slots };
-        accounts::move_journal(ledger, AccountRef::user(entity_id, user_id)).await
+        accounts::move_journal(ledger, AccountRef::user(entity_id, user_id)).await.map(|_| ())
     }
 
     async fn queue(&self, endpoint: &Endpoint, event: &Event) -> Result<(), Error> {

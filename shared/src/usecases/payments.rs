@@ -47,8 +47,8 @@ pub async fn credit_invoice(ctx: Context<'_>, subscription: &Payment, invoice_id
 }
 
 /// What a payment's credit record keeps: the entry that credited it (the shape records had
-/// before outcomes were stored typed, so those still read). The account is the fresh
-/// answer's only: a replay reads it as it stands now.
+/// before journals, so those still read). The account is the fresh answer's only: a replay
+/// reads it as it stands now.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct PaymentCredit {
@@ -77,8 +77,8 @@ async fn credit_once(
     .await?;
     let PaymentCredit { entry_id, account: fresh } = answer.outcome;
     let account = match fresh {
-        Some(view) => view,
-        None => accounts::read(ctx.ledger(), account).await?,
+        Some(view) if !answer.replayed => view,
+        _ => accounts::read(ctx.ledger(), account).await?,
     };
     Ok(Credited { entry_id, credited, already_credited: answer.replayed, account })
 }

@@ -31,12 +31,21 @@ where
     let unavailable = match &err {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => true,
         SdkError::ServiceError(service) => {
-            THROTTLING.contains(&service.err().code().unwrap_or_default()) || service.raw().status().is_server_error()
+            THROTTLING.contains(&service.err().code().unwrap_or_default())
+                || service.raw().status().is_server_error()
+                || is_item_too_large(service.err())
         }
         _ => false,
     };
     let context = DisplayErrorContext(&err).to_string();
     if unavailable { StoreError::Unavailable(context) } else { StoreError::Internal(context) }
+}
+
+/// DynamoDB's refusal of a write that would make an item pass 400 KB: the account's journal
+/// grew faster than it moved out, which moving catches up on (so: try again later).
+fn is_item_too_large(err: &impl ProvideErrorMetadata) -> bool {
+    err.code() == Some("ValidationException")
+        && err.message().is_some_and(|m| m.contains("Item size") || m.contains("item size"))
 }
 
 /// A single-item write's outcome: `None` when its condition did not hold.
@@ -59,8 +68,8 @@ pub enum TxFailure {
     Condition {
         index: usize,
         item: Option<super::Item>,
-        /// The last action whose condition failed.
-        last: usize,
+        /// Every action whose condition failed, in order.
+        failed: Vec<usize>,
     },
     Store(StoreError),
 }
@@ -107,8 +116,8 @@ pub fn classify_transaction(
     let failed_at = |i: &usize| reasons.get(*i).and_then(|r| r.code()) == Some("ConditionalCheckFailed");
     let first_failed = idem_index.filter(failed_at).or_else(|| (0..reasons.len()).find(failed_at));
     if let Some(index) = first_failed {
-        let last = (0..reasons.len()).rev().find(failed_at).unwrap_or(index);
-        return TxFailure::Condition { index, item: reasons[index].item().cloned(), last };
+        let failed = (0..reasons.len()).filter(failed_at).collect();
+        return TxFailure::Condition { index, item: reasons[index].item().cloned(), failed };
     }
     let codes: Vec<_> = reasons.iter().map(|r| r.code().unwrap_or("None")).collect();
     TxFailure::Store(StoreError::Unavailable(format!("transaction cancelled: {codes:?}")))

@@ -1,11 +1,12 @@
 //! Idempotency records: written inside the guarded transaction, read before business rules.
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem};
 
 use super::{DynamoStore, Item, n, s};
 use crate::store::keys::{self, TTL};
-use crate::store::{IdempotencyStore, StoreError, StoreResult};
+use crate::store::{IdempotencyStore, Reserved, StoreError, StoreResult};
 use crate::store::{RETENTION_MILLIS, StoredOutcome};
 
 /// The record as a transaction action: it must be new (or expired).
@@ -15,16 +16,25 @@ pub fn put(record: &StoredOutcome, table: &str) -> StoreResult<TransactWriteItem
         .set_item(Some(item(record)))
         .condition_expression("attribute_not_exists(pk) OR expiresAt < :now")
         .expression_attribute_values(":now", n(record.expires_at - RETENTION_MILLIS))
-        .return_values_on_condition_check_failure(aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld)
+        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
         .build()
         .map_err(|e| StoreError::Internal(e.to_string()))?;
     Ok(TransactWriteItem::builder().put(put).build())
 }
 
-/// The record as a transaction action that writes it whatever is there: a journal record
-/// moved out again writes the same record.
-pub fn overwrite(record: &StoredOutcome, table: &str) -> StoreResult<TransactWriteItem> {
-    let put = Put::builder().table_name(table).set_item(Some(item(record))).build();
+/// A moved journal record's idempotency record as a transaction action: it replaces only the
+/// change's own claim on the key (or the same record, moved again), never another request's.
+pub fn moved(record: &StoredOutcome, table: &str) -> StoreResult<TransactWriteItem> {
+    let put = Put::builder()
+        .table_name(table)
+        .set_item(Some(item(record)))
+        .condition_expression(
+            "attribute_not_exists(pk) OR attempt = :attempt OR (fingerprint = :fingerprint AND pending = :pending)",
+        )
+        .expression_attribute_values(":attempt", s(&record.attempt))
+        .expression_attribute_values(":fingerprint", s(&record.fingerprint))
+        .expression_attribute_values(":pending", AttributeValue::Bool(true))
+        .build();
     Ok(TransactWriteItem::builder().put(put.map_err(|e| StoreError::Internal(e.to_string()))?).build())
 }
 
@@ -44,6 +54,9 @@ fn item(record: &StoredOutcome) -> Item {
         ("attempt".to_owned(), s(&record.attempt)),
         (TTL.to_owned(), n(record.expires_at / 1000)),
     ]);
+    if record.pending {
+        item.insert("pending".to_owned(), AttributeValue::Bool(true));
+    }
     item
 }
 
@@ -58,6 +71,7 @@ pub fn from_item(item: Item) -> StoreResult<StoredOutcome> {
         outcome: text("body").map(legacy_outcome).ok_or_else(corrupt)?,
         expires_at: number("expiresAt").ok_or_else(corrupt)?,
         attempt: text("attempt").unwrap_or_default(),
+        pending: item.get("pending").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false),
     })
 }
 
@@ -84,6 +98,48 @@ impl IdempotencyStore for DynamoStore {
 
     async fn put_response(&self, record: &StoredOutcome) -> StoreResult<()> {
         self.transact(vec![put(record, &self.table)?], Some(0)).await
+    }
+
+    async fn reserve(&self, record: &StoredOutcome) -> StoreResult<Reserved> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item(record)))
+            .condition_expression("attribute_not_exists(pk) OR expiresAt < :now")
+            .expression_attribute_values(":now", n(record.expires_at - RETENTION_MILLIS))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Reserved::New),
+            Err(err) => match err.as_service_error() {
+                Some(PutItemError::ConditionalCheckFailedException(failed)) => match failed.item() {
+                    Some(old) => Ok(Reserved::Existing(Box::new(from_item(old.clone())?))),
+                    None => Err(StoreError::Internal("key's record failed its condition but was not returned".into())),
+                },
+                _ => Err(super::classify(err)),
+            },
+        }
+    }
+
+    /// The claim expires at once (an update, not a delete: the functions that change
+    /// credits need no DeleteItem), so the key is free and the TTL removes the item.
+    async fn release(&self, entity_id: &str, key: &str, attempt: &str) -> StoreResult<()> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(keys::idempotency(entity_id, key).to_item()))
+            .update_expression("SET expiresAt = :gone, #ttl = :gone")
+            .condition_expression("attempt = :attempt AND pending = :pending")
+            .expression_attribute_names("#ttl", TTL)
+            .expression_attribute_values(":gone", n(0))
+            .expression_attribute_values(":attempt", s(attempt))
+            .expression_attribute_values(":pending", AttributeValue::Bool(true))
+            .send()
+            .await;
+        super::condition_held(result).map(|_| ())
     }
 }
 

@@ -1,7 +1,7 @@
 //! Writing accounts through their journal (`domain::journal`): one conditional single-item
 //! write per change, and the records moved out to their own items afterwards.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
@@ -13,14 +13,14 @@ use aws_sdk_dynamodb::types::{
 use super::errors::TxFailure;
 use super::expression::Expression;
 use super::{DynamoStore, Item, classify, from_item, idempotency, n, s, to_item};
-use crate::domain::account::{Account, HoldRecord};
-use crate::domain::journal::Append;
+use crate::domain::account::{ACCOUNT_FORMAT, Account, HoldRecord, NEWER_RECORD};
+use crate::domain::journal::{Append, MAX_JOURNAL};
 use crate::domain::ledger::HoldChange;
 use crate::store::keys;
-use crate::store::{MovedRecord, StoreError, StoreResult, Trim, Written};
+use crate::store::{Claim, MovedRecord, StoreError, StoreResult, Trim, Written};
 
 /// How often `move_out` drops records another writer moved first, before giving up.
-const MOVE_ATTEMPTS: usize = 4;
+const MOVE_ATTEMPTS: usize = 6;
 
 fn built<T, E: std::fmt::Display>(result: Result<T, E>) -> StoreResult<T> {
     result.map_err(|e| StoreError::Internal(e.to_string()))
@@ -31,7 +31,20 @@ fn value(value: &impl serde::Serialize) -> StoreResult<AttributeValue> {
 }
 
 fn account_of(item: Option<Item>) -> StoreResult<Option<Box<Account>>> {
-    item.map(|item| from_item(item).map(Box::new)).transpose()
+    item.map(|item| account_from_item(item).map(Box::new)).transpose()
+}
+
+/// The account an item holds, if this version can read it: an item in a newer format (a
+/// newer version wrote it, and may write it again after a rollback) is left alone, 503.
+pub(super) fn account_from_item(item: Item) -> StoreResult<Account> {
+    let format = item.get("format").and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<u32>().ok());
+    if format.is_some_and(|format| format > ACCOUNT_FORMAT) {
+        return Err(StoreError::Unavailable(format!("account item in format {format:?}, newer than this version's")));
+    }
+    from_item(item).map_err(|err| match err {
+        StoreError::Internal(message) if message.contains(NEWER_RECORD) => StoreError::Unavailable(message),
+        other => other,
+    })
 }
 
 /// The conditional update that adds `append`'s change to the account.
@@ -63,7 +76,12 @@ fn append_expression(append: &Append) -> StoreResult<Expression> {
     let slot = format!("recentKeys.{}", append.slot);
     e.set(&slot, n(0));
     e.exists("version", true);
-    e.exists(&slot, false);
+    match append.slot_seen {
+        Some(stamp) => e.compare(&slot, "=", n(stamp)),
+        None => e.exists(&slot, false),
+    }
+    let (journal, most) = (e.path("journal"), e.value(n(MAX_JOURNAL)));
+    e.condition(format!("(attribute_not_exists({journal}) OR size({journal}) < {most})"));
     e.compare("keysForgottenBefore", "<=", n(append.keys_forgotten_by));
     if let Some(min) = append.min_spendable {
         e.compare("spendable", ">=", n(min));
@@ -83,13 +101,25 @@ fn append_expression(append: &Append) -> StoreResult<Expression> {
     }
     for (payment, change) in &delta.reversals {
         let path = format!("reversals.{payment}");
-        e.set(&path, value(&crate::domain::account::PaymentReversals { reversed: change.after })?);
+        match change.after {
+            0 => e.remove(&path),
+            reversed => e.set(&path, value(&crate::domain::account::PaymentReversals { reversed })?),
+        }
         match change.before {
             Some(reversed) => e.compare(&format!("{path}.reversed"), "=", n(reversed)),
             None => e.exists(&path, false),
         }
     }
     Ok(e)
+}
+
+/// What one action of a move writes: an entry or the idempotency record of the record at an
+/// index, or the batch's holds and purchase counts.
+#[derive(Debug, Clone, Copy)]
+enum MoveAction {
+    Entry(usize),
+    Record(usize),
+    Shared,
 }
 
 /// The final state of each hold a batch of records touches: one action per item.
@@ -182,64 +212,83 @@ impl DynamoStore {
 
     /// One transaction of the records' items; entries must be new, so a record another writer
     /// moved first fails it, and that record and those before it are dropped and the rest
-    /// retried.
+    /// retried. A record whose key another request holds keeps that request's record (and is
+    /// logged): the mover never overwrites another request's answer.
     pub(super) async fn move_records(
         &self,
         entity_id: &str,
         user_id: &str,
-        mut records: &[MovedRecord],
+        records: &[MovedRecord],
     ) -> StoreResult<()> {
+        let mut start = 0;
+        let mut foreign = BTreeSet::new();
         for _ in 0..MOVE_ATTEMPTS {
-            if records.is_empty() {
+            if start == records.len() {
                 return Ok(());
             }
-            let (items, owners) = self.move_items(entity_id, user_id, records)?;
-            match self.transact_raw(items, None).await {
+            let (items, actions) = self.move_items(entity_id, user_id, records, start, &foreign)?;
+            let failed = match self.transact_raw(items, None).await {
                 Ok(()) => return Ok(()),
-                Err(TxFailure::Condition { last, .. }) => {
-                    // Records move in journal order, so every record up to this one is moved.
-                    let moved = owners.get(last).copied().unwrap_or(0);
-                    records = &records[moved + 1..];
-                }
+                Err(TxFailure::Condition { failed, .. }) => failed,
                 Err(TxFailure::Store(err)) => return Err(err),
+            };
+            for index in failed {
+                match actions.get(index) {
+                    // Records move in journal order, so every record up to this one is moved.
+                    Some(MoveAction::Entry(record)) => start = start.max(record + 1),
+                    Some(MoveAction::Record(record)) => {
+                        tracing::warn!(key = %records[*record].idem.key, "key's record belongs to another request; kept");
+                        foreign.insert(*record);
+                    }
+                    Some(MoveAction::Shared) | None => {
+                        return Err(StoreError::Internal(format!("move failed on an unconditioned action {index}")));
+                    }
+                }
             }
         }
         Err(StoreError::Unavailable("journal records kept moving under us".into()))
     }
 
-    /// The actions moving `records`, and per record action the record it belongs to (the
-    /// holds and purchase counts of the whole batch come last).
+    /// The actions moving `records` from `start` on (leaving out the idempotency records of
+    /// `foreign` ones), and what each action writes (the holds and purchase counts of the whole
+    /// batch come last).
     fn move_items(
         &self,
         entity_id: &str,
         user_id: &str,
         records: &[MovedRecord],
-    ) -> StoreResult<(Vec<TransactWriteItem>, Vec<usize>)> {
+        start: usize,
+        foreign: &BTreeSet<usize>,
+    ) -> StoreResult<(Vec<TransactWriteItem>, Vec<MoveAction>)> {
         let mut items = Vec::new();
-        let mut owners = Vec::new();
+        let mut actions = Vec::new();
         let mut purchases: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
-        for (index, moved) in records.iter().enumerate() {
+        for (index, moved) in records.iter().enumerate().skip(start) {
             for entry in &moved.applied.entries {
                 let item = to_item(entry, &keys::entry(entity_id, user_id, entry.position), "entry")?;
                 let put = Put::builder().table_name(&self.table).set_item(Some(item));
                 let put = built(put.condition_expression("attribute_not_exists(pk)").build())?;
                 items.push(TransactWriteItem::builder().put(put).build());
+                actions.push(MoveAction::Entry(index));
             }
             if let Some(tier) = &moved.applied.purchased_tier {
                 let at = moved.applied.account.updated_at.unwrap_or_default();
                 let count = purchases.entry(tier).or_default();
                 *count = (count.0 + 1, at);
             }
-            items.push(idempotency::overwrite(&moved.idem, &self.table)?);
-            owners.resize(items.len(), index);
+            if !foreign.contains(&index) {
+                items.push(idempotency::moved(&moved.idem, &self.table)?);
+                actions.push(MoveAction::Record(index));
+            }
         }
-        for (hold_id, write) in hold_writes(records) {
+        for (hold_id, write) in hold_writes(&records[start..]) {
             items.push(self.hold_item(entity_id, user_id, &hold_id, write)?);
         }
         for (tier_id, (count, at)) in purchases {
             items.push(self.count_purchases(entity_id, user_id, tier_id, count, at)?);
         }
-        Ok((items, owners))
+        actions.resize(items.len(), MoveAction::Shared);
+        Ok((items, actions))
     }
 
     fn hold_item(
@@ -290,7 +339,7 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder().update(built(update.build())?).build())
     }
 
-    pub(super) async fn trim(&self, entity_id: &str, user_id: &str, trim: &Trim) -> StoreResult<bool> {
+    pub(super) async fn trim(&self, entity_id: &str, user_id: &str, trim: &Trim) -> StoreResult<Option<bool>> {
         let mut e = Expression::default();
         for index in 0..trim.count {
             e.remove(&format!("journal[{index}]"));
@@ -307,29 +356,90 @@ impl DynamoStore {
         let (journal, count) = (e.path("journal"), e.value(n(trim.count)));
         e.condition(format!("size({journal}) >= {count}"));
         e.compare("keysForgottenBefore", "=", n(trim.forgotten_before.0));
-        if trim.release_mover {
+        if let Some(until) = trim.release_mover {
             e.remove("moverUntil");
+            e.compare("moverUntil", "=", n(until));
         }
-        let result = self.update_account(entity_id, user_id, e).send().await;
+        let result = self
+            .update_account(entity_id, user_id, e)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        let failed = match result {
+            Ok(_) => return Ok(Some(trim.release_mover.is_some())),
+            Err(err) => match err.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(failed)) => account_of(failed.item().cloned())?,
+                _ => return Err(classify(err)),
+            },
+        };
+        // Only the claim was not this mover's any more (it ran out and another mover took
+        // it): trim all the same, leaving that mover's claim alone.
+        let as_expected = failed.is_some_and(|a| {
+            a.moved_records == trim.moved_before
+                && a.journal.len() >= trim.count
+                && a.keys_forgotten_before == trim.forgotten_before.0
+        });
+        if trim.release_mover.is_some() && as_expected {
+            let unclaimed = Trim { release_mover: None, ..trim.clone() };
+            return Box::pin(self.trim(entity_id, user_id, &unclaimed)).await;
+        }
+        Ok(None)
+    }
+
+    /// Sets what journals need on an item written before them (`spendable` from its balance
+    /// and holds, empty journal and keys), if nobody changed it since it was read.
+    pub(super) async fn upgrade_account_item(&self, account: &Account) -> StoreResult<bool> {
+        let mut e = Expression::default();
+        e.set("spendable", n(account.spendable()));
+        for (path, empty) in [
+            ("journal", AttributeValue::L(vec![])),
+            ("recentKeys", AttributeValue::M(Default::default())),
+            ("holds", AttributeValue::M(Default::default())),
+            ("reversals", AttributeValue::M(Default::default())),
+            ("movedRecords", n(0)),
+            ("keysForgottenBefore", n(0)),
+        ] {
+            let (path, empty) = (e.path(path), e.value(empty));
+            e.set_raw(format!("{path} = if_not_exists({path}, {empty})"));
+        }
+        e.compare("version", "=", n(account.version));
+        e.exists("spendable", false);
+        let result = self.update_account(&account.entity_id, &account.user_id, e).send().await;
         Ok(super::condition_held(result)?.is_some())
     }
 
-    /// The account must exist: a claim never creates one.
+    /// The account must exist: a claim never creates one. A claim until `until` already in
+    /// place is this mover's own (its first answer was lost), and the retry takes it again.
     pub(super) async fn claim_mover_item(
         &self,
         entity_id: &str,
         user_id: &str,
         now: i64,
         until: i64,
-    ) -> StoreResult<Option<Account>> {
+    ) -> StoreResult<Claim> {
         let mut e = Expression::default();
         e.set("moverUntil", n(until));
         e.exists("version", true);
-        let (mover, now) = (e.path("moverUntil"), e.value(n(now)));
-        e.condition(format!("(attribute_not_exists({mover}) OR {mover} < {now})"));
-        let result = self.update_account(entity_id, user_id, e).return_values(ReturnValue::AllNew).send().await;
-        let claimed = super::condition_held(result)?.and_then(|output| output.attributes);
-        Ok(account_of(claimed)?.map(|account| *account))
+        let (mover, now, mine) = (e.path("moverUntil"), e.value(n(now)), e.value(n(until)));
+        e.condition(format!("(attribute_not_exists({mover}) OR {mover} < {now} OR {mover} = {mine})"));
+        let result = self
+            .update_account(entity_id, user_id, e)
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(output) => match account_of(output.attributes)? {
+                Some(account) => Ok(Claim::Taken(account)),
+                None => Err(StoreError::Internal("claim returned no account".into())),
+            },
+            Err(err) => match err.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
+                    Ok(account_of(failed.item().cloned())?.map_or(Claim::NoAccount, |a| Claim::Held(a.mover_until)))
+                }
+                _ => Err(classify(err)),
+            },
+        }
     }
 
     pub(super) async fn release_mover_item(&self, entity_id: &str, user_id: &str, until: i64) -> StoreResult<()> {
@@ -340,8 +450,12 @@ impl DynamoStore {
         super::condition_held(result).map(|_| ())
     }
 
-    /// A conditional update of the account item.
-    fn update_account(&self, entity_id: &str, user_id: &str, e: Expression) -> UpdateItemFluentBuilder {
+    /// A conditional update of the account item, which also marks the item as in this
+    /// version's format and refuses an item in a newer one (`ACCOUNT_FORMAT`).
+    fn update_account(&self, entity_id: &str, user_id: &str, mut e: Expression) -> UpdateItemFluentBuilder {
+        e.set("format", n(ACCOUNT_FORMAT));
+        let (format, mine) = (e.path("format"), e.value(n(ACCOUNT_FORMAT)));
+        e.condition(format!("(attribute_not_exists({format}) OR {format} <= {mine})"));
         self.client
             .update_item()
             .table_name(&self.table)

@@ -7,7 +7,7 @@ use super::{DynamoStore, Item, from_item, n, s};
 use crate::domain::account::{Account, Entry, HoldRecord, SubscriptionUpdate, TierPurchases};
 use crate::domain::journal::Append;
 use crate::store::keys::{self, ENTRY_PREFIX, PURCHASES_PREFIX};
-use crate::store::{EntryPage, LedgerStore, MovedRecord, StoreResult, Trim, Written};
+use crate::store::{Claim, EntryPage, LedgerStore, MovedRecord, StoreResult, Trim, Written};
 
 impl DynamoStore {
     async fn query_partition(
@@ -41,7 +41,7 @@ impl DynamoStore {
 #[async_trait]
 impl LedgerStore for DynamoStore {
     async fn get_account(&self, entity_id: &str, user_id: &str) -> StoreResult<Option<Account>> {
-        self.get(keys::account(entity_id, user_id)).await?.map(from_item).transpose()
+        self.get(keys::account(entity_id, user_id)).await?.map(super::journal::account_from_item).transpose()
     }
 
     async fn create_account(&self, account: &Account) -> StoreResult<Written> {
@@ -56,7 +56,7 @@ impl LedgerStore for DynamoStore {
         self.move_records(entity_id, user_id, records).await
     }
 
-    async fn claim_mover(&self, entity_id: &str, user_id: &str, now: i64, until: i64) -> StoreResult<Option<Account>> {
+    async fn claim_mover(&self, entity_id: &str, user_id: &str, now: i64, until: i64) -> StoreResult<Claim> {
         self.claim_mover_item(entity_id, user_id, now, until).await
     }
 
@@ -64,8 +64,12 @@ impl LedgerStore for DynamoStore {
         self.release_mover_item(entity_id, user_id, until).await
     }
 
-    async fn trim_journal(&self, entity_id: &str, user_id: &str, trim: &Trim) -> StoreResult<bool> {
+    async fn trim_journal(&self, entity_id: &str, user_id: &str, trim: &Trim) -> StoreResult<Option<bool>> {
         self.trim(entity_id, user_id, trim).await
+    }
+
+    async fn upgrade_account(&self, account: &Account) -> StoreResult<bool> {
+        self.upgrade_account_item(account).await
     }
 
     async fn entries(
@@ -85,7 +89,9 @@ impl LedgerStore for DynamoStore {
                     return Ok((entries, last_sk));
                 }
                 last_sk = item.get(keys::SK).and_then(|v| v.as_s().ok()).cloned();
-                entries.push(from_item(item)?);
+                let mut entry: Entry = from_item(item)?;
+                entry.position = last_sk.as_deref().and_then(keys::entry_position).unwrap_or_default();
+                entries.push(entry);
             }
             match next {
                 Some(next) if entries.len() < page.limit => start = Some(next),

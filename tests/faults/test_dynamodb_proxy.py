@@ -43,6 +43,7 @@ ZERO = {
     "drop_rate": 0,
     "drop_before_rate": 0,
     "latency_ms": 0,
+    "op_latency_ms": {},
     "model_conflicts": False,
 }
 # What a dropped connection looks like to botocore (urllib3 RemoteDisconnected):

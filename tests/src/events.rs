@@ -9,9 +9,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
-use shared::clock::SystemClock;
+use shared::clock::{SharedClock, SystemClock};
 use shared::store::dynamo::DynamoStore;
-use shared::usecases::events::Dispatcher;
+use shared::usecases::events::{Budget, Dispatcher};
 use shared::webhooks::HttpSender;
 
 use crate::emulator::{self, Server};
@@ -25,6 +25,8 @@ pub const TEST_DELIVERY_TIMEOUT: Duration = Duration::from_secs(2);
 pub const TEST_RETRY_BASE_MILLIS: u64 = 30;
 /// A crashed drain's lease lapses after this (one attempt's time-out and its writes).
 pub const TEST_LEASE_MILLIS: i64 = 4_000;
+/// An invocation's time unless a test gives it less: the function's timeout.
+pub const TEST_INVOCATION_BUDGET: Duration = events_dispatcher::FUNCTION_TIMEOUT;
 
 /// The DynamoDB Streams API of the emulator, spoken as JSON over HTTP (as the SDK would).
 struct StreamsApi {
@@ -76,18 +78,25 @@ pub struct Events {
 
 impl Events {
     /// A dispatcher over the app's table, with the test time-out and retry base, reaching
-    /// loopback receivers (`ALLOW_LOCAL_WEBHOOKS=true`).
+    /// loopback receivers (`ALLOW_LOCAL_WEBHOOKS=true`), on the system clock (retries come due
+    /// as time passes).
     pub async fn new(app: &TestApp) -> Self {
+        Self::with_clock(app, Arc::new(SystemClock)).await
+    }
+
+    /// The same on `clock` (e.g. the app's own, to see claims and retries as its writers do).
+    pub async fn with_clock(app: &TestApp, clock: SharedClock) -> Self {
         let recorder = Recorder::default();
         let client = aws_sdk_dynamodb::Client::from_conf(
             app.dynamodb.config().to_builder().interceptor(recorder.clone()).build(),
         );
         let dispatcher = Dispatcher {
             store: Arc::new(DynamoStore::new(client, app.table.clone())),
-            clock: Arc::new(SystemClock),
+            clock,
             sender: Arc::new(HttpSender::new(TEST_DELIVERY_TIMEOUT, true)),
             retry_base_millis: TEST_RETRY_BASE_MILLIS,
             lease_millis: TEST_LEASE_MILLIS,
+            attempt_timeout: TEST_DELIVERY_TIMEOUT,
         };
         let table = app.dynamodb.describe_table().table_name(&app.table).send().await.expect("describe table");
         let arn = table.table().and_then(|t| t.latest_stream_arn()).expect("the table has a stream").to_owned();
@@ -125,14 +134,43 @@ impl Events {
 
     /// Invokes the dispatcher's handler with a stream batch, as Lambda does.
     pub async fn invoke(&self, records: Vec<Value>) -> Value {
+        self.invoke_within(records, TEST_INVOCATION_BUDGET).await
+    }
+
+    /// The same with `budget` left to the invocation (Lambda's deadline).
+    pub async fn invoke_within(&self, records: Vec<Value>, budget: Duration) -> Value {
         let payload = json!({"Records": records});
-        events_dispatcher::handle(&self.dispatcher, payload).await.expect("dispatcher handled the batch")
+        events_dispatcher::handle(&self.dispatcher, payload, Budget::of(budget))
+            .await
+            .expect("dispatcher handled the batch")
     }
 
     /// Invokes the dispatcher as the scheduled rule does.
     pub async fn tick(&self) {
         let scheduled = json!({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}});
-        events_dispatcher::handle(&self.dispatcher, scheduled).await.expect("tick");
+        events_dispatcher::handle(&self.dispatcher, scheduled, Budget::of(TEST_INVOCATION_BUDGET)).await.expect("tick");
+    }
+
+    /// The stream from its start, read as the event source mapping reads it (`pump`).
+    pub async fn feed(&self) -> Feed {
+        Feed { readers: self.readers().await }
+    }
+
+    /// Hands the dispatcher, batch by batch, every record of `feed` it has not taken yet (each
+    /// invocation with `budget` left), until none is left or an invocation reports one failed:
+    /// the next pump starts again at that record, as Lambda retries. The answers, in order.
+    pub async fn pump(&self, feed: &mut Feed, budget: Duration) -> Vec<Value> {
+        let mut answers = Vec::new();
+        for reader in &mut feed.readers {
+            while let Some(answer) = self.poll(reader, budget).await {
+                let failed = answer["batchItemFailures"].as_array().is_some_and(|f| !f.is_empty());
+                answers.push(answer);
+                if failed {
+                    break;
+                }
+            }
+        }
+        answers
     }
 
     /// Polls the stream and ticks in the background until dropped, like the event source
@@ -143,7 +181,7 @@ impl Events {
         let task = tokio::spawn(async move {
             loop {
                 for reader in &mut readers {
-                    events.poll(reader).await;
+                    events.poll(reader, TEST_INVOCATION_BUDGET).await;
                 }
                 events.tick().await;
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -152,15 +190,15 @@ impl Events {
         Running { task }
     }
 
-    /// One GetRecords on a shard and, if it brought records, one invocation; a reported
-    /// failure makes the next read start again at that record (what Lambda does).
-    async fn poll(&self, reader: &mut ShardReader) {
+    /// One GetRecords on a shard and, if it brought records, one invocation (its answer); a
+    /// reported failure makes the next read start again at that record (what Lambda does).
+    async fn poll(&self, reader: &mut ShardReader, budget: Duration) -> Option<Value> {
         let (records, next) = read(&self.api, reader).await;
         if records.is_empty() {
             reader.iterator = next;
-            return;
+            return None;
         }
-        let response = self.invoke(records).await;
+        let response = self.invoke_within(records, budget).await;
         match response["batchItemFailures"].as_array().and_then(|f| f.first()) {
             Some(failed) => {
                 let sequence = failed["itemIdentifier"].as_str().expect("sequence number");
@@ -169,6 +207,7 @@ impl Events {
             }
             None => reader.iterator = next,
         }
+        Some(response)
     }
 
     /// The DynamoDB actions the dispatcher performed must be the ones its crate declares.
@@ -191,6 +230,11 @@ async fn read(api: &StreamsApi, reader: &ShardReader) -> (Vec<Value>, String) {
     }
     let next = output["NextShardIterator"].as_str().unwrap_or(&reader.iterator).to_owned();
     (records, next)
+}
+
+/// Where the dispatcher stands in each shard of the stream (`Events::pump`).
+pub struct Feed {
+    readers: Vec<ShardReader>,
 }
 
 /// The background feed; stops when dropped.

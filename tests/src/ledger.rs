@@ -63,6 +63,9 @@ impl TestApp {
             }
             None => assert_eq!(ledger.account.balance, 0),
         }
+        if let Some(spendable) = ledger.account.stored_spendable {
+            assert_eq!(spendable, ledger.account.spendable(), "spendable is the balance minus every hold");
+        }
         let mut running = 0;
         for entry in ledger.entries.iter().rev() {
             running += entry.credits;

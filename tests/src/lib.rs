@@ -26,7 +26,7 @@ use tower::ServiceExt;
 use shared::AppState;
 use shared::clock::ManualClock;
 use shared::config::{Config, DEFAULT_AUTH_CACHE_SECONDS, Secret, StripeConfig, WebhookConfig};
-use shared::deadline::REQUEST_BUDGET_MILLIS;
+
 use shared::store::dynamo::DynamoStore;
 
 use crate::recorder::Recorder;
@@ -36,6 +36,11 @@ pub const TOKEN_SIGNING_KEY: &str = "test-token-signing-key";
 pub const STRIPE_SECRET_KEY: &str = "sk_test_service";
 pub const STRIPE_WEBHOOK_SECRET: &str = "whsec_test_secret";
 pub const WORKSPACE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+
+/// Requests' budget in tests unless a test sets its own: longer than production's, since a
+/// test sends up to hundreds of requests at once through one process, which a Lambda process
+/// (one request at a time) never sees; the deadline's own tests set a short one.
+pub const TEST_REQUEST_BUDGET_MILLIS: u64 = 60_000;
 
 /// How each function crate exposes its router.
 type RouterFn = fn(AppState) -> Router;
@@ -97,7 +102,7 @@ impl TestApp {
     /// A service whose functions reach the store through `endpoint` (e.g. a fault proxy);
     /// `dynamodb` stays a direct client to the emulator, for setup and checks.
     pub async fn behind(endpoint: &str) -> Self {
-        Self::behind_with_budget(endpoint, REQUEST_BUDGET_MILLIS).await
+        Self::behind_with_budget(endpoint, TEST_REQUEST_BUDGET_MILLIS).await
     }
 
     /// `behind`, with requests given `budget_millis` to answer (`REQUEST_BUDGET_MS`).
@@ -114,7 +119,7 @@ impl TestApp {
     pub async fn with_stripe_at(endpoint: &str) -> Self {
         let mut app = Self::start().await;
         app.stripe = endpoint.to_owned();
-        let limits = (DEFAULT_AUTH_CACHE_SECONDS, REQUEST_BUDGET_MILLIS);
+        let limits = (DEFAULT_AUTH_CACHE_SECONDS, TEST_REQUEST_BUDGET_MILLIS);
         app.functions = Self::functions(&app.dynamodb, &app.table, app.clock.clone(), limits, app.stripe.clone());
         app
     }
@@ -152,7 +157,7 @@ impl TestApp {
         stripe: String,
     ) -> Self {
         let clock = Arc::new(ManualClock::starting_now());
-        let limits = (auth_cache_seconds, REQUEST_BUDGET_MILLIS);
+        let limits = (auth_cache_seconds, TEST_REQUEST_BUDGET_MILLIS);
         let functions = Self::functions(&dynamodb, &table, clock.clone(), limits, stripe.clone());
         Self { clock, dynamodb, table, stripe, functions, routes: watch_router() }
     }

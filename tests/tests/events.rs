@@ -4,12 +4,19 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Duration;
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use axum::http::{Method, StatusCode};
-use integration_tests::events::{Events, Receiver, types};
+use integration_tests::emulator::{self, control};
+use integration_tests::events::{Events, Receiver, TEST_INVOCATION_BUDGET, types};
 use integration_tests::fixtures::EntityFixture;
 use integration_tests::{TestApp, TestResponse, concurrently};
 use serde_json::{Value, json};
+use shared::clock::{Clock, SystemClock};
+use shared::store::LedgerStore;
+use shared::store::dynamo::DynamoStore;
+use shared::store::keys;
 
 async fn call(app: &TestApp, entity: &EntityFixture, method: Method, rest: &str, body: Value) -> TestResponse {
     app.request(method, &entity.path(rest)).headers(&entity.server()).json(body).send().await
@@ -606,4 +613,260 @@ async fn a_declined_payment_is_reported_once() {
     assert_eq!(got[0].body["data"]["paymentIntentId"], intent.as_str());
     assert_eq!(got[0].body["data"]["userId"], "u-9");
     assert_eq!(receiver.verified("billing").len(), 1);
+}
+
+/// The records an invocation handed back to the stream (their sequence numbers).
+fn handed_back(answers: &[Value]) -> Vec<String> {
+    answers
+        .iter()
+        .flat_map(|a| a["batchItemFailures"].as_array().cloned().unwrap_or_default())
+        .map(|f| f["itemIdentifier"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// How many records the account's journal holds, as stored.
+async fn journal_len(app: &TestApp, entity: &EntityFixture, user: &str) -> usize {
+    let store = DynamoStore::new(app.dynamodb.clone(), app.table.clone());
+    let account = store.get_account(&entity.entity_id, user).await.expect("read the account");
+    account.expect("the account exists").journal.len()
+}
+
+/// Claims the account's journal for a mover until `until`, as a mover does, and no mover
+/// follows: one that died, or whose claiming write's answer was lost.
+async fn claim_journal(app: &TestApp, entity: &EntityFixture, user: &str, until: i64) {
+    app.dynamodb
+        .update_item()
+        .table_name(&app.table)
+        .set_key(Some(keys::account(&entity.entity_id, user).to_item()))
+        .update_expression("SET moverUntil = :until")
+        .expression_attribute_values(":until", AttributeValue::N(until.to_string()))
+        .send()
+        .await
+        .expect("claim the journal");
+}
+
+/// The ids of the account's `credits.spent` events: one per decrement in its ledger.
+async fn spent_event_ids(app: &TestApp, entity: &EntityFixture, user: &str) -> HashSet<String> {
+    let entries = ledger(app, entity, user).await;
+    entries
+        .iter()
+        .filter(|e| e["type"] == "decrement")
+        .map(|e| format!("evt_{}", e["entryId"].as_str().unwrap_or_default()))
+        .collect()
+}
+
+/// Every attempt the hook saw was verified, and each of `expected` arrived exactly once.
+fn assert_delivered_once(receiver: &Receiver, hook: &str, expected: &HashSet<String>) {
+    let attempts = receiver.attempts(hook);
+    let mut per_id: HashMap<&str, usize> = HashMap::new();
+    for attempt in &attempts {
+        assert_eq!(attempt.outcome, "verified", "{attempt:?}");
+        *per_id.entry(attempt.id.as_str()).or_default() += 1;
+    }
+    let ids: HashSet<String> = per_id.keys().map(|id| (*id).to_owned()).collect();
+    assert_eq!(&ids, expected, "every event, and no other");
+    assert!(per_id.values().all(|n| *n == 1), "one delivery per event id: {per_id:?}");
+}
+
+/// A grant moved out to its entry, then seven spends left in the journal (the eighth record
+/// would have its writer claim the journal and move it).
+async fn seven_spends_in_the_journal(app: &TestApp, entity: &EntityFixture, user: &str) {
+    assert_eq!(grant(app, entity, user, 100).await.status, StatusCode::OK);
+    assert_eq!(ledger(app, entity, user).await.len(), 1, "reading the history moved the grant out");
+    for _ in 0..7 {
+        assert_eq!(spend(app, entity, user, 1).await.status, StatusCode::OK);
+    }
+    assert_eq!(journal_len(app, entity, user).await, 7);
+}
+
+/// Less than an invocation needs to wait out a mover's claim and take the journal over.
+const SHORT_BUDGET: Duration = Duration::from_secs(4);
+
+/// A stream batch processed again (Lambda retries a batch after an error or a time-out, and
+/// bisects it) queues nothing already queued: each event reaches the endpoint once.
+#[tokio::test]
+async fn a_batch_processed_twice_delivers_each_event_once() {
+    let app = TestApp::start().await;
+    let events = Events::new(&app).await;
+    let receiver = Receiver::start();
+    let entity = app.entity(&[]).await;
+    endpoint(&app, &entity, &receiver, "once", Value::Null).await;
+    let mut expected = HashSet::new();
+    for n in 1..=6 {
+        assert_eq!(grant(&app, &entity, &format!("u-{}", n % 3), n).await.status, StatusCode::OK);
+    }
+    for user in ["u-0", "u-1", "u-2"] {
+        for entry in ledger(&app, &entity, user).await {
+            expected.insert(format!("evt_{}", entry["entryId"].as_str().unwrap_or_default()));
+        }
+    }
+    assert_eq!(expected.len(), 6);
+    let batch = events.records().await;
+
+    let first = events.invoke(batch.clone()).await;
+    assert!(handed_back(&[first]).is_empty());
+    assert_delivered_once(&receiver, "once", &expected);
+    let again = events.invoke(batch).await;
+    assert!(handed_back(&[again]).is_empty());
+    events.tick().await;
+    assert_delivered_once(&receiver, "once", &expected);
+    events.assert_declared_actions();
+}
+
+/// Endpoints that answer too late cannot keep an invocation past its deadline (Lambda would
+/// kill it and hand the whole batch back): attempts that would not end in time are left due,
+/// and the tick delivers them.
+#[tokio::test]
+async fn slow_endpoints_cannot_keep_an_invocation_past_its_deadline() {
+    let app = TestApp::start().await;
+    // The app's clock: retries come due when the test says, not as time passes.
+    let events = Events::with_clock(&app, app.clock.clone()).await;
+    let receiver = Receiver::start();
+    let entity = app.entity(&[]).await;
+    let hooks = ["slow-a", "slow-b", "slow-c"];
+    let mut endpoint_ids = Vec::new();
+    for hook in hooks {
+        endpoint_ids.push(endpoint(&app, &entity, &receiver, hook, Value::Null).await);
+        // Every attempt answers after the sender's time-out (2 s).
+        receiver.configure(hook, json!({"slow_first": 1000, "slow_seconds": 3}));
+    }
+    assert_eq!(grant(&app, &entity, "u-1", 5).await.status, StatusCode::OK);
+    let grant_event = format!("evt_{}", ledger(&app, &entity, "u-1").await[0]["entryId"].as_str().unwrap_or_default());
+    let batch = events.records().await;
+
+    // Unbounded, the three drains would take an attempt's time-out each: 6 s.
+    let budget = Duration::from_secs(5);
+    let started = tokio::time::Instant::now();
+    let answer = events.invoke_within(batch, budget).await;
+    let took = started.elapsed();
+    assert!(took < budget, "the invocation took {took:?} of its {budget:?}");
+    assert!(handed_back(&[answer]).is_empty(), "every change was queued");
+    let attempted: usize = hooks.iter().map(|hook| receiver.attempts(hook).len()).sum();
+    assert!(attempted <= 1, "an attempt starts only if it ends in time: {attempted} started");
+    let store = &events.dispatcher.store;
+    for endpoint_id in &endpoint_ids {
+        assert!(store.due_mark(endpoint_id).await.expect("mark").is_some(), "{endpoint_id} is left due");
+    }
+
+    for hook in hooks {
+        receiver.configure(hook, json!({"slow_first": 0}));
+    }
+    app.clock.advance_seconds(1);
+    events.tick().await;
+    for hook in hooks {
+        let got = receiver.verified(hook);
+        assert_eq!(got.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), [grant_event.as_str()], "{hook}");
+    }
+}
+
+/// One account whose journal cannot be moved (here a record this version cannot read, as in
+/// a rolling deploy) is left for later; the batch is not handed back, so the accounts behind
+/// it on the shard get their events.
+#[tokio::test]
+async fn an_account_whose_journal_cannot_move_holds_up_no_other() {
+    let app = TestApp::start().await;
+    let events = Events::new(&app).await;
+    let receiver = Receiver::start();
+    let entity = app.entity(&[]).await;
+    endpoint(&app, &entity, &receiver, "others", Value::Null).await;
+    assert_eq!(grant(&app, &entity, "u-bad", 5).await.status, StatusCode::OK);
+    app.dynamodb
+        .update_item()
+        .table_name(&app.table)
+        .set_key(Some(keys::account(&entity.entity_id, "u-bad").to_item()))
+        .update_expression("SET journal[0] = :unreadable")
+        .expression_attribute_values(":unreadable", AttributeValue::S("{\"type\": \"from-the-future\"}".into()))
+        .send()
+        .await
+        .expect("make the journal unreadable");
+    assert_eq!(grant(&app, &entity, "u-1", 7).await.status, StatusCode::OK);
+    assert_eq!(ledger(&app, &entity, "u-1").await.len(), 1);
+
+    let answer = events.invoke(events.records().await).await;
+    assert!(handed_back(std::slice::from_ref(&answer)).is_empty(), "{answer}");
+    let got = receiver.verified("others");
+    assert_eq!(types(&got), ["credits.granted"]);
+    assert_eq!(got[0].body["data"]["userId"], "u-1");
+}
+
+/// A mover's claim whose mover died (or whose claiming write's answer was lost) while no
+/// further write comes: the dispatcher sees it in force and cannot wait it out in the time it
+/// has, so it hands the account's change back to the stream; once the claim has lapsed, the
+/// change comes again and the journal is taken over and moved, and every spend has its event.
+#[tokio::test]
+async fn an_orphaned_mover_claim_goes_back_to_the_stream_until_it_lapses_then_is_taken_over() {
+    let app = TestApp::start().await;
+    let events = Events::with_clock(&app, app.clock.clone()).await;
+    let mut feed = events.feed().await;
+    let receiver = Receiver::start();
+    let entity = app.entity(&[]).await;
+    endpoint(&app, &entity, &receiver, "orphan", json!(["credits.spent"])).await;
+    seven_spends_in_the_journal(&app, &entity, "u-1").await;
+    claim_journal(&app, &entity, "u-1", app.clock_millis() + 5_000).await;
+
+    let answers = events.pump(&mut feed, SHORT_BUDGET).await;
+    assert_eq!(handed_back(&answers).len(), 1, "the account's change goes back to the stream: {answers:?}");
+    assert_eq!(journal_len(&app, &entity, "u-1").await, 7, "a claim in force is left to its mover");
+
+    app.clock.advance_seconds(7);
+    let answers = events.pump(&mut feed, TEST_INVOCATION_BUDGET).await;
+    assert!(handed_back(&answers).is_empty(), "{answers:?}");
+    assert_eq!(journal_len(&app, &entity, "u-1").await, 0, "taken over and moved");
+    let expected = spent_event_ids(&app, &entity, "u-1").await;
+    assert_eq!(expected.len(), 7);
+    assert_delivered_once(&receiver, "orphan", &expected);
+    events.assert_declared_actions();
+}
+
+/// A claim that ends within the invocation is waited out there, and the journal taken over
+/// (the dispatcher's clock is the system clock here: its wait is real).
+#[tokio::test]
+async fn a_mover_claim_that_lapses_within_the_invocation_is_taken_over_in_it() {
+    let app = TestApp::start().await;
+    let events = Events::new(&app).await;
+    let mut feed = events.feed().await;
+    let receiver = Receiver::start();
+    let entity = app.entity(&[]).await;
+    endpoint(&app, &entity, &receiver, "lapsing", json!(["credits.spent"])).await;
+    seven_spends_in_the_journal(&app, &entity, "u-1").await;
+    claim_journal(&app, &entity, "u-1", SystemClock.now_millis() + 1_500).await;
+
+    let answers = events.pump(&mut feed, TEST_INVOCATION_BUDGET).await;
+    assert!(handed_back(&answers).is_empty(), "{answers:?}");
+    assert_eq!(journal_len(&app, &entity, "u-1").await, 0, "taken over and moved");
+    let expected = spent_event_ids(&app, &entity, "u-1").await;
+    assert_eq!(expected.len(), 7);
+    assert_delivered_once(&receiver, "lapsing", &expected);
+}
+
+/// The review's case (journal-2026-12 §2): the eighth spend claims the journal with its own
+/// write, the answer to that write is lost, and no write follows. Whoever moves the journal
+/// (the writer that recognises its claim, or the dispatcher once the claim lapses), the
+/// journal ends up empty and each of the eight spends has its event, once.
+#[tokio::test]
+async fn a_claiming_spend_whose_answer_was_lost_still_gets_every_event() {
+    let proxy = emulator::proxy(&[]);
+    let app = TestApp::behind(&proxy.endpoint).await;
+    let events = Events::with_clock(&app, app.clock.clone()).await;
+    let mut feed = events.feed().await;
+    let receiver = Receiver::start();
+    let entity = app.entity(&[]).await;
+    endpoint(&app, &entity, &receiver, "lost", json!(["credits.spent"])).await;
+    seven_spends_in_the_journal(&app, &entity, "u-1").await;
+    control(&proxy.endpoint, "POST", "/_proxy/drop-next", r#"{"op": "UpdateItem", "count": 1}"#);
+    let eighth = spend(&app, &entity, "u-1", 1).await;
+    let stats: Value = serde_json::from_str(&control(&proxy.endpoint, "GET", "/_proxy/stats", "")).unwrap_or_default();
+    assert_eq!(stats["by_target"]["UpdateItem"]["drop"], 1, "the claiming write's answer was lost: {stats}");
+
+    // While the claim is in force, then once it has lapsed (no write in between); the tick
+    // delivers what the short invocation had no time to.
+    events.pump(&mut feed, SHORT_BUDGET).await;
+    app.clock.advance_seconds(7);
+    let answers = events.pump(&mut feed, TEST_INVOCATION_BUDGET).await;
+    assert!(handed_back(&answers).is_empty(), "{answers:?}");
+    events.tick().await;
+    assert_eq!(journal_len(&app, &entity, "u-1").await, 0);
+    let expected = spent_event_ids(&app, &entity, "u-1").await;
+    assert_eq!(expected.len(), 8, "the eighth spend landed (answered {})", eighth.status);
+    assert_delivered_once(&receiver, "lost", &expected);
 }

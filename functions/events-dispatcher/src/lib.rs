@@ -4,6 +4,7 @@
 //! stream the same way.
 
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use aws_lambda_events::dynamodb::{Event as StreamEvent, EventRecord};
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
@@ -15,7 +16,7 @@ use shared::domain::events::Change;
 use shared::lambda::BoxError;
 use shared::store::dynamo::DynamoStore;
 use shared::store::stream::{StreamRecord, decode};
-use shared::usecases::events::Dispatcher;
+use shared::usecases::events::{Budget, Dispatcher};
 use shared::{Error, Fallible};
 
 /// The production wiring: `TABLE_NAME`, `WEBHOOK_RETRY_BASE_SECONDS`, `ALLOW_LOCAL_WEBHOOKS`.
@@ -33,24 +34,35 @@ pub async fn from_env() -> Result<Dispatcher, BoxError> {
         sender: Arc::new(shared::clients::webhook_sender(&config)),
         retry_base_millis: config.retry_base_millis,
         lease_millis: shared::usecases::events::LEASE_MILLIS,
+        attempt_timeout: shared::clients::WEBHOOK_TIMEOUT,
     })
 }
 
-/// One invocation: a stream batch (answered with the records to hand back), or anything else
-/// (the scheduled rule's event) as a retry tick.
-pub async fn handle(dispatcher: &Dispatcher, payload: Value) -> Fallible<Value> {
+/// The function's `Timeout` (`infra/template.yaml`).
+pub const FUNCTION_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The time an invocation has left, from Lambda's deadline. A deadline already past is no
+/// real one (`cargo lambda watch` sends a fixed 600 000 ms since the epoch): the function's
+/// timeout stands in for it.
+pub fn budget(deadline: SystemTime) -> Budget {
+    Budget::of(deadline.duration_since(SystemTime::now()).unwrap_or(FUNCTION_TIMEOUT))
+}
+
+/// One invocation within `budget`: a stream batch (answered with the records to hand back),
+/// or anything else (the scheduled rule's event) as a retry tick.
+pub async fn handle(dispatcher: &Dispatcher, payload: Value, budget: Budget) -> Fallible<Value> {
     if payload.get("Records").is_none() {
-        dispatcher.tick().await?;
+        dispatcher.tick(budget).await?;
         return Ok(json!({"ticked": true}));
     }
     let batch: StreamEvent = serde_json::from_value(payload).map_err(Error::internal)?;
-    let response = ingest(dispatcher, &batch.records).await;
+    let response = ingest(dispatcher, &batch.records, budget).await;
     serde_json::to_value(response).map_err(Error::internal)
 }
 
 /// Queues the batch's events in order. A record that fails (and every later one: an account's
 /// events must not overtake) is reported, so the event source mapping retries from it.
-async fn ingest(dispatcher: &Dispatcher, records: &[EventRecord]) -> DynamoDbEventResponse {
+async fn ingest(dispatcher: &Dispatcher, records: &[EventRecord], budget: Budget) -> DynamoDbEventResponse {
     let mut changes: Vec<(usize, Change)> = Vec::new();
     let mut first_failed = None;
     for (index, record) in records.iter().enumerate() {
@@ -65,7 +77,7 @@ async fn ingest(dispatcher: &Dispatcher, records: &[EventRecord]) -> DynamoDbEve
         }
     }
     let only: Vec<Change> = changes.iter().map(|(_, change)| change.clone()).collect();
-    if let Err((failed, err)) = dispatcher.ingest(&only).await {
+    if let Err((failed, err)) = dispatcher.ingest(&only, budget).await {
         tracing::warn!(error = %err, "stream record not queued; handed back");
         first_failed = Some(changes[failed].0);
     }

@@ -7,7 +7,8 @@ async fn main() -> Result<(), BoxError> {
     let dispatcher = events_dispatcher::from_env().await?;
     let dispatcher = &dispatcher;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
-        events_dispatcher::handle(dispatcher, event.payload).await.map_err(BoxError::from)
+        let budget = events_dispatcher::budget(event.context.deadline());
+        events_dispatcher::handle(dispatcher, event.payload, budget).await.map_err(BoxError::from)
     }))
     .await
 }

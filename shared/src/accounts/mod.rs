@@ -10,10 +10,15 @@
 //!
 //! Exactly once: every change is made under an idempotency key, and the account remembers the
 //! keys of its journal's records and of records moved out recently (`recentKeys`); the update
-//! requires its key to be absent. A key moved out longer ago is found in its idempotency
-//! record, read before the update when the key may have been used already. An update also
-//! requires that no key was forgotten after that read (`keysForgottenBefore`), so a key moved
-//! out and forgotten between the read and the update cannot slip through.
+//! requires its key to be absent. A key that may have been used already (a client's, a
+//! payment's) is first claimed for the entity (`IdempotencyStore::reserve`: a conditional put
+//! of a pending record, which also returns an earlier use's record), so one key never serves
+//! two accounts or routes; the mover later replaces that claim with the outcome. An update also
+//! requires that no key was forgotten after the claim was read (`keysForgottenBefore`), so a
+//! key moved out and forgotten in between cannot slip through.
+//!
+//! Every store call of a change runs within the request's deadline (`deadline`): when it
+//! passes, the answer is 503 naming the key, under which the client learns the outcome.
 
 mod moving;
 mod slots;

@@ -45,17 +45,18 @@ pub(super) fn claim_with_write(snapshot: &Account, slot: &str, now: i64) -> Opti
 /// dispatcher takes over a claim that lapsed).
 pub(super) async fn after_write(ledger: Ledger<'_>, after: &Account, claim: Option<i64>) -> bool {
     let now = ledger.clock.now_millis();
+    let owns = claim.is_some_and(|until| until == after.mover_until);
+    let outlived = after.journal.len() >= MOVE_EVERY && (1..now).contains(&after.mover_until);
+    if !owns && !outlived {
+        return false;
+    }
     let moving = async {
-        if claim.is_some_and(|until| until == after.mover_until) {
+        if owns {
             move_held(ledger, after, after.mover_until).await.map(|()| true)
         } else {
             move_claimed(ledger, after, now).await.map(|claimed| matches!(claimed, Claimed::Moved))
         }
     };
-    let owns = claim.is_some_and(|until| until == after.mover_until);
-    if !owns && !(after.journal.len() >= MOVE_EVERY && (1..now).contains(&after.mover_until)) {
-        return false;
-    }
     match crate::deadline::within(ANSWER_MARGIN, moving).await {
         Some(Ok(all)) => all,
         Some(Err(err)) => {
@@ -292,4 +293,37 @@ fn batch_len(records: &[MovedRecord]) -> usize {
         })
         .count();
     fitting.max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::account::{ActiveHold, PaymentReversals};
+    use crate::domain::journal::{RecordKey, record};
+    use crate::domain::ledger::{Change, Operation, apply};
+
+    #[test]
+    fn an_idempotency_record_keeps_what_answers_show_not_the_holds_or_reversals() {
+        let mut account = Account { balance: 100, version: 3, ..Account::empty("e", "u") };
+        for i in 0..40 {
+            account.holds.insert(format!("h-{i}"), ActiveHold { credits: 1, expires_at: i64::MAX });
+        }
+        account.reversals.insert("pi_1".into(), PaymentReversals { reversed: 5 });
+        let change = Change {
+            operation: Operation::Decrement { credits: 10 },
+            reason: None,
+            idempotency_key: None,
+            by_user_id: None,
+        };
+        let applied = apply(&account, &change, 7, &mut || "id".to_owned()).unwrap();
+        let key = RecordKey { key: "k".into(), fingerprint: "f".into(), attempt: "a".into(), expires_at: 9 };
+        let journal_record = record(&account, &applied, key);
+        let moved = moved(&account, &journal_record, applied.clone()).unwrap();
+
+        let facts: Facts = serde_json::from_str(&moved.idem.outcome).unwrap();
+        assert!(facts.applied.account.reversals.is_empty());
+        assert_eq!(facts.applied.account.holds.len(), 1, "{:?}", facts.applied.account.holds);
+        assert_eq!(facts.applied.account.view(7), applied.account.view(7), "a replay answers as the change did");
+        assert!(moved.idem.outcome.len() < 1_000, "{} bytes", moved.idem.outcome.len());
+    }
 }

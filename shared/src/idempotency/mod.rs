@@ -9,8 +9,9 @@
 //! renders its own wire shape from them.
 //!
 //! Credit changes keep their keys in the account item instead, in the same single-item write
-//! as the change (`accounts`), and their records are written when the change moves out of the
-//! account's journal; they use this module's keys and records, not `run`.
+//! as the change (`accounts`), after claiming the key with a pending record; the claim is
+//! replaced by the outcome when the change moves out of the account's journal. They use this
+//! module's keys and records, not `run`.
 
 mod key;
 

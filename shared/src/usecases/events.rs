@@ -10,9 +10,17 @@
 //! In order per account and endpoint: deliveries of one lane sort in the order their changes
 //! happened, and a lane waits while its first delivery waits for a retry. One dispatcher at a
 //! time drains an endpoint (a lease on the endpoint item).
+//!
+//! Within the invocation's time: nothing is started that cannot end before the deadline
+//! (`Budget`), so a time-out never makes the stream hand a whole batch back. What is not
+//! delivered in time stays due for the tick; a change not looked at in time goes back to the
+//! stream on its own.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use crate::accounts::{self, AccountRef, AccountSlots, Ledger};
 use crate::clock::SharedClock;
@@ -28,6 +36,34 @@ pub const LEASE_MILLIS: i64 = 30_000;
 /// How long one drain keeps attempting before it leaves the rest to the next tick (so a slow
 /// endpoint never holds up the stream or other endpoints for long).
 const DRAIN_BUDGET_MILLIS: i64 = 20_000;
+/// Kept back from the invocation's deadline by all work: the writes that end a drain
+/// (attempt log, queue, due mark, lease) and the answer itself.
+const FINISH: Duration = Duration::from_secs(2);
+/// What taking over a journal needs at most: a claim, and the moves and trims of a full journal
+/// (a mover's own claim lasts 5 s for the same work).
+const TAKE_OVER: Duration = Duration::from_secs(5);
+/// How often an account whose journal another mover holds is looked at again while waiting
+/// for the claim to end: a live mover ends it with its last trim, usually long before.
+const HELD_POLL: Duration = Duration::from_millis(200);
+
+/// The real time an invocation has left: Lambda's deadline (tests configure one). On the
+/// monotonic clock, not the injected one: it bounds real work.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget {
+    until: Instant,
+}
+
+impl Budget {
+    /// `left` from now (no invocation runs longer than Lambda's 15 minutes).
+    pub fn of(left: Duration) -> Self {
+        Self { until: Instant::now() + left.min(Duration::from_secs(15 * 60)) }
+    }
+
+    /// Whether `work` still ends in time, with `FINISH` kept back.
+    fn fits(self, work: Duration) -> bool {
+        Instant::now() + work + FINISH <= self.until
+    }
+}
 
 pub struct Dispatcher {
     pub store: Arc<dyn Store>,
@@ -37,7 +73,15 @@ pub struct Dispatcher {
     pub retry_base_millis: u64,
     /// How long a drain holds an endpoint (`LEASE_MILLIS` in production).
     pub lease_millis: i64,
+    /// The longest one attempt takes (the sender's time-out): an attempt starts only when it
+    /// ends before the invocation's deadline.
+    pub attempt_timeout: Duration,
 }
+
+/// Accounts whose journal another mover held when the batch looked: by account, the latest
+/// change that looked (the one to hand back if the journal cannot be seen moved) and the
+/// instant the claim it saw ends.
+type Held = BTreeMap<(String, String), (usize, i64)>;
 
 /// What one batch already looked up, per entity.
 #[derive(Default)]
@@ -51,29 +95,107 @@ impl Dispatcher {
         self.clock.now_millis()
     }
 
-    /// Queues the deliveries of `changes` (in stream order), then drains the endpoints they
-    /// went to. On failure: the index of the first change not fully queued (every earlier
-    /// one is), so the caller can hand that one and the rest back to the stream.
-    pub async fn ingest(&self, changes: &[Change]) -> Result<(), (usize, Error)> {
+    /// Queues the deliveries of `changes` (in stream order), moves out the journals they show
+    /// pending, then drains the endpoints they went to, all within `budget`. On failure: the
+    /// index of the first change to hand back to the stream (every earlier one is done).
+    ///
+    /// A journal another mover holds is looked at again until that mover's claim ends (taken
+    /// over then if its mover died: no later write may come to move it). When the time left
+    /// cannot see the claim end, its change is handed back rather than dropped: the stream
+    /// brings it again in a moment, and nothing else would (changes after it come again too,
+    /// and find their events recorded).
+    pub async fn ingest(&self, changes: &[Change], budget: Budget) -> Result<(), (usize, Error)> {
         let mut lookups = Lookups::default();
         let mut touched = BTreeMap::new();
+        let mut held = Held::new();
+        let mut failed = None;
         for (index, change) in changes.iter().enumerate() {
-            let endpoints = self.queue_change(change, &mut lookups).await.map_err(|e| (index, e))?;
-            touched.extend(endpoints);
+            if !budget.fits(Duration::ZERO) {
+                tracing::warn!(index, "out of time; the rest of the batch goes back to the stream");
+                failed = Some((index, Error::unavailable()));
+                break;
+            }
+            if let Change::JournalPending { entity_id, user_id } = change {
+                let account = (entity_id.clone(), user_id.clone());
+                match self.move_journal(entity_id, user_id).await {
+                    Some(until) => held.insert(account, (index, until)),
+                    None => held.remove(&account),
+                };
+                continue;
+            }
+            match self.queue_change(change, &mut lookups).await {
+                Ok(endpoints) => touched.extend(endpoints),
+                Err(err) => {
+                    failed = Some((index, err));
+                    break;
+                }
+            }
         }
+        // Waiting for a claim to end is idle time: the drains go on meanwhile.
+        let (_, unmoved) = tokio::join!(self.drain_touched(touched, budget), self.take_over_all(held, budget));
+        match (failed, unmoved) {
+            (Some((index, err)), Some(first)) if first < index => Err((first, err)),
+            (Some(failed), _) => Err(failed),
+            (None, Some(first)) => Err((first, Error::unavailable())),
+            (None, None) => Ok(()),
+        }
+    }
+
+    async fn drain_touched(&self, touched: BTreeMap<String, String>, budget: Budget) {
         for (endpoint_id, entity_id) in touched {
             // Already queued and marked due: a failed drain is retried by the next tick.
-            if let Err(err) = self.drain(&entity_id, &endpoint_id).await {
+            if let Err(err) = self.drain(&entity_id, &endpoint_id, budget).await {
                 tracing::warn!(%endpoint_id, error = %err, "drain after ingest failed");
             }
         }
-        Ok(())
     }
 
-    /// Drains every endpoint with deliveries due (the scheduled tick).
-    pub async fn tick(&self) -> Result<(), Error> {
+    /// Comes back to the accounts another mover held, all at once (each mostly waits); the
+    /// earliest change to hand back.
+    async fn take_over_all(&self, held: Held, budget: Budget) -> Option<usize> {
+        let accounts = held.iter().map(|((entity_id, user_id), &(index, until))| async move {
+            if self.take_over(entity_id, user_id, until, budget).await {
+                return None;
+            }
+            tracing::warn!(%entity_id, %user_id, until, "journal claim outlasts the time left; handed back");
+            Some(index)
+        });
+        futures::future::join_all(accounts).await.into_iter().flatten().min()
+    }
+
+    /// Waits for the claim until `until` on the account's journal to end (reckoned by the
+    /// injected clock, as the claim was made), then moves the journal unless its mover did;
+    /// `false` when the time left is not enough to see that.
+    async fn take_over(&self, entity_id: &str, user_id: &str, until: i64, budget: Budget) -> bool {
+        // A claim ends once it is older than now: one millisecond past it. Waiting past the
+        // deadline is pointless (and a corrupt instant must not overflow).
+        let wait = u64::try_from(until.saturating_add(1).saturating_sub(self.now())).unwrap_or(0);
+        let ends =
+            Instant::now().checked_add(Duration::from_millis(wait)).map_or(budget.until, |at| at.min(budget.until));
+        loop {
+            if !budget.fits(TAKE_OVER) {
+                return false;
+            }
+            let ended = Instant::now() >= ends;
+            match self.move_journal(entity_id, user_id).await {
+                // Moved (by its mover, or here once the claim ended), or moving failed (logged;
+                // the account's next write or read moves it).
+                None => return true,
+                // A newer claim was taken by a write or a mover since this batch looked: that
+                // change of the account has a stream record of its own, which looks again.
+                Some(claim) if claim != until => return true,
+                // Still in force by the injected clock when the wait is over (a clock that
+                // stands still or jumped): the stream brings the change again.
+                Some(_) if ended => return false,
+                Some(_) => tokio::time::sleep_until(ends.min(Instant::now() + HELD_POLL)).await,
+            }
+        }
+    }
+
+    /// Drains every endpoint with deliveries due (the scheduled tick), within `budget`.
+    pub async fn tick(&self, budget: Budget) -> Result<(), Error> {
         for mark in self.store.due_marks(self.now()).await? {
-            if let Err(err) = self.drain(&mark.entity_id, &mark.endpoint_id).await {
+            if let Err(err) = self.drain(&mark.entity_id, &mark.endpoint_id, budget).await {
                 tracing::warn!(endpoint_id = %mark.endpoint_id, error = %err, "drain on tick failed");
             }
         }
@@ -91,14 +213,18 @@ impl Dispatcher {
             Change::PaymentFailed { entity_id, .. } | Change::SubscriptionEnded { entity_id, .. } => {
                 (entity_id, events::of_billing(change).into_iter().collect(), AlertDecision::default())
             }
-            Change::JournalPending { entity_id, user_id } => {
-                self.move_journal(entity_id, user_id).await?;
-                return Ok(Vec::new());
-            }
+            // Moved by `ingest`, not queued.
+            Change::JournalPending { .. } => return Ok(Vec::new()),
         };
         let endpoints = self.endpoints(entity_id, lookups).await?;
         let mut touched = Vec::new();
         for event in &events {
+            // Recorded means queued for every endpoint that wanted it (it is recorded only
+            // then), and maybe delivered and gone from the queue since: a change the stream
+            // brings again must not queue it again.
+            if self.store.get_event(&event.entity_id, &event.event_id).await?.is_some() {
+                continue;
+            }
             for endpoint in endpoints.iter().filter(|e| e.wants(event.kind)) {
                 self.queue(endpoint, event).await?;
                 touched.push((endpoint.endpoint_id.clone(), entity_id.clone()));
@@ -115,11 +241,20 @@ impl Dispatcher {
     }
 
     /// Moves an account's journal out, so every change that landed gets its entries (and so
-    /// its events) even when no later write or read of the account comes to move it.
-    async fn move_journal(&self, entity_id: &str, user_id: &str) -> Result<(), Error> {
+    /// its events) even when no later write or read of the account comes to move it; the end
+    /// of another mover's claim when one holds it. Best effort: a journal that cannot move
+    /// (logged) must not hold up the stream for every account behind it, and the account's
+    /// next write or read, or its next stream record, moves it.
+    async fn move_journal(&self, entity_id: &str, user_id: &str) -> Option<i64> {
         let slots = AccountSlots::default();
         let ledger = Ledger { store: self.store.as_ref(), clock: self.clock.as_ref(), slots: &slots };
-        accounts::move_journal(ledger, AccountRef::user(entity_id, user_id)).await.map(|_| ())
+        match accounts::move_journal(ledger, AccountRef::user(entity_id, user_id)).await {
+            Ok(held) => held,
+            Err(err) => {
+                tracing::warn!(%entity_id, %user_id, error = %err, "journal not moved; left for the account's next change");
+                None
+            }
+        }
     }
 
     async fn queue(&self, endpoint: &Endpoint, event: &Event) -> Result<(), Error> {
@@ -185,13 +320,18 @@ impl Dispatcher {
     }
 
     /// Delivers what is due to one endpoint, lane by lane in order, unless another
-    /// dispatcher is at it. A deleted endpoint's queue is dropped: no more attempts.
-    pub async fn drain(&self, entity_id: &str, endpoint_id: &str) -> Result<(), Error> {
+    /// dispatcher is at it. A deleted endpoint's queue is dropped: no more attempts. Attempts
+    /// that cannot end within `budget` are left due, for the tick.
+    pub async fn drain(&self, entity_id: &str, endpoint_id: &str, budget: Budget) -> Result<(), Error> {
+        if !budget.fits(self.attempt_timeout) {
+            // Its due mark stands (set when its deliveries were queued, or what the tick found).
+            return Ok(());
+        }
         let owner = crate::ids::new_ordered_id();
         let Some(_) = self.renew(entity_id, endpoint_id, &owner).await? else { return Ok(()) };
         let seen = self.store.due_mark(endpoint_id).await?;
         let queue = self.store.queued(endpoint_id).await?;
-        let outcome = self.deliver_lanes(entity_id, endpoint_id, &owner, queue).await;
+        let outcome = self.deliver_lanes(entity_id, endpoint_id, &owner, queue, budget).await;
         let next_due = match outcome {
             Ok(Drained::Done(next_due)) => next_due,
             Ok(Drained::Gone) => return self.drop_queue(endpoint_id).await,
@@ -242,6 +382,7 @@ impl Dispatcher {
         endpoint_id: &str,
         owner: &str,
         queue: Vec<Delivery>,
+        budget: Budget,
     ) -> Result<Drained, Error> {
         let mut next_due: Option<i64> = None;
         let deadline = self.now() + DRAIN_BUDGET_MILLIS;
@@ -251,7 +392,7 @@ impl Dispatcher {
         }
         for lane in lanes.into_values() {
             for delivery in lane {
-                if self.now() >= deadline {
+                if self.now() >= deadline || !budget.fits(self.attempt_timeout) {
                     return Ok(Drained::Done(Some(self.now())));
                 }
                 if delivery.next_attempt_at > self.now() {
@@ -357,4 +498,21 @@ struct AlertDecision {
     decided: Option<Alert>,
     /// The state to record once the entry's events are queued; `None`: nothing to record.
     next: Option<AlertState>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn work_fits_a_budget_only_if_it_ends_before_the_deadline_less_the_finish() {
+        let budget = Budget::of(Duration::from_secs(5));
+        assert!(budget.fits(Duration::from_secs(3)), "3 s and the 2 s finish end at the deadline");
+        assert!(!budget.fits(Duration::from_secs(3) + Duration::from_millis(1)));
+        tokio::time::advance(Duration::from_secs(3)).await;
+        assert!(budget.fits(Duration::ZERO));
+        assert!(!budget.fits(Duration::from_millis(1)), "time spent counts");
+        tokio::time::advance(Duration::from_secs(60)).await;
+        assert!(!budget.fits(Duration::ZERO), "past the deadline nothing fits");
+    }
 }

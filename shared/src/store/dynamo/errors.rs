@@ -157,3 +157,18 @@ where
     .await
     .map_err(|failure| failure.into_store_error(None))
 }
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_dynamodb::error::ErrorMetadata;
+
+    use super::is_item_too_large;
+
+    #[test]
+    fn an_item_grown_past_its_limit_is_told_from_other_validation_errors() {
+        let refusal = |message: &str| ErrorMetadata::builder().code("ValidationException").message(message).build();
+        assert!(is_item_too_large(&refusal("Item size has exceeded the maximum allowed size")));
+        assert!(is_item_too_large(&refusal("Item size to update has exceeded the maximum allowed size")));
+        assert!(!is_item_too_large(&refusal("Invalid UpdateExpression: Syntax error")));
+    }
+}

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Local stack for `make dev`:
 #   DynamoDB emulator (moto, single-threaded)  -> 127.0.0.1:$DYNAMODB_PORT
+#     (charges capacity as DynamoDB does: GET /_emulator/capacity; DYNAMODB_THROTTLE=1
+#     throttles per partition key, POST /_emulator/config switches it at runtime)
 #   table $TABLE_NAME created on it
 #   fault proxy in front of it, the store the functions use -> 127.0.0.1:$DYNAMODB_PROXY_PORT
 #     (0: a free port, printed): conflicts modeled as DynamoDB raises them

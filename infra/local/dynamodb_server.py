@@ -9,7 +9,7 @@ item/transaction. (It can never produce `TransactionConflict`, though.)
 
 Usage:
     python infra/local/dynamodb_server.py [--host 127.0.0.1] [--port 8000|0]
-                                          [--exit-on-stdin-eof] [--verbose]
+                                          [--exit-on-stdin-eof] [--verbose] [--[no-]throttle]
 
 When listening it prints exactly one line to stdout and flushes:
     READY http://127.0.0.1:<port>
@@ -19,7 +19,32 @@ spawned it with a piped stdin stops it just by exiting (or closing the pipe).
 
 State is in memory only: a restart starts empty.
 
-Two fixes to moto 5.2.5, installed at start-up by `patch_moto` (site-packages untouched):
+Capacity, as DynamoDB charges it (rules and choices: `dynamodb_capacity.py`): every item
+operation (GetItem, PutItem, UpdateItem, DeleteItem, Query, Scan, BatchGetItem,
+BatchWriteItem, TransactGetItems, TransactWriteItems) is charged read or write units by the
+sizes of the items it touched (before and after a write), answered in `ConsumedCapacity` when
+`ReturnConsumedCapacity` is `TOTAL` or `INDEXES` (moto's own answers were constants), and
+metered per partition key value.
+Throttling, as DynamoDB does it per partition key: OFF unless `--throttle` or
+`DYNAMODB_THROTTLE=1` (or switched at runtime, below). Each partition key value may spend
+1,000 write units/s and 3,000 read units/s from a token bucket holding one second's worth,
+refilled continuously. A request that does not fit is not applied and consumes nothing: 400
+`ThrottlingException` (reason `TableWriteKeyRangeThroughputExceeded` or
+`TableReadKeyRangeThroughputExceeded` in its message and `ThrottlingReasons`); a transaction
+is cancelled instead (`TransactionCanceledException`, `ThrottlingError` on the items past
+their budget, as DynamoDB answers transactions); a batch returns the items past their budget
+unprocessed (`UnprocessedItems`/`UnprocessedKeys`), and is refused whole only if none fits.
+Control routes (requests without `X-Amz-Target`; reachable through the fault proxy too):
+    GET  /_emulator/capacity        units per partition key (`read_units`, `write_units`,
+                                    `peak_*_units_per_second` in any one clock second,
+                                    `requests`, `throttled`), totals and the config
+    POST /_emulator/capacity/reset  zero the meter
+    GET  /_emulator/config          {"throttle", "write_units_per_second",
+                                     "read_units_per_second", "burst_seconds"}
+    POST /_emulator/config          any subset of those, e.g. {"throttle": true}; every
+                                    budget starts full again
+
+Fixes to moto 5.2.5, installed at start-up by `patch_moto` (site-packages untouched):
 - Memory: moto's `BaseModel.__new__` appends every model instance it ever creates (every
   item, every copy of one) to a class-level list for its dashboard, so nothing is ever
   freed: a long `make dev` session grew to many GB. Instances are no longer tracked
@@ -50,6 +75,8 @@ from __future__ import annotations
 import argparse
 import base64
 import copy
+import functools
+import inspect
 import json
 import logging
 import os
@@ -58,20 +85,42 @@ import sys
 import threading
 import types
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import moto.dynamodb.models as moto_dynamodb_models
 from moto.core.common_models import BaseModel
 from moto.core.serialize import BaseJSONSerializer
 from moto.dynamodb import comparisons
+from moto.dynamodb.exceptions import (
+    ERROR_TYPE_PREFIX,
+    ConditionalCheckFailed,
+    DynamodbException,
+    TransactionCanceledException,
+)
 from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.dynamodb.models.table import Table
 from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+from moto.dynamodb.responses import DynamoHandler
 from moto.moto_server.werkzeug_app import MotoRequestHandler
 from moto.server import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
+
+# A sibling module: run as a script (or imported by its tests), this file's directory is on sys.path.
+from dynamodb_capacity import (
+    Capacity,
+    Charge,
+    consumed_capacity,
+    item_size,
+    key_value,
+    partition_id,
+    read_units,
+    write_units,
+)
 
 DEFAULT_HOST = "127.0.0.1"
+CONTROL_PREFIX = "/_emulator/"
 
 
 # --------------------------------------------------------------------------- moto patches
@@ -125,14 +174,16 @@ active_undo: ItemUndoLog | None = None
 def transact_write_items(original):
     def run(self: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
         global active_undo
-        active_undo = ItemUndoLog()
+        owner = active_undo is None  # else a throttled request's log, which outlives this
+        undo = active_undo = active_undo or ItemUndoLog()
         try:
             original(self, transact_items)
         except BaseException:
-            active_undo.restore()
+            undo.restore()
             raise
         finally:
-            active_undo = None
+            if owner:
+                active_undo = None
 
     return run
 
@@ -226,9 +277,343 @@ def condition_parsed_once(original):
     return parse
 
 
+# --------------------------------------------------------------------------- capacity
+# moto answers `ConsumedCapacity` with constants and never throttles. Each item operation's
+# handler is wrapped: it charges what DynamoDB would (`dynamodb_capacity`), answers
+# `ConsumedCapacity` from that, meters it per partition key, and, when throttling is on,
+# refuses what a partition key's budget cannot cover, leaving nothing behind.
+
+# The Capacity of the dispatcher serving the current request (one at a time), else None.
+active_capacity: Capacity | None = None
+# While a Query or Scan is charged: every item it read, before its filter.
+active_reads: list[Any] | None = None
+
+THROTTLED_MESSAGE = (
+    "Throughput exceeds the current capacity of your table or index for this partition key ({reason}). "
+    "If exceptions persist, check if you have a hot key: "
+    "https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/bp-partition-key-design.html."
+)
+THROTTLING_ERROR_MESSAGE = (
+    "Throughput exceeds the current capacity of your table or index. DynamoDB is automatically "
+    "scaling your table or index so please try again shortly. If exceptions persist, check if you "
+    "have a hot key: https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/bp-partition-key-design.html."
+)
+
+
+class ThrottlingException(DynamodbException):
+    """DynamoDB's answer (400) to a request past a partition key's budget, in on-demand mode."""
+
+    error_type = ERROR_TYPE_PREFIX + "ThrottlingException"
+
+    def __init__(self, reason: str, resource: str) -> None:
+        message = THROTTLED_MESSAGE.format(reason=reason)
+        super().__init__(self.error_type, message)
+        self.description = json.dumps({
+            "__type": self.error_type,
+            "message": message,
+            "ThrottlingReasons": [{"reason": reason, "resource": resource}],
+        })
+
+
+def refuse_request(charges: list[Charge], over: set[tuple]) -> Exception:
+    first = next(c for c in charges if c.bucket in over)
+    return ThrottlingException(first.reason, first.resource)
+
+
+def refuse_transaction(charges: list[Charge], over: set[tuple]) -> Exception:
+    # A transaction past a budget is cancelled, `ThrottlingError` naming the items that were
+    # (API reference, TransactWriteItems and TransactGetItems errors).
+    throttled = {c.position for c in charges if c.bucket in over}
+    return TransactionCanceledException([
+        ("ThrottlingError", THROTTLING_ERROR_MESSAGE, None) if i in throttled else (None, None, None)
+        for i in range(len(charges))
+    ])
+
+
+class Place(NamedTuple):
+    """Where one item of a request is (it may not exist)."""
+
+    name: str  # the table as the request names it
+    table: Table
+    hash_key: Any
+    range_key: Any
+
+
+def locate(backend: DynamoDBBackend, name: Any, attrs: Any) -> Place | None:
+    """The item `attrs` (an Item or Key) names; None if the request is malformed (moto answers it)."""
+    try:
+        table = backend.get_table(name)
+        hash_key = DynamoType(attrs[table.hash_key_attr])
+        range_key = DynamoType(attrs[table.range_key_attr]) if table.range_key_attr else None
+    except Exception:  # noqa: BLE001 - the request is moto's to refuse
+        return None
+    return Place(name, table, hash_key, range_key)
+
+
+def stored_size(place: Place) -> int:
+    # Straight from moto's dicts: Table.get_item would enter the item in an undo log.
+    if place.range_key is None:
+        item = place.table.items.get(place.hash_key)
+    else:
+        item = place.table.items.get(place.hash_key, {}).get(place.range_key)
+    return item_size(item.attrs) if item is not None else 0
+
+
+def place_charge(place: Place, kind: str, units: float, position: int = 0) -> Charge:
+    key = key_value(place.hash_key.type, place.hash_key.value)
+    return Charge(place.name, kind, units, partition_id(key), key, resource=place.table.table_arn, position=position)
+
+
+def answer(result: Any, body: dict[str, Any], charges: list[Charge], many: bool) -> Any:
+    """`result` with DynamoDB's `ConsumedCapacity` for `charges` (or none, if not asked)."""
+    out = getattr(result, "result", None)
+    if isinstance(out, dict):
+        out.pop("ConsumedCapacity", None)
+        consumed = consumed_capacity(charges, body.get("ReturnConsumedCapacity"), many)
+        if consumed is not None:
+            out["ConsumedCapacity"] = consumed
+    return result
+
+
+def run_write(capacity: Capacity, handler: DynamoHandler, original: Callable[..., Any],
+              charges_of: Callable[[], list[Charge]], refuse: Callable[..., Exception], many: bool) -> Any:
+    """Runs a write, then charges it by the items as they are after it; a write refused for
+    throttling is undone (its items and stream records put back) first."""
+    global active_undo
+    undo = None
+    if capacity.throttle and active_undo is None:
+        undo = active_undo = ItemUndoLog()
+    try:
+        try:
+            result, failure = original(handler), None
+        except (ConditionalCheckFailed, TransactionCanceledException) as e:
+            result, failure = None, e  # charged too, as a write of the items as they stand
+        charges = charges_of()
+        over = capacity.settle(charges)
+        if over:
+            if undo is not None:
+                undo.restore()
+            raise refuse(charges, over)
+    finally:
+        if undo is not None:
+            active_undo = None
+    if failure is not None:
+        raise failure
+    return answer(result, handler.body, charges, many)
+
+
+def charge_item_write(capacity: Capacity, handler: DynamoHandler, original: Callable[..., Any], op: str) -> Any:
+    body = handler.body
+    attrs = body.get("Item") if op == "put_item" else body.get("Key")
+    place = locate(handler.dynamodb_backend, body.get("TableName"), attrs)
+    if place is None:
+        return original(handler)
+    before = stored_size(place)
+    return run_write(
+        capacity, handler, original,
+        lambda: [place_charge(place, "write", write_units(max(before, stored_size(place))))],
+        refuse_request, many=False,
+    )
+
+
+def transaction_places(handler: DynamoHandler) -> list[Place] | None:
+    places = []
+    for action in handler.body.get("TransactItems") or []:
+        if not isinstance(action, dict) or len(action) != 1:
+            return None
+        kind, spec = next(iter(action.items()))
+        if not isinstance(spec, dict):
+            return None
+        place = locate(handler.dynamodb_backend, spec.get("TableName"), spec.get("Item" if kind == "Put" else "Key"))
+        if place is None:
+            return None
+        places.append(place)
+    return places
+
+
+def charge_transact_write(capacity: Capacity, handler: DynamoHandler, original: Callable[..., Any], op: str) -> Any:
+    places = transaction_places(handler)
+    if places is None:
+        return original(handler)
+    before = [stored_size(p) for p in places]
+    return run_write(
+        capacity, handler, original,
+        lambda: [place_charge(p, "write", 2 * write_units(max(b, stored_size(p))), i)
+                 for i, (p, b) in enumerate(zip(places, before))],
+        refuse_transaction, many=True,
+    )
+
+
+def charge_get_item(capacity: Capacity, handler: DynamoHandler, original: Callable[..., Any], op: str) -> Any:
+    result = original(handler)  # a read changes nothing: run it, then charge it (or refuse it)
+    body = handler.body
+    place = locate(handler.dynamodb_backend, body.get("TableName"), body.get("Key"))
+    if place is None:
+        return result
+    charges = [place_charge(place, "read", read_units(stored_size(place), bool(body.get("ConsistentRead"))))]
+    if over := capacity.settle(charges):
+        raise refuse_request(charges, over)
+    return answer(result, body, charges, many=False)
+
+
+def charge_transact_get(capacity: Capacity, handler: DynamoHandler, original: Callable[..., Any], op: str) -> Any:
+    result = original(handler)
+    places = transaction_places(handler)
+    if places is None:
+        return result
+    charges = [place_charge(p, "read", 2 * read_units(stored_size(p), True), i) for i, p in enumerate(places)]
+    if over := capacity.settle(charges):
+        raise refuse_transaction(charges, over)
+    return answer(result, handler.body, charges, many=True)
+
+
+def batch_plan(handler: DynamoHandler, writes: bool) -> list[tuple[str, Any, Charge]] | None:
+    """(table, request or key, its charge) for each item of a BatchWriteItem or BatchGetItem."""
+    backend = handler.dynamodb_backend
+    plan: list[tuple[str, Any, Charge]] = []
+    try:
+        for name, spec in handler.body["RequestItems"].items():
+            for entry in spec if writes else spec["Keys"]:
+                if not writes:
+                    place, size = locate(backend, name, entry), 0
+                elif "PutRequest" in entry:
+                    item = entry["PutRequest"]["Item"]
+                    place, size = locate(backend, name, item), item_size(item)
+                else:
+                    place, size = locate(backend, name, entry["DeleteRequest"]["Key"]), 0
+                if place is None:
+                    return None
+                size = max(size, stored_size(place))
+                units = write_units(size) if writes else read_units(size, bool(spec.get("ConsistentRead")))
+                plan.append((name, entry, place_charge(place, "write" if writes else "read", units, len(plan))))
+    except (KeyError, TypeError, AttributeError, ValueError):
+        return None
+    return plan
+
+
+def charge_batch(capacity: Capacity, handler: DynamoHandler, original: Callable[..., Any], op: str) -> Any:
+    """A batch's items are charged one by one; those past their key's budget come back
+    unprocessed, and only if none fits is the whole batch refused (as DynamoDB does)."""
+    writes = op == "batch_write_item"
+    plan = batch_plan(handler, writes)
+    if plan is None:
+        return original(handler)
+    admitted = capacity.admit_each([c for _, _, c in plan])
+    if plan and not any(admitted):
+        raise refuse_request([plan[0][2]], {plan[0][2].bucket})
+    unprocessed: dict[str, Any] = {}
+    if not all(admitted):
+        specs = handler.body["RequestItems"]
+        kept: dict[str, Any] = {}
+        for (name, entry, _), ok in zip(plan, admitted):
+            if writes:
+                (kept if ok else unprocessed).setdefault(name, []).append(entry)
+            else:
+                side = kept if ok else unprocessed
+                side.setdefault(name, {**{k: v for k, v in specs[name].items() if k != "Keys"}, "Keys": []})
+                side[name]["Keys"].append(entry)
+        handler.body["RequestItems"] = kept
+    result = original(handler)
+    charges = [c for (_, _, c), ok in zip(plan, admitted) if ok]
+    capacity.settle(charges, check=False)
+    if isinstance(getattr(result, "result", None), dict):
+        result.result["UnprocessedItems" if writes else "UnprocessedKeys"] = unprocessed
+    return answer(result, handler.body, charges, many=True)
+
+
+def charge_page(capacity: Capacity, handler: DynamoHandler, original: Callable[..., Any], op: str) -> Any:
+    """A Query or Scan page: the summed size of the items it read, rounded up once, shared
+    among their partition keys by bytes."""
+    global active_reads
+    reads = active_reads = []
+    try:
+        result = original(handler)
+    finally:
+        active_reads = None
+    body = handler.body
+    index = body.get("IndexName")
+    try:
+        table = handler.dynamodb_backend.get_table(body.get("TableName"))
+    except Exception:  # noqa: BLE001 - answered already; nothing to charge it to
+        return result
+    is_global = index is not None and any(i.name == index for i in table.global_indexes)
+    hash_attr = next((k["AttributeName"] for k in table.get_index(index).schema if k["KeyType"] == "HASH"),
+                     None) if is_global else None
+    by_key: dict[str, tuple[Any, int]] = {}
+    for item in reads:
+        value = item.attrs.get(hash_attr) if hash_attr else item.hash_key
+        key = key_value(value.type, value.value) if value is not None else None
+        pid = partition_id(key) if key is not None else None
+        by_key[pid] = (key, by_key.get(pid, (key, 0))[1] + item_size(item.attrs))
+    total = sum(size for _, size in by_key.values())
+    units = read_units(total, bool(body.get("ConsistentRead")))
+    resource = table.table_arn + (f"/index/{index}" if is_global else "")
+    shares = [(pid, key, size / total) for pid, (key, size) in by_key.items()] if total else [(None, None, 1.0)]
+    charges = [Charge(body["TableName"], "read", units * share, pid, key, index, is_global, resource)
+               for pid, key, share in shares]
+    if over := capacity.settle(charges):
+        raise refuse_request(charges, over)
+    return answer(result, body, charges, many=False)
+
+
+def reads_before_filter(original: Callable[..., Any], projection_arg: str) -> Callable[..., Any]:
+    """Table.query/Table.scan, run without their filter and projection while a page is charged
+    (DynamoDB charges the items read, not those returned), which are then applied as moto does."""
+    signature = inspect.signature(original)
+
+    def run(self: Table, *args: Any, **kwargs: Any) -> Any:
+        if active_reads is None:
+            return original(self, *args, **kwargs)
+        bound = signature.bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        condition, projection = bound.arguments["filter_expression"], bound.arguments[projection_arg]
+        bound.arguments["filter_expression"] = bound.arguments[projection_arg] = None
+        items, scanned, last_key = original(*bound.args, **bound.kwargs)
+        active_reads.extend(items)
+        if condition is not None:
+            items = [item for item in items if condition.expr(item)]
+        if projection:
+            items = [item.project(projection) for item in items]
+        return items, scanned, last_key
+
+    return run
+
+
+CHARGED_OPERATIONS = {
+    "put_item": charge_item_write,
+    "update_item": charge_item_write,
+    "delete_item": charge_item_write,
+    "transact_write_items": charge_transact_write,
+    "batch_write_item": charge_batch,
+    "get_item": charge_get_item,
+    "batch_get_item": charge_batch,
+    "transact_get_items": charge_transact_get,
+    "query": charge_page,
+    "scan": charge_page,
+}
+
+
+def charged(op: str, charge: Callable[..., Any], original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def run(handler: DynamoHandler) -> Any:
+        if active_capacity is None:  # moto used without our dispatcher
+            return original(handler)
+        return charge(active_capacity, handler, original, op)
+
+    return run
+
+
+patched = False
+
+
 def patch_moto() -> None:
     """These replace moto internals: moto is pinned (requirements.txt), and
-    test_dynamodb_server.py fails if a moto upgrade breaks them."""
+    test_dynamodb_server.py fails if a moto upgrade breaks them. Once per process (a second
+    call would wrap the wrappers)."""
+    global patched
+    if patched:
+        return
+    patched = True
     BaseModel.__new__ = untracked_new
     DynamoDBBackend.transact_write_items = transact_write_items(DynamoDBBackend.transact_write_items)
     Table.get_item = table_get_item(Table.get_item)
@@ -236,19 +621,28 @@ def patch_moto() -> None:
     BaseJSONSerializer._serialize_result = serialize_result(BaseJSONSerializer._serialize_result)
     UpdateExpressionParser.make = cached_update_tree(UpdateExpressionParser.make.__func__)
     comparisons.ConditionExpressionParser.parse = condition_parsed_once(comparisons.ConditionExpressionParser.parse)
+    for op, charge in CHARGED_OPERATIONS.items():
+        setattr(DynamoHandler, op, charged(op, charge, getattr(DynamoHandler, op)))
+    Table.query = reads_before_filter(Table.query, "projection_expressions")
+    Table.scan = reads_before_filter(Table.scan, "projection_expression")
 
 
 # --------------------------------------------------------------------------- server
 
 
 class DynamoDBDispatcher(DomainDispatcherApplication):
-    """Routes anything carrying a DynamoDB `X-Amz-Target` to the DynamoDB backend.
+    """Routes anything carrying a DynamoDB `X-Amz-Target` to the DynamoDB backend, and
+    answers the control routes (`/_emulator/...`, no `X-Amz-Target`) itself.
 
     moto picks a backend from the SigV4 credential scope (service `dynamodb`),
     never from the Host header, so signed SDK requests already work with
     `Host: 127.0.0.1:<port>`. Unsigned requests (or odd signing names) would fall
     through to moto's default (S3); this pins them to DynamoDB.
     """
+
+    def __init__(self, create_app: Callable[..., Any], capacity: Capacity | None = None) -> None:
+        super().__init__(create_app)
+        self.capacity = capacity if capacity is not None else Capacity()
 
     def infer_service_region_host(self, environ: dict[str, Any], path: str) -> str | None:
         target = environ.get("HTTP_X_AMZ_TARGET", "")
@@ -259,9 +653,35 @@ class DynamoDBDispatcher(DomainDispatcherApplication):
         return super().infer_service_region_host(environ, path)
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
-        global requests_served
+        global requests_served, active_capacity
+        if "HTTP_X_AMZ_TARGET" not in environ and environ.get("PATH_INFO", "").startswith(CONTROL_PREFIX):
+            return self.control(Request(environ))(environ, start_response)
         requests_served += 1  # a condition parsed for one request is never reused by another
-        return super().__call__(environ, start_response)
+        active_capacity = self.capacity
+        try:
+            return super().__call__(environ, start_response)
+        finally:
+            active_capacity = None
+
+    def control(self, request: Request) -> Response:
+        capacity = self.capacity
+        route = (request.method, request.path)
+        status = 200
+        if route == ("GET", "/_emulator/capacity"):
+            answer: Any = capacity.snapshot()
+        elif route == ("POST", "/_emulator/capacity/reset"):
+            capacity.reset_meter()
+            answer = {"ok": True}
+        elif route == ("GET", "/_emulator/config"):
+            answer = capacity.config()
+        elif route == ("POST", "/_emulator/config"):
+            try:
+                answer = capacity.configure(json.loads(request.get_data() or b"{}"))
+            except ValueError as e:
+                status, answer = 400, {"error": str(e)}
+        else:
+            status, answer = 404, {"error": f"no control route {request.method} {request.path}"}
+        return Response(json.dumps(answer), status=status, content_type="application/json")
 
 
 def make_handler(verbose: bool) -> type[MotoRequestHandler]:
@@ -305,6 +725,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="exit when stdin reaches EOF (for test harnesses that pipe stdin)",
     )
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
+    parser.add_argument(
+        "--throttle",
+        action=argparse.BooleanOptionalAction,
+        default=os.environ.get("DYNAMODB_THROTTLE", "").lower() in ("1", "true", "yes", "on"),
+        help="refuse what passes a partition key's budget, as DynamoDB does "
+        "(default: $DYNAMODB_THROTTLE, else off; POST /_emulator/config switches it)",
+    )
     return parser.parse_args(argv)
 
 
@@ -324,7 +751,7 @@ def main(argv: list[str] | None = None) -> int:
         threading.Thread(target=exit_on_stdin_eof, name="stdin-eof", daemon=True).start()
 
     patch_moto()
-    app = DynamoDBDispatcher(create_backend_app)
+    app = DynamoDBDispatcher(create_backend_app, Capacity(throttle=args.throttle))
     # threaded=False, processes=1: one request at a time (see module docstring).
     try:
         server = make_server(

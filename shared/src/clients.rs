@@ -10,8 +10,15 @@ const SDK_MAX_ATTEMPTS: u32 = 3;
 
 /// A DynamoDB client from the standard chain; `AWS_ENDPOINT_URL_DYNAMODB` points it at an emulator.
 pub async fn dynamodb() -> aws_sdk_dynamodb::Client {
-    let shared = with_service_settings(aws_config::defaults(BehaviorVersion::latest())).load().await;
-    aws_sdk_dynamodb::Client::new(&shared)
+    dynamodb_from(&with_service_settings(aws_config::defaults(BehaviorVersion::latest())).load().await)
+}
+
+/// The store client over loaded settings: every call reports the capacity it consumed into the
+/// running request's meter (`store::dynamo::capacity`).
+pub fn dynamodb_from(settings: &aws_config::SdkConfig) -> aws_sdk_dynamodb::Client {
+    let config =
+        aws_sdk_dynamodb::config::Builder::from(settings).interceptor(crate::store::dynamo::capacity::Capacity);
+    aws_sdk_dynamodb::Client::from_conf(config.build())
 }
 
 /// The retry and time-out settings every store client uses (tests apply them too).

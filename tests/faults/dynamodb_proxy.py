@@ -86,8 +86,8 @@ Control endpoints (requests WITHOUT an X-Amz-Target header):
                           dropped (the `drop` fault, deterministically: the write
                           happened, the client never hears); answers what is pending
 
-Anything else is forwarded as is: method, path, headers (minus hop-by-hop
-ones), body; the upstream's status, headers (minus hop-by-hop ones) and body
+Anything else is forwarded as is (the emulator's own control routes, `/_emulator/...`,
+included): method, path, headers (minus hop-by-hop ones), body; the upstream's status, headers (minus hop-by-hop ones) and body
 come back unchanged. The client side speaks HTTP/1.1 with persistent
 connections; every response carries Content-Length. The upstream is reached
 with one connection per request (the emulator speaks HTTP/1.0 and closes).

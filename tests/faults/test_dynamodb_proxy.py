@@ -481,6 +481,35 @@ def test_config_endpoint(proxy_url):
     assert control(proxy_url, "GET", "/_proxy/nope")[0] == 404
 
 
+def test_emulator_routes_and_throttling_pass_through(ddb, direct, table, proxy_url, emulator_url):
+    """The emulator's own control routes (`/_emulator/...`) are reached through the proxy, and
+    the emulator's per-partition throttling comes back as it answered it (forwarded, not
+    counted as an injected throttle)."""
+    assert control(proxy_url, "GET", "/_emulator/config") == control(emulator_url, "GET", "/_emulator/config")
+    try:
+        # Two write units a key, coming back at one per 1,000 s.
+        status, cfg = control(proxy_url, "POST", "/_emulator/config",
+                              {"throttle": True, "write_units_per_second": 0.001, "burst_seconds": 2000})
+        assert status == 200 and cfg["throttle"] is True
+        ddb.put_item(TableName=table, Item=key("hot"))
+        ddb.put_item(TableName=table, Item=key("hot"))
+        status, _, _, body = raw_call(proxy_url, "PutItem", {"TableName": table, "Item": key("hot")})
+        assert status == 400 and json.loads(body)["__type"] == NS + "ThrottlingException"
+        assert json.loads(body)["ThrottlingReasons"][0]["reason"] == "TableWriteKeyRangeThroughputExceeded"
+        with pytest.raises(botocore.exceptions.ClientError) as exc:
+            ddb.put_item(TableName=table, Item=key("hot"))
+        assert error_code(exc.value) == "ThrottlingException"
+    finally:
+        control(emulator_url, "POST", "/_emulator/config",
+                {"throttle": False, "write_units_per_second": 1000, "burst_seconds": 1})
+    s = stats(proxy_url)
+    assert s["by_target"]["PutItem"]["forwarded"] == 4 and s["throttle"] == 0
+    status, capacity = control(proxy_url, "GET", "/_emulator/capacity")
+    assert status == 200
+    hot = [k for k in capacity["keys"] if k["table"] == table]
+    assert [(k["key"], k["write_units"], k["throttled"]) for k in hot] == [({"S": "hot"}, 2, 2)]
+
+
 def test_latency_still_answers(ddb, table, proxy_url):
     configure(proxy_url, latency_ms=20)
     ddb.put_item(TableName=table, Item=key("l"))

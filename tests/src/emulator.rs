@@ -98,7 +98,7 @@ pub async fn client_at(endpoint: &str) -> aws_sdk_dynamodb::Client {
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("local", "local", None, None, "tests"))
         .load()
         .await;
-    aws_sdk_dynamodb::Client::new(&config)
+    shared::clients::dynamodb_from(&config)
 }
 
 /// A plain HTTP/1.1 call to a helper server (control routes, the Stripe stand-in's API):

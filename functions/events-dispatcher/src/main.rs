@@ -8,7 +8,10 @@ async fn main() -> Result<(), BoxError> {
     let dispatcher = &dispatcher;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
         let budget = events_dispatcher::budget(event.context.deadline());
-        events_dispatcher::handle(dispatcher, event.payload, budget).await.map_err(BoxError::from)
+        let handled = events_dispatcher::handle(dispatcher, event.payload, budget);
+        let (answer, units) = shared::store::dynamo::capacity::metered(handled).await;
+        tracing::info!(read_units = units.read, write_units = units.write, "invocation done");
+        answer.map_err(BoxError::from)
     }))
     .await
 }

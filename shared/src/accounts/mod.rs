@@ -221,9 +221,13 @@ impl<T: Outcome, F: Fn(&Applied, i64) -> Result<T, Error>> Writer<'_, F> {
             }
             if let Some(records) = moving::room_needed(&snapshot) {
                 tracing::info!(entity_id, user_id, records, "account item full; moving its journal before writing");
-                self.timed(moving::make_room(self.ledger, &snapshot)).await?;
-                (snapshot, fresh) = (self.load().await?, true);
-                continue;
+                if self.timed(moving::make_room(self.ledger, &snapshot)).await? {
+                    (snapshot, fresh) = (self.load().await?, true);
+                    continue;
+                }
+                // Its mover is at it: give it a moment, then write; the store refuses a write
+                // past the bound and hands back the account as it is then.
+                self.timed(crate::store::dynamo::backoff(attempt)).await?;
             }
             let now = self.ledger.clock.now_millis();
             let applied = match apply(&snapshot, change, now, &mut new_ordered_id) {
@@ -432,6 +436,7 @@ impl<T: Outcome, F: Fn(&Applied, i64) -> Result<T, Error>> Writer<'_, F> {
 
 /// A new account as its first change leaves it, with that change's record.
 fn first_state(mut account: Account, append: Append) -> Account {
+    account.stored_spendable = Some(account.spendable());
     account.recent_keys.insert(append.slot, 0);
     account.journal.push(append.record);
     account

@@ -81,16 +81,16 @@ pub(super) fn room_needed(current: &Account) -> Option<usize> {
     full.then_some(records)
 }
 
-/// Moves a full journal out, or gives its mover a moment when another holds it.
-pub(super) async fn make_room(ledger: Ledger<'_>, current: &Account) {
+/// Moves a full journal out unless another mover holds it (`false`: it is at it).
+pub(super) async fn make_room(ledger: Ledger<'_>, current: &Account) -> bool {
     let now = ledger.clock.now_millis();
     if current.mover_until > now {
-        crate::store::dynamo::backoff(3).await;
-        return;
+        return false;
     }
     if let Err(err) = move_claimed(ledger, current, now).await {
         tracing::warn!(error = %err, "a full journal could not be moved out");
     }
+    true
 }
 
 /// The account as this process knows it after its write: with the journal moved out when it

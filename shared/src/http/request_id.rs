@@ -1,11 +1,13 @@
 //! Every response carries `x-request-id` (the caller's, if it sent a sane one); every log line
-//! of the request carries it too.
+//! of the request carries it too, and its last line the DynamoDB capacity it consumed.
 
 use axum::extract::Request;
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
 use tracing::Instrument;
+
+use crate::store::dynamo::capacity::metered;
 
 pub const HEADER: &str = "x-request-id";
 
@@ -23,8 +25,15 @@ pub async fn request_id(request: Request, next: Next) -> Response {
         method = %request.method(),
         path = %request.uri().path(),
     );
-    let mut response = next.run(request).instrument(span.clone()).await;
-    span.in_scope(|| tracing::info!(status = response.status().as_u16(), "answered"));
+    let (mut response, units) = metered(next.run(request).instrument(span.clone())).await;
+    span.in_scope(|| {
+        tracing::info!(
+            status = response.status().as_u16(),
+            read_units = units.read,
+            write_units = units.write,
+            "answered"
+        )
+    });
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(HEADER, value);
     }

@@ -190,8 +190,14 @@ impl DynamoStore {
     }
 
     pub(super) async fn append_item(&self, entity_id: &str, user_id: &str, append: &Append) -> StoreResult<Written> {
+        self.update_returning(entity_id, user_id, append_expression(append)?).await
+    }
+
+    /// A conditional update of the account that answers with the account as it left it, or
+    /// as it was when the condition failed.
+    async fn update_returning(&self, entity_id: &str, user_id: &str, e: Expression) -> StoreResult<Written> {
         let result = self
-            .update_account(entity_id, user_id, append_expression(append)?)
+            .update_account(entity_id, user_id, e)
             .return_values(ReturnValue::AllNew)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
@@ -422,24 +428,11 @@ impl DynamoStore {
         e.exists("version", true);
         let (mover, now, mine) = (e.path("moverUntil"), e.value(n(now)), e.value(n(until)));
         e.condition(format!("(attribute_not_exists({mover}) OR {mover} < {now} OR {mover} = {mine})"));
-        let result = self
-            .update_account(entity_id, user_id, e)
-            .return_values(ReturnValue::AllNew)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        match result {
-            Ok(output) => match account_of(output.attributes)? {
-                Some(account) => Ok(Claim::Taken(account)),
-                None => Err(StoreError::Internal("claim returned no account".into())),
-            },
-            Err(err) => match err.as_service_error() {
-                Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
-                    Ok(account_of(failed.item().cloned())?.map_or(Claim::NoAccount, |a| Claim::Held(a.mover_until)))
-                }
-                _ => Err(classify(err)),
-            },
-        }
+        Ok(match self.update_returning(entity_id, user_id, e).await? {
+            Written::Landed(account) => Claim::Taken(account),
+            Written::Refused(Some(account)) => Claim::Held(account.mover_until),
+            Written::Refused(None) => Claim::NoAccount,
+        })
     }
 
     pub(super) async fn release_mover_item(&self, entity_id: &str, user_id: &str, until: i64) -> StoreResult<()> {

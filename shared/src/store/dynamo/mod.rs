@@ -1,5 +1,6 @@
 //! The DynamoDB implementation of the store traits.
 
+pub mod capacity;
 mod entities;
 mod errors;
 mod expression;

@@ -90,19 +90,33 @@ async fn one_key_is_the_entitys_on_every_account_route_and_batch_item() {
     assert_eq!(app.assert_invariant(&entity.entity_id, "y").await.account.version, 0, "nothing written for y");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_slow_store_gets_an_answer_within_the_budget_naming_the_key_and_the_retry_is_exact() {
+/// A service whose requests have 1.5 s to answer, behind a fault proxy (`slow_updates`
+/// slows its `UpdateItem`s), with `u-1` holding 100 credits.
+async fn behind_a_slow_store() -> (emulator::Server, TestApp, EntityFixture) {
     let proxy = emulator::proxy(&["--no-model-conflicts"]);
     let app = TestApp::behind_with_budget(&proxy.endpoint, 1_500).await;
     let entity = app.funded(100).await;
-    control(&proxy.endpoint, "POST", "/_proxy/config", r#"{"op_latency_ms": {"UpdateItem": 4000}}"#);
+    (proxy, app, entity)
+}
+
+/// Every `UpdateItem` through `proxy` waits `millis` first (0: none).
+fn slow_updates(proxy: &emulator::Server, millis: u64) {
+    let config =
+        if millis == 0 { json!({"op_latency_ms": {}}) } else { json!({"op_latency_ms": {"UpdateItem": millis}}) };
+    control(&proxy.endpoint, "POST", "/_proxy/config", &config.to_string());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_store_gets_an_answer_within_the_budget_naming_the_key_and_the_retry_is_exact() {
+    let (proxy, app, entity) = behind_a_slow_store().await;
+    slow_updates(&proxy, 4_000);
     let body = json!({"credits": 7, "reason": "slow"});
     let slow = post(&app, &entity, "/users/u-1/decrement-credits", body.clone()).await;
     assert_eq!(slow.status, StatusCode::SERVICE_UNAVAILABLE, "{:?}", slow.body);
     assert!(slow.headers.contains_key("retry-after"));
     let key = slow.body["error"]["idempotencyKey"].as_str().expect("the outcome's key, generated").to_owned();
 
-    control(&proxy.endpoint, "POST", "/_proxy/config", r#"{"op_latency_ms": {}}"#);
+    slow_updates(&proxy, 0);
     let retry = app
         .request(Method::POST, &entity.path("/users/u-1/decrement-credits"))
         .headers(&entity.server())
@@ -291,9 +305,7 @@ async fn a_mover_whose_clock_is_behind_never_lets_a_key_apply_twice() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_whose_item_timed_out_is_not_recorded_and_its_retry_spends_once() {
-    let proxy = emulator::proxy(&["--no-model-conflicts"]);
-    let app = TestApp::behind_with_budget(&proxy.endpoint, 1_500).await;
-    let entity = app.funded(100).await;
+    let (proxy, app, entity) = behind_a_slow_store().await;
     let batch = json!({"decrements": [{"userId": "u-1", "credits": 3, "reason": "batched"}]});
     let send = || {
         app.request(Method::POST, &entity.path("/users/decrement-credits"))
@@ -302,10 +314,10 @@ async fn a_batch_whose_item_timed_out_is_not_recorded_and_its_retry_spends_once(
             .json(batch.clone())
             .send()
     };
-    control(&proxy.endpoint, "POST", "/_proxy/config", r#"{"op_latency_ms": {"UpdateItem": 4000}}"#);
+    slow_updates(&proxy, 4_000);
     let slow = send().await;
     assert_eq!(slow.data()["results"][0]["error"]["code"], "UNAVAILABLE", "{:?}", slow.body);
-    control(&proxy.endpoint, "POST", "/_proxy/config", r#"{"op_latency_ms": {}}"#);
+    slow_updates(&proxy, 0);
     let retry = send().await;
     assert_eq!(retry.data()["results"][0]["ok"], true, "{:?}", retry.body);
     let ledger = app.assert_invariant(&entity.entity_id, "u-1").await;

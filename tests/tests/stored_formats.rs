@@ -85,6 +85,23 @@ async fn an_account_from_before_journals_is_upgraded_on_its_first_write() {
     assert_eq!(spend(&app, &entity, "old", 61).await.status, StatusCode::PAYMENT_REQUIRED, "the hold still counts");
 }
 
+/// A succeeded payment of `credits` + `bonus` to `u-1`.
+fn paid(app: &TestApp, entity: &EntityFixture, payment_intent_id: &str, credits: u64, bonus: u64) -> Payment {
+    Payment {
+        payment_intent_id: payment_intent_id.into(),
+        entity_id: entity.entity_id.clone(),
+        user_id: "u-1".into(),
+        credit_tier_id: "t1".into(),
+        credits,
+        bonus_credits: bonus,
+        amount: 500,
+        currency: "usd".into(),
+        status: "succeeded".into(),
+        created_at: app.clock.now_millis(),
+        beneficiary: Beneficiary::User("u-1".into()),
+    }
+}
+
 #[tokio::test]
 async fn a_payment_credited_in_the_old_record_form_is_already_credited() {
     let app = TestApp::start().await;
@@ -107,19 +124,7 @@ async fn a_payment_credited_in_the_old_record_form_is_already_credited() {
     let store = DynamoStore::new(app.dynamodb.clone(), app.table.clone());
     let slots = AccountSlots::default();
     let ctx = Context { store: &store, clock: app.clock.as_ref(), slots: &slots, gateway: None };
-    let payment = Payment {
-        payment_intent_id: "pi_old".into(),
-        entity_id: entity.entity_id.clone(),
-        user_id: "u-1".into(),
-        credit_tier_id: "t1".into(),
-        credits: 100,
-        bonus_credits: 0,
-        amount: 500,
-        currency: "usd".into(),
-        status: "succeeded".into(),
-        created_at: app.clock.now_millis(),
-        beneficiary: Beneficiary::User("u-1".into()),
-    };
+    let payment = paid(&app, &entity, "pi_old", 100, 0);
     let credited = payments::credit_payment(ctx, &payment).await.expect("credit");
     assert!(credited.already_credited);
     assert_eq!((credited.entry_id.as_deref(), credited.account.balance), (Some("e1"), 40), "as it stands now");
@@ -132,19 +137,7 @@ async fn a_payment_replayed_shows_the_balance_as_it_stands_now() {
     let store = DynamoStore::new(app.dynamodb.clone(), app.table.clone());
     let slots = AccountSlots::default();
     let ctx = Context { store: &store, clock: app.clock.as_ref(), slots: &slots, gateway: None };
-    let payment = Payment {
-        payment_intent_id: "pi_new".into(),
-        entity_id: entity.entity_id.clone(),
-        user_id: "u-1".into(),
-        credit_tier_id: "t1".into(),
-        credits: 50,
-        bonus_credits: 5,
-        amount: 500,
-        currency: "usd".into(),
-        status: "succeeded".into(),
-        created_at: app.clock.now_millis(),
-        beneficiary: Beneficiary::User("u-1".into()),
-    };
+    let payment = paid(&app, &entity, "pi_new", 50, 5);
     assert_eq!(payments::credit_payment(ctx, &payment).await.expect("credit").account.balance, 55);
     assert_eq!(spend(&app, &entity, "u-1", 10).await.status, StatusCode::OK);
     app.assert_invariant(&entity.entity_id, "u-1").await; // moves the journal out

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Local stack for `make dev`:
 #   DynamoDB emulator (moto, single-threaded)  -> 127.0.0.1:$DYNAMODB_PORT
-#     (charges capacity as DynamoDB does: GET /_emulator/capacity; DYNAMODB_THROTTLE=1
-#     throttles per partition key, POST /_emulator/config switches it at runtime)
+#     (charges capacity as DynamoDB does: GET /_emulator/capacity; throttles per partition
+#     key as DynamoDB does, 1,000 write / 3,000 read units a second: on unless
+#     DYNAMODB_THROTTLE=0; POST /_emulator/config switches it at runtime)
 #   table $TABLE_NAME created on it
 #   fault proxy in front of it, the store the functions use -> 127.0.0.1:$DYNAMODB_PROXY_PORT
 #     (0: a free port, printed): conflicts modeled as DynamoDB raises them
@@ -46,6 +47,7 @@ TABLE_NAME=${TABLE_NAME:-credits-local}
 DYNAMODB_PORT=${DYNAMODB_PORT:-8000}
 DYNAMODB_PROXY_PORT=${DYNAMODB_PROXY_PORT:-0}
 DYNAMODB_MODEL_CONFLICTS=${DYNAMODB_MODEL_CONFLICTS:-1}
+DYNAMODB_THROTTLE=${DYNAMODB_THROTTLE:-1}
 WATCH_PORT=${WATCH_PORT:-9000}
 CONCURRENCY=${CONCURRENCY:-8}
 RUST_LOG=${RUST_LOG:-info}
@@ -215,9 +217,14 @@ export PATH="$PWD/$VENV/bin:$PATH" # `cargo lambda` runs the `cargo-lambda` exec
 [[ -n $FUNCTIONS_STANDIN ]] || cargo lambda --version >/dev/null
 
 # ---- DynamoDB -------------------------------------------------------------
-start_bg dynamodb "$VENV/bin/python" infra/local/dynamodb_server.py --host 127.0.0.1 --port "$DYNAMODB_PORT"
+# Per-partition-key throttling on by default, as DynamoDB does it: a design that only works
+# without it fails here first.
+throttle_flag=--throttle
+[[ ${DYNAMODB_THROTTLE,,} =~ ^(0|false|no|off)$ ]] && throttle_flag=--no-throttle
+start_bg dynamodb "$VENV/bin/python" infra/local/dynamodb_server.py --host 127.0.0.1 --port "$DYNAMODB_PORT" \
+  "$throttle_flag"
 wait_ready dynamodb "$READY_TIMEOUT" log_has dynamodb '^READY '
-echo "dev: DynamoDB emulator at $DYNAMODB_URL (log $DEV_DIR/dynamodb.log)"
+echo "dev: DynamoDB emulator at $DYNAMODB_URL ($throttle_flag per partition key, DYNAMODB_THROTTLE=0 turns it off; capacity: curl -s $DYNAMODB_URL/_emulator/capacity; log $DEV_DIR/dynamodb.log)"
 
 [[ -n $FUNCTIONS_STANDIN ]] || make -s table DYNAMODB_PORT="$DYNAMODB_PORT" TABLE_NAME="$TABLE_NAME"
 

@@ -119,6 +119,9 @@ class Charge:
     global_index: bool = False  # a global index has partitions (and budgets) of its own
     resource: str = ""  # the ARN a throttling answer names
     position: int = 0  # which item of a batch or transaction
+    # The items it touched on that key: (sort key as text, or None without one; bytes, the
+    # larger of before and after for a write).
+    sizes: tuple[tuple[str | None, int], ...] = ()
 
     @property
     def meter_key(self) -> tuple[str, str | None, str | None]:
@@ -187,9 +190,13 @@ def consumed_capacity(charges: Iterable[Charge], mode: Any, many: bool) -> Any:
 
 
 class KeyMeter:
-    """Units consumed on one partition key: in all, and the most in any one clock second."""
+    """Units consumed on one partition key: in all, and the most in any one clock second; and
+    the largest item a request on it touched (read, or written: before or after), in all and
+    per sort key (one number per item touched since the last reset: far less than the items
+    themselves, which the emulator keeps in memory anyway)."""
 
-    __slots__ = ("table", "index", "key", "units", "requests", "throttled", "second", "this_second", "peak")
+    __slots__ = ("table", "index", "key", "units", "requests", "throttled", "second", "this_second", "peak",
+                 "item_peaks")
 
     def __init__(self, table: str, index: str | None, key: Any) -> None:
         self.table, self.index, self.key = table, index, key
@@ -199,6 +206,13 @@ class KeyMeter:
         self.second: int | None = None
         self.this_second = {"read": 0.0, "write": 0.0}
         self.peak = {"read": 0.0, "write": 0.0}
+        self.item_peaks: dict[str | None, int] = {}  # sort key (None: the table has none) -> bytes
+
+    def add_sizes(self, sizes: Iterable[tuple[str | None, int]]) -> None:
+        peaks = self.item_peaks
+        for sort_key, size in sizes:
+            if size > peaks.get(sort_key, -1):
+                peaks[sort_key] = size
 
     def add(self, kind: str, units: float, now: float) -> None:
         second = math.floor(now)
@@ -209,8 +223,9 @@ class KeyMeter:
         self.this_second[kind] += units
         self.peak[kind] = max(self.peak[kind], self.this_second[kind])
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
+    def as_dict(self, sort_keys: Iterable[str] = ()) -> dict[str, Any]:
+        largest = max(self.item_peaks.items(), key=lambda kv: kv[1], default=(None, 0))
+        out = {
             "table": self.table,
             "index": self.index,
             "key": self.key,
@@ -220,7 +235,13 @@ class KeyMeter:
             "peak_write_units_per_second": round(self.peak["write"], 6),
             "requests": self.requests,
             "throttled": self.throttled,
+            "peak_item_bytes": largest[1],
+            "peak_item_sort_key": largest[0],
         }
+        wanted = {k: self.item_peaks[k] for k in sort_keys if k in self.item_peaks}
+        if wanted:
+            out["peak_item_bytes_by_sort_key"] = wanted
+        return out
 
 
 CONFIG_KEYS = ("throttle", "write_units_per_second", "read_units_per_second", "burst_seconds")
@@ -310,6 +331,7 @@ class Capacity:
         for c in charges:
             meter = self.meter(c)
             meter.add(c.kind, c.units, now)
+            meter.add_sizes(c.sizes)
             if id(meter) not in seen:
                 seen.add(id(meter))
                 meter.requests += 1
@@ -328,16 +350,19 @@ class Capacity:
         self.totals = {"read": 0.0, "write": 0.0}
         self.throttled = 0
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self, sort_keys: Iterable[str] = ()) -> dict[str, Any]:
         """What `GET /_emulator/capacity` answers: the config, totals, and every partition key
-        that consumed anything (most units first)."""
+        that consumed anything (most units first), each with its largest item's size
+        (`peak_item_bytes`, `peak_item_sort_key`) and, for each of `sort_keys` it has, that
+        item's largest size (`peak_item_bytes_by_sort_key`)."""
+        sort_keys = list(sort_keys)
         keys = sorted(self.keys.values(), key=lambda m: -(m.units["read"] + m.units["write"]))
         return {
             **self.config(),
             "read_units": round(self.totals["read"], 6),
             "write_units": round(self.totals["write"], 6),
             "throttled": self.throttled,
-            "keys": [m.as_dict() for m in keys],
+            "keys": [m.as_dict(sort_keys) for m in keys],
         }
 
     # ---- config

@@ -37,7 +37,11 @@ unprocessed (`UnprocessedItems`/`UnprocessedKeys`), and is refused whole only if
 Control routes (requests without `X-Amz-Target`; reachable through the fault proxy too):
     GET  /_emulator/capacity        units per partition key (`read_units`, `write_units`,
                                     `peak_*_units_per_second` in any one clock second,
-                                    `requests`, `throttled`), totals and the config
+                                    `requests`, `throttled`, and the largest item a request
+                                    on it read or wrote: `peak_item_bytes`,
+                                    `peak_item_sort_key`), totals and the config;
+                                    `?sort_key=ACCOUNT` (repeatable) adds each such item's
+                                    largest size: `peak_item_bytes_by_sort_key`
     POST /_emulator/capacity/reset  zero the meter
     GET  /_emulator/config          {"throttle", "write_units_per_second",
                                      "read_units_per_second", "burst_seconds"}
@@ -359,9 +363,24 @@ def stored_size(place: Place) -> int:
     return item_size(item.attrs) if item is not None else 0
 
 
-def place_charge(place: Place, kind: str, units: float, position: int = 0) -> Charge:
+def sort_key_text(range_key: Any) -> str | None:
+    """A sort key's value as the meter names it (binary as base64); None without one."""
+    if range_key is None:
+        return None
+    return key_value(range_key.type, range_key.value)[range_key.type]
+
+
+def place_charge(place: Place, kind: str, units: float, size: int, position: int = 0) -> Charge:
+    """`units` on the place's partition key, for an item of `size` bytes there."""
     key = key_value(place.hash_key.type, place.hash_key.value)
-    return Charge(place.name, kind, units, partition_id(key), key, resource=place.table.table_arn, position=position)
+    return Charge(place.name, kind, units, partition_id(key), key, resource=place.table.table_arn, position=position,
+                  sizes=((sort_key_text(place.range_key), size),))
+
+
+def write_charge(place: Place, before: int, position: int = 0, factor: int = 1) -> Charge:
+    """A write of the item at `place`, `before` bytes before it: by the larger of before and now."""
+    size = max(before, stored_size(place))
+    return place_charge(place, "write", factor * write_units(size), size, position)
 
 
 def answer(result: Any, body: dict[str, Any], charges: list[Charge], many: bool) -> Any:
@@ -411,7 +430,7 @@ def charge_item_write(capacity: Capacity, handler: DynamoHandler, original: Call
     before = stored_size(place)
     return run_write(
         capacity, handler, original,
-        lambda: [place_charge(place, "write", write_units(max(before, stored_size(place))))],
+        lambda: [write_charge(place, before)],
         refuse_request, many=False,
     )
 
@@ -438,8 +457,7 @@ def charge_transact_write(capacity: Capacity, handler: DynamoHandler, original: 
     before = [stored_size(p) for p in places]
     return run_write(
         capacity, handler, original,
-        lambda: [place_charge(p, "write", 2 * write_units(max(b, stored_size(p))), i)
-                 for i, (p, b) in enumerate(zip(places, before))],
+        lambda: [write_charge(p, b, i, factor=2) for i, (p, b) in enumerate(zip(places, before))],
         refuse_transaction, many=True,
     )
 
@@ -450,7 +468,8 @@ def charge_get_item(capacity: Capacity, handler: DynamoHandler, original: Callab
     place = locate(handler.dynamodb_backend, body.get("TableName"), body.get("Key"))
     if place is None:
         return result
-    charges = [place_charge(place, "read", read_units(stored_size(place), bool(body.get("ConsistentRead"))))]
+    size = stored_size(place)
+    charges = [place_charge(place, "read", read_units(size, bool(body.get("ConsistentRead"))), size)]
     if over := capacity.settle(charges):
         raise refuse_request(charges, over)
     return answer(result, body, charges, many=False)
@@ -461,7 +480,9 @@ def charge_transact_get(capacity: Capacity, handler: DynamoHandler, original: Ca
     places = transaction_places(handler)
     if places is None:
         return result
-    charges = [place_charge(p, "read", 2 * read_units(stored_size(p), True), i) for i, p in enumerate(places)]
+    sizes = [stored_size(p) for p in places]
+    charges = [place_charge(p, "read", 2 * read_units(size, True), size, i)
+               for i, (p, size) in enumerate(zip(places, sizes))]
     if over := capacity.settle(charges):
         raise refuse_transaction(charges, over)
     return answer(result, handler.body, charges, many=True)
@@ -485,7 +506,7 @@ def batch_plan(handler: DynamoHandler, writes: bool) -> list[tuple[str, Any, Cha
                     return None
                 size = max(size, stored_size(place))
                 units = write_units(size) if writes else read_units(size, bool(spec.get("ConsistentRead")))
-                plan.append((name, entry, place_charge(place, "write" if writes else "read", units, len(plan))))
+                plan.append((name, entry, place_charge(place, "write" if writes else "read", units, size, len(plan))))
     except (KeyError, TypeError, AttributeError, ValueError):
         return None
     return plan
@@ -540,16 +561,20 @@ def charge_page(capacity: Capacity, handler: DynamoHandler, original: Callable[.
     hash_attr = next((k["AttributeName"] for k in table.get_index(index).schema if k["KeyType"] == "HASH"),
                      None) if is_global else None
     by_key: dict[str, tuple[Any, int]] = {}
+    sizes: dict[str | None, list[tuple[str | None, int]]] = {}  # per partition: the items read
     for item in reads:
         value = item.attrs.get(hash_attr) if hash_attr else item.hash_key
         key = key_value(value.type, value.value) if value is not None else None
         pid = partition_id(key) if key is not None else None
-        by_key[pid] = (key, by_key.get(pid, (key, 0))[1] + item_size(item.attrs))
+        size = item_size(item.attrs)
+        by_key[pid] = (key, by_key.get(pid, (key, 0))[1] + size)
+        sizes.setdefault(pid, []).append((None if hash_attr else sort_key_text(item.range_key), size))
     total = sum(size for _, size in by_key.values())
     units = read_units(total, bool(body.get("ConsistentRead")))
     resource = table.table_arn + (f"/index/{index}" if is_global else "")
     shares = [(pid, key, size / total) for pid, (key, size) in by_key.items()] if total else [(None, None, 1.0)]
-    charges = [Charge(body["TableName"], "read", units * share, pid, key, index, is_global, resource)
+    charges = [Charge(body["TableName"], "read", units * share, pid, key, index, is_global, resource,
+                      sizes=tuple(sizes.get(pid, ())))
                for pid, key, share in shares]
     if over := capacity.settle(charges):
         raise refuse_request(charges, over)
@@ -668,7 +693,7 @@ class DynamoDBDispatcher(DomainDispatcherApplication):
         route = (request.method, request.path)
         status = 200
         if route == ("GET", "/_emulator/capacity"):
-            answer: Any = capacity.snapshot()
+            answer: Any = capacity.snapshot(request.args.getlist("sort_key"))
         elif route == ("POST", "/_emulator/capacity/reset"):
             capacity.reset_meter()
             answer = {"ok": True}

@@ -51,10 +51,12 @@ def free_port() -> int:
 class DevRun:
     """dev.sh (or `make dev`) as the leader of a new session, its output collected."""
 
-    def __init__(self, argv: list[str], tmp_path: Path, standin: str = STANDIN) -> None:
+    def __init__(self, argv: list[str], tmp_path: Path, standin: str = STANDIN,
+                 extra_env: dict[str, str] | None = None) -> None:
         self.marker = f"DEV_STOP_TEST={uuid.uuid4().hex}".encode()
         self.dynamodb_port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("STRIPE_")}  # Stripe stand-in mode
+        # Stripe stand-in mode, and dev.sh's own default for throttling.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("STRIPE_") and k != "DYNAMODB_THROTTLE"}
         env.update({
             "DEV_STOP_TEST": self.marker.split(b"=", 1)[1].decode(),
             "DEV_DIR": str(tmp_path / "dev"),
@@ -62,6 +64,7 @@ class DevRun:
             "DYNAMODB_PORT": str(self.dynamodb_port),
             "STRIPE_PORT": str(free_port()),
             "WATCH_PORT": str(free_port()),
+            **(extra_env or {}),
         })
         self.proc = subprocess.Popen([*WITH_DEFAULT_SIGNALS, *argv], cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True, start_new_session=True)
@@ -179,6 +182,24 @@ def test_functions_reach_the_store_through_the_conflict_modeling_proxy(dev, tmp_
         "Authorization": "AWS4-HMAC-SHA256 Credential=local/20260101/us-east-1/dynamodb/aws4_request"})
     with urllib.request.urlopen(req, timeout=10) as resp:
         assert "TableNames" in json.loads(resp.read())
+
+    os.kill(run.proc.pid, signal.SIGINT)
+    assert run.finish() == 130
+    assert run.live_processes() == {}, run.output()
+
+
+def emulator_config(run: DevRun) -> dict:
+    with urllib.request.urlopen(f"http://127.0.0.1:{run.dynamodb_port}/_emulator/config", timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+@pytest.mark.parametrize("setting, throttled", [(None, True), ("0", False)], ids=["default", "DYNAMODB_THROTTLE=0"])
+def test_store_throttles_per_partition_key_unless_turned_off(dev, setting, throttled):
+    run = dev(["bash", str(DEV_SH)], extra_env={} if setting is None else {"DYNAMODB_THROTTLE": setting})
+    run.wait_ready()
+    config = emulator_config(run)
+    assert (config["throttle"], config["write_units_per_second"], config["read_units_per_second"]) == (
+        throttled, 1000, 3000)
 
     os.kill(run.proc.pid, signal.SIGINT)
     assert run.finish() == 130

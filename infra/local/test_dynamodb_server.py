@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.parse
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -744,13 +745,58 @@ def test_meter_reports_units_per_partition_key(emulator):
         False, 8, 1, 0)
     assert snapshot["keys"] == [
         {"table": db.table, "index": None, "key": {"S": "A"}, "read_units": 1, "write_units": 7,
-         "peak_read_units_per_second": 1, "peak_write_units_per_second": 4, "requests": 7, "throttled": 0},
+         "peak_read_units_per_second": 1, "peak_write_units_per_second": 4, "requests": 7, "throttled": 0,
+         "peak_item_bytes": 2 * KB, "peak_item_sort_key": "5"},
         {"table": db.table, "index": None, "key": {"S": "B"}, "read_units": 0, "write_units": 1,
-         "peak_read_units_per_second": 0, "peak_write_units_per_second": 1, "requests": 1, "throttled": 0},
+         "peak_read_units_per_second": 0, "peak_write_units_per_second": 1, "requests": 1, "throttled": 0,
+         "peak_item_bytes": KB, "peak_item_sort_key": "0"},
     ]
     assert db.control("POST", "/_emulator/capacity/reset") == (200, {"ok": True})
     assert db.control("GET", "/_emulator/capacity")[1]["keys"] == []
     assert db.control("GET", "/_emulator/nope")[0] == 404
+
+
+def test_meter_keeps_the_largest_size_of_each_item_a_request_touched(emulator):
+    """Per partition key: the largest item any request on it read or wrote (a write: the
+    larger of before and after, so an item that shrinks still shows its size before), and per
+    sort key asked for, that item's largest size; a reset forgets them."""
+    db = Local(emulator)
+
+    def peaks(pk: str, *sort_keys: str) -> dict:
+        query = urllib.parse.urlencode([("sort_key", k) for k in sort_keys])  # "#" would end the path
+        status, snapshot = db.control("GET", "/_emulator/capacity" + (f"?{query}" if query else ""))
+        assert status == 200
+        meter = next(k for k in snapshot["keys"] if k["key"] == {"S": pk})
+        return {k: v for k, v in meter.items() if k.startswith("peak_item")}
+
+    db.put(sized("A", "ACCOUNT", 600))
+    db.put(sized("A", "ENTRY#1", 900))
+    db.ok("UpdateItem", {  # grows the account to 3,000 bytes, then back to 600
+        "TableName": db.table, "Key": at("A", "ACCOUNT"), "UpdateExpression": "SET big = :b",
+        "ExpressionAttributeValues": {":b": {"S": "y" * (3000 - 600 - 3)}}})
+    db.ok("UpdateItem", {"TableName": db.table, "Key": at("A", "ACCOUNT"), "UpdateExpression": "REMOVE big"})
+    assert peaks("A", "ACCOUNT", "ENTRY#1", "ENTRY#2") == {
+        "peak_item_bytes": 3000, "peak_item_sort_key": "ACCOUNT",
+        "peak_item_bytes_by_sort_key": {"ACCOUNT": 3000, "ENTRY#1": 900}}
+    assert peaks("A") == {"peak_item_bytes": 3000, "peak_item_sort_key": "ACCOUNT"}
+
+    db.control("POST", "/_emulator/capacity/reset")
+    db.ok("GetItem", {"TableName": db.table, "Key": at("A", "ACCOUNT")})  # a read: its size now
+    assert peaks("A", "ACCOUNT")["peak_item_bytes_by_sort_key"] == {"ACCOUNT": 600}
+    db.control("POST", "/_emulator/capacity/reset")
+    db.ok("Query", {"TableName": db.table, "KeyConditionExpression": "pk = :p",
+                    "ExpressionAttributeValues": {":p": {"S": "A"}}})  # every item it read
+    assert peaks("A", "ACCOUNT", "ENTRY#1")["peak_item_bytes_by_sort_key"] == {"ACCOUNT": 600, "ENTRY#1": 900}
+    db.control("POST", "/_emulator/capacity/reset")
+    db.ok("TransactWriteItems", {"TransactItems": [
+        {"Put": {"TableName": db.table, "Item": sized("A", "ENTRY#2", 1500)}},
+        {"Delete": {"TableName": db.table, "Key": at("A", "ENTRY#1")}}]})  # a delete: the item deleted
+    assert peaks("A", "ENTRY#1", "ENTRY#2") == {
+        "peak_item_bytes": 1500, "peak_item_sort_key": "ENTRY#2",
+        "peak_item_bytes_by_sort_key": {"ENTRY#1": 900, "ENTRY#2": 1500}}
+    db.control("POST", "/_emulator/capacity/reset")
+    db.ok("BatchWriteItem", {"RequestItems": {db.table: [{"PutRequest": {"Item": sized("A", "ENTRY#3", 700)}}]}})
+    assert peaks("A") == {"peak_item_bytes": 700, "peak_item_sort_key": "ENTRY#3"}
 
 
 def test_throttle_1000_one_kb_writes_a_second_on_a_key_then_refuses(emulator):

@@ -19,11 +19,14 @@ means. The driver:
 Knobs (environment): BENCH_RUNS cold starts per binary (15), BENCH_WARM warm requests per
 route per process (200), BENCH_PROCS warm processes per function (3), BENCH_FIRST fresh
 processes per route for "first call after a cold start" (5), BENCH_RESULTS output file
-(tests/bench/RESULTS.md), BENCH_ONLY comma-separated function binaries (default: all; the word
-`concurrency` in it adds the "Q11 under concurrency" section, `BENCH_ONLY=concurrency` runs that
-section alone and replaces only it in the results file), BENCH_CONC_CLIENTS (1,8,32,64),
-BENCH_CONC_REQUESTS measured calls per concurrency cell (320; the raw UpdateItem cells make as
-many). Everything it starts is stopped on
+(tests/bench/RESULTS.md), BENCH_ONLY comma-separated function binaries (default: all) and
+section words (`concurrency`: "Q11 under concurrency", `hot`: "Hot account, throttling on",
+`soak`: "Soak"; section words alone run those sections only and replace only them in the results
+file), BENCH_CONC_CLIENTS (1,8,32,64; also the hot-account cells), BENCH_CONC_REQUESTS measured
+calls per concurrency cell (320; the raw UpdateItem cells make as many), BENCH_UNITS_CALLS calls
+per route for "Capacity per route" (40), BENCH_HOT_REQUESTS spends per hot-account cell (400),
+BENCH_SOAK_SECONDS (600), BENCH_SOAK_WINDOW seconds per soak row (60), BENCH_SOAK_CLIENTS (8),
+BENCH_SOAK_RATE spends/s (default: measured, see README). Everything it starts is stopped on
 exit; every wait is bounded.
 """
 
@@ -46,6 +49,7 @@ import sys
 import threading
 import time
 import tomllib
+import urllib.error
 import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -782,9 +786,11 @@ class LocalStore:
         self.since_compact = 0
         self.deleted = 0
         self.compactions = 0
+        self.throttle = False  # per-partition-key throttling, kept across restarts
 
     def start(self, port: int = 0) -> None:
-        argv = [sys.executable, "infra/local/dynamodb_server.py", "--host", "127.0.0.1", "--port", str(port)]
+        argv = [sys.executable, "infra/local/dynamodb_server.py", "--host", "127.0.0.1", "--port", str(port),
+                "--throttle" if self.throttle else "--no-throttle"]
         for attempt in range(20):  # the old listener's port may take a moment to free
             try:
                 self.proc, self.url = start_ready_child("emulator", argv + ["--exit-on-stdin-eof"])
@@ -804,7 +810,39 @@ class LocalStore:
     def _id(self, item: dict[str, Any]) -> str:
         return json.dumps({k: item[k] for k in self.key_names}, sort_keys=True)
 
+    def set_throttle(self, on: bool) -> None:
+        """Switches per-partition-key throttling (every budget starts full), for this emulator
+        and the ones compactions start."""
+        self.throttle = on
+        self.control("POST", "/_emulator/config", {"throttle": on})
+
+    def control(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        """The emulator's control routes (`/_emulator/...`), JSON in and out."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        try:
+            conn.request(method, path, body=None if body is None else json.dumps(body))
+            resp = conn.getresponse()
+            data = json.loads(resp.read() or b"{}")
+        finally:
+            conn.close()
+        if resp.status != 200:
+            raise RuntimeError(f"emulator {method} {path}: {resp.status} {str(data)[:200]}")
+        return data
+
     def _call(self, op: str, body: dict[str, Any]) -> dict[str, Any]:
+        """One request of the driver's own (seeding aside: trims, checks), retried while the
+        emulator throttles it, as the SDK would."""
+        for attempt in range(60):
+            status, data = self._send(op, body)
+            if status == 400 and "ThrottlingException" in str(data.get("__type", "")):
+                time.sleep(min(0.5, 0.01 * 2**attempt))
+                continue
+            if status != 200:
+                raise RuntimeError(f"emulator {op}: {status} {str(data)[:200]}")
+            return data
+        raise RuntimeError(f"emulator {op}: still throttled after 60 attempts")
+
+    def _send(self, op: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)  # the emulator closes each
         try:
             conn.request(
@@ -823,9 +861,7 @@ class LocalStore:
             data = json.loads(resp.read() or b"{}")
         finally:
             conn.close()
-        if resp.status != 200:
-            raise RuntimeError(f"emulator {op}: {resp.status} {str(data)[:200]}")
-        return data
+        return resp.status, data
 
     def _scan(self, keys_only: bool) -> list[dict[str, Any]]:
         request: dict[str, Any] = {"TableName": TABLE_NAME}
@@ -844,8 +880,14 @@ class LocalStore:
 
     def _batch(self, requests: list[dict[str, Any]]) -> None:
         for i in range(0, len(requests), 25):
-            left = self._call("BatchWriteItem", {"RequestItems": {TABLE_NAME: requests[i : i + 25]}})
-            if left.get("UnprocessedItems"):
+            chunk = requests[i : i + 25]
+            for attempt in range(60):  # a throttling emulator leaves what is past a key's budget
+                chunk = self._call("BatchWriteItem", {"RequestItems": {TABLE_NAME: chunk}}).get(
+                    "UnprocessedItems", {}).get(TABLE_NAME, [])
+                if not chunk:
+                    break
+                time.sleep(min(0.5, 0.01 * 2**attempt))
+            else:
                 raise RuntimeError("emulator left writes unprocessed")
 
     def trim(self) -> None:
@@ -898,6 +940,7 @@ class Step:
     inv: Invocation
     ops: dict[str, int]
     status: int
+    units: CallUnits | None = None  # the emulator's meter, when METER is active
 
 
 @dataclass
@@ -910,13 +953,16 @@ class Route:
 
 
 def call(fp: FunctionProcess, proxy: ProxyControl, label: str, event: bytes, expect: tuple[int, ...]) -> Step:
+    if METER.active:
+        METER.reset()
     proxy.reset()
     inv = fp.invoke(event)
     ops = proxy.ops()
+    units = METER.read() if METER.active else None
     status, body = inv.answer()
     if status not in expect:
         raise RuntimeError(f"{label}: expected {expect}, got {status} {str(body)[:300]}")
-    return Step(label, inv, ops, status)
+    return Step(label, inv, ops, status, units)
 
 
 def user_headers(s: Seed) -> dict[str, str]:
@@ -1593,13 +1639,883 @@ def conc_report(raws: list[RawCell], cells: list[ConcCell], note: str) -> str:
     return "\n".join(out)
 
 
-def splice_section(text: str, section: str) -> str:
-    """`text` with its Q11-under-concurrency section replaced by `section` (appended if none)."""
-    start = text.find(CONC_SECTION)
+def splice_section(text: str, heading: str, section: str) -> str:
+    """`text` with its section under `heading` replaced by `section` (appended if none)."""
+    start = text.find(heading + "\n")
     if start < 0:
         return text.rstrip("\n") + "\n\n" + section
-    end = text.find("\n## ", start + len(CONC_SECTION))
-    return text[:start] + section + ("" if end < 0 else text[end + 1 :])
+    end = text.find("\n## ", start + len(heading))
+    return text[:start] + section.rstrip("\n") + "\n" + ("" if end < 0 else text[end:])
+
+
+# --------------------------------------------------------------------------- capacity: units, ceilings, cost
+
+# On-demand list prices, us-east-1, checked 2026-12 (sources in PRICE_SOURCES).
+PRICE_DATE = "2026-12"
+PRICE_API_PER_MILLION = 1.00  # API Gateway HTTP API requests (first 300 million a month)
+PRICE_LAMBDA_REQUEST_PER_MILLION = 0.20
+PRICE_LAMBDA_GB_SECOND = 0.0000133334  # arm64
+PRICE_WRITE_UNIT_PER_MILLION = 0.625  # DynamoDB on-demand write request units
+PRICE_READ_UNIT_PER_MILLION = 0.125  # DynamoDB on-demand read request units
+PRICE_STREAM_READ_PER_MILLION = 0.0  # stream reads by Lambda's event source mapping are free
+PRICE_SOURCES = (
+    "API Gateway: aws.amazon.com/api-gateway/pricing (HTTP APIs); Lambda: aws.amazon.com/lambda/pricing "
+    "(Arm); DynamoDB: aws.amazon.com/dynamodb/pricing/on-demand (write/read request units; stream reads "
+    "by Lambda triggers free, DynamoDB developer guide \"DynamoDB Streams and AWS Lambda triggers\")"
+)
+WRITE_UNITS_PER_KEY = 1000.0  # per partition key and second (developer guide, "Partitions and data distribution")
+READ_UNITS_PER_KEY = 3000.0
+ACCOUNT_SK = "ACCOUNT"  # the account item's sort key; entries share its partition key
+DISPATCHER = "events-dispatcher"
+UNITS_CALLS = env_int("BENCH_UNITS_CALLS", 40)  # measured calls per route for units per call
+CAPACITY_SECTION = "## Capacity per route"
+HOT_SECTION = "## Hot account, throttling on"
+SOAK_SECTION = "## Soak"
+
+
+def template_number(name: str) -> int:
+    """The first `name: <number>` in infra/template.yaml (`MemorySize` is in Globals; `BatchSize` is
+    the stream's event source mapping's)."""
+    for line in (ROOT / "infra" / "template.yaml").read_text().splitlines():
+        key, _, value = line.strip().partition(":")
+        if key == name and value.strip().isdigit():
+            return int(value.strip())
+    raise RuntimeError(f"no {name} in infra/template.yaml")
+
+
+@dataclass
+class Minimum:
+    """The physical floor of one call's units (all on the account's key for credit routes)."""
+    write: float
+    read: float
+    why: str
+
+
+# Writes: an item ≤ 1 KB is 1 unit, outside a transaction. Reads: an item or page ≤ 4 KB read
+# strongly consistent is 1 unit; a write's own result comes back with it (`ReturnValues`), and
+# API keys, entities and tiers are cached per instance, so a mutation needs no read.
+MINIMUMS = {
+    "Q1 list tiers": Minimum(0, 1, "one Query page ≤ 4 KB (or 0 with a cached tier list)"),
+    "Q3 read credits": Minimum(0, 1, "one GetItem of the account item ≤ 4 KB"),
+    "Q11 decrement": Minimum(2, 0, "keyless spend: account item ≤ 1 KB + ledger entry ≤ 1 KB"),
+    "hold (open)": Minimum(2, 0, "account item ≤ 1 KB (held amount) + hold record ≤ 1 KB"),
+    "capture": Minimum(3, 0, "account item + ledger entry + hold record closed, ≤ 1 KB each"),
+    "admin: create entity": Minimum(2, 0, "entity item + API key item, ≤ 1 KB each"),
+    "auth: mint token": Minimum(0, 0, "a signed token: nothing stored; API key and entity cached"),
+}
+
+
+@dataclass
+class CallUnits:
+    """What one call (with the stream work it caused) consumed, from the emulator's meter."""
+    write: float
+    read: float
+    account_write: float  # on the account's partition key
+    account_read: float
+    hot_key: str  # the partition key with the most units (write units first)
+    hot_write: float
+    hot_read: float
+    account_item_bytes: int | None  # the account item's largest size the call saw (None: untouched)
+    throttled: int  # store requests refused for throttling
+    stream_records: int = 0  # stream records handed to the dispatcher
+    dispatcher_billed_ms: float = 0.0  # the dispatcher's invocations' durations, rounded up to 1 ms each
+
+
+def key_label(key: Any) -> str:
+    """A partition key's value without its ids: `ACCOUNT#…`."""
+    text = next(iter(key.values())) if isinstance(key, dict) and key else str(key)
+    return str(text).split("#", 1)[0] + ("#…" if "#" in str(text) else "")
+
+
+def units_of(snapshot: dict[str, Any], account_pk: str) -> CallUnits:
+    keys = [k for k in snapshot["keys"] if k["index"] is None]
+    account = next((k for k in keys if k["key"] == {"S": account_pk}), None)
+    hot = max(keys, key=lambda k: (k["write_units"], k["read_units"]), default=None)
+    return CallUnits(
+        write=snapshot["write_units"],
+        read=snapshot["read_units"],
+        account_write=account["write_units"] if account else 0.0,
+        account_read=account["read_units"] if account else 0.0,
+        hot_key=key_label(hot["key"]) if hot else "–",
+        hot_write=hot["write_units"] if hot else 0.0,
+        hot_read=hot["read_units"] if hot else 0.0,
+        account_item_bytes=(account or {}).get("peak_item_bytes_by_sort_key", {}).get(ACCOUNT_SK),
+        throttled=snapshot["throttled"],
+    )
+
+
+class StreamFeeder:
+    """Lambda's event source mapping for the bench: reads the emulator's stream of the table and
+    invokes a warm events-dispatcher process with each batch (`{"Records": [...]}`), as in AWS
+    and `make dev` (infra/local/stream_poller.py, whose stream client this uses). After an
+    emulator restart (a compaction) it starts again at the stream's end. `wait_quiet(t)` waits
+    for a read round that began after `t` to find nothing: everything written before `t` has been
+    handed to the dispatcher and answered."""
+
+    def __init__(self, relay_port: int) -> None:
+        sys.path.insert(0, str(ROOT / "infra" / "local"))
+        from stream_poller import Stream  # noqa: PLC0415 - the local stack's own stream client
+
+        self.stream_class = Stream
+        self.relay = StoreRelay(relay_port)
+        self.fp = FunctionProcess(DISPATCHER, self.relay)
+        self.lock = threading.Lock()
+        self.quiet_since: float | None = None  # start of the last round that found nothing
+        self.records = 0
+        self.billed_ms = 0.0
+        self.failures: list[str] = []
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="stream-feeder", daemon=True)
+
+    def start(self) -> None:
+        self.fp.start()
+        self.fp.wait_ready()
+        self.thread.start()
+
+    def counters(self) -> tuple[int, float]:
+        """Stream records delivered, and the dispatcher's billed milliseconds, so far."""
+        with self.lock:
+            return self.records, self.billed_ms
+
+    def wait_quiet(self, after: float, timeout: float) -> bool:
+        deadline = time.perf_counter() + timeout
+        while time.perf_counter() < deadline:
+            with self.lock:
+                if self.quiet_since is not None and self.quiet_since > after:
+                    return True
+            time.sleep(0.005)
+        return False
+
+    def _iterators(self, stream: Any) -> tuple[str, dict[str, str]]:
+        arn = stream.arn(TABLE_NAME)
+        if arn is None:
+            raise RuntimeError("the table has no stream")
+        return arn, {shard: stream.iterator(arn, shard, "LATEST") for shard in stream.shards(arn)}
+
+    def _run(self) -> None:
+        arn, iterators = "", {}
+        while not self.stopping.is_set():
+            started = time.perf_counter()
+            try:
+                stream = self.stream_class(STORE.url)
+                if not iterators:
+                    arn, iterators = self._iterators(stream)
+                found = False
+                for shard, iterator in list(iterators.items()):
+                    records, following = stream.records(iterator)
+                    if records:
+                        found = True
+                        self._deliver(arn, records)
+                    iterators[shard] = following
+            except Exception as exc:  # noqa: BLE001 - the emulator restarted (or is restarting): start over
+                iterators = {}
+                detail = str(exc)
+                if isinstance(exc, urllib.error.HTTPError):
+                    detail += ": " + exc.read()[:300].decode(errors="replace")
+                with self.lock:
+                    self.quiet_since = None
+                    self.failures.append(detail[:400])
+                time.sleep(0.05)
+                continue
+            if not found:
+                with self.lock:
+                    self.quiet_since = started
+                time.sleep(0.01)
+
+    def _deliver(self, arn: str, records: list[dict[str, Any]]) -> None:
+        for record in records:
+            record["eventSourceARN"] = arn
+        inv = self.fp.invoke(json.dumps({"Records": records}).encode())
+        with self.lock:
+            self.records += len(records)
+            self.billed_ms += math.ceil(inv.latency_ms)
+        answer = json.loads(inv.body or b"null") if inv.kind == "response" else None
+        if inv.kind != "response" or (answer or {}).get("batchItemFailures"):
+            with self.lock:
+                self.failures.append(f"batch not fully handled: {inv.body[:200]!r}")
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join(timeout=5)
+        self.fp.stop()
+        self.relay.close()
+
+
+class EmulatorMeter:
+    """The emulator's capacity meter around measured calls: when `active`, `call` resets it
+    before each call and reads it after (waiting, if a stream feeder runs, for the stream work
+    the call caused)."""
+
+    def __init__(self) -> None:
+        self.active = False
+        self.account_pk = ""
+        self.feeder: StreamFeeder | None = None
+        self.feeder_at_reset = (0, 0.0)
+
+    def quiet(self, since: float | None = None, timeout: float = 60.0) -> float:
+        """Waits until the stream work of everything written before `since` (default: now) is
+        done; answers the seconds from `since` (inf if it took over `timeout`; nan without a feeder)."""
+        if self.feeder is None:
+            return math.nan
+        since = time.perf_counter() if since is None else since
+        if not self.feeder.wait_quiet(since, timeout):
+            log(f"stream feeder not caught up within {timeout:.0f} s")
+            return math.inf
+        return time.perf_counter() - since
+
+    def reset(self) -> None:
+        self.quiet()  # the previous call's stream work is done and metered before this one's
+        STORE.control("POST", "/_emulator/capacity/reset")
+        if self.feeder is not None:
+            self.feeder_at_reset = self.feeder.counters()
+
+    def read(self) -> CallUnits:
+        self.quiet()
+        units = units_of(STORE.control("GET", f"/_emulator/capacity?sort_key={ACCOUNT_SK}"), self.account_pk)
+        if self.feeder is not None:
+            records, billed = self.feeder.counters()
+            units.stream_records = records - self.feeder_at_reset[0]
+            units.dispatcher_billed_ms = billed - self.feeder_at_reset[1]
+        return units
+
+
+METER = EmulatorMeter()
+
+
+@dataclass
+class UnitsRow:
+    label: str
+    calls: list[CallUnits] = field(default_factory=list)
+    billed_ms: list[float] = field(default_factory=list)  # the call's Lambda duration, rounded up to 1 ms
+    error: str | None = None
+
+
+def units_pass(relay: StoreRelay, proxy: ProxyControl, s: Seed, functions: list[str]) -> dict[str, UnitsRow]:
+    """Every route's calls, one at a time in a warm process, each with the emulator's meter reset
+    before it and read once the stream work it caused is done (throttling off: one call at a
+    time never nears a key's budget)."""
+    rows: dict[str, UnitsRow] = {}
+    STORE.compact()
+    METER.quiet()  # the feeder reads the restarted emulator's stream
+    for route in ROUTES:
+        if route.function not in functions:
+            continue
+        for label in route.rows:
+            rows[label] = UnitsRow(label)
+        with FunctionProcess(route.function, relay) as fp:
+            fp.start()
+            fp.wait_ready()
+            try:
+                route.run(fp, s, proxy)  # caches warm; not counted
+                METER.active = True
+                for i in range(UNITS_CALLS):
+                    for step in route.run(fp, s, proxy):
+                        assert step.units is not None
+                        rows[step.label].calls.append(step.units)
+                        rows[step.label].billed_ms.append(math.ceil(step.inv.latency_ms))
+                    if (i + 1) % TRIM_EVERY == 0:
+                        METER.quiet()
+                        STORE.trim()
+            except (StartFailed, RuntimeError, KeyError, ValueError) as exc:
+                for label in route.rows:
+                    rows[label].error = str(exc)[:300]
+            finally:
+                METER.active = False
+        log(f"  units of {route.label}: " + "; ".join(
+            f"{label} {fmt(mean([c.write for c in rows[label].calls]), 2)} W / "
+            f"{fmt(mean([c.read for c in rows[label].calls]), 2)} R per call" for label in route.rows))
+    return rows
+
+
+@dataclass
+class Cost:
+    api: float
+    lambda_requests: float
+    lambda_duration: float
+    writes: float
+    reads: float
+    stream_reads: float = 0.0
+
+    @property
+    def total(self) -> float:
+        return self.api + self.lambda_requests + self.lambda_duration + self.writes + self.reads + self.stream_reads
+
+
+def cost_per_million(write: float, read: float, billed_ms: float, invocations: float, memory_mb: int) -> Cost:
+    """Dollars per million calls at the list prices: `invocations` Lambda invocations per call
+    (the route's, plus the dispatcher's) lasting `billed_ms` in all."""
+    return Cost(
+        api=PRICE_API_PER_MILLION,
+        lambda_requests=PRICE_LAMBDA_REQUEST_PER_MILLION * invocations,
+        lambda_duration=memory_mb / 1024 * billed_ms / 1000 * PRICE_LAMBDA_GB_SECOND * 1e6,
+        writes=PRICE_WRITE_UNIT_PER_MILLION * write,
+        reads=PRICE_READ_UNIT_PER_MILLION * read,
+    )
+
+
+def ceiling(units_per_call: float, budget: float) -> float:
+    return budget / units_per_call if units_per_call > 0 else math.inf
+
+
+def fmt_rate(x: float) -> str:
+    return "∞" if math.isinf(x) else fmt(x, 0)
+
+
+def times(x: float, floor: float) -> str:
+    """`x` as a multiple of its floor."""
+    if math.isnan(x):
+        return "–"
+    if floor <= 0:
+        return "at the floor" if x <= 0 else f"+{x:.2f}"
+    return f"{x / floor:.1f}×"
+
+
+def capacity_report(rows: dict[str, UnitsRow], dispatcher: bool) -> str:
+    memory = template_number("MemorySize")
+    batch = template_number("BatchSize")
+    out = [CAPACITY_SECTION + "\n"]
+    out.append(
+        f"Each route's calls, one at a time in a warm process ({UNITS_CALLS} measured per route, after one "
+        "unmeasured call), with the emulator's capacity meter (`GET /_emulator/capacity`, DynamoDB's sizing "
+        "rules, `infra/local/dynamodb_capacity.py`) reset before each call and read after it"
+        + (", once the events dispatcher, fed from the table's stream as Lambda's event source mapping "
+           "feeds it, has handled what the call wrote: its units count with the call's"
+           if dispatcher else "; no events-dispatcher binary was found, so stream-driven work is not counted")
+        + ". Throttling off (one call at a time never nears a key's budget). \"account key\" = the seeded "
+        f"account's partition key (`ACCOUNT#{{entity}}#{{user}}`: account item and ledger entries); "
+        "\"busiest key\" = the partition key with the most units per call (the account key for credit routes). "
+        f"\"account item\" = the largest size of the item `{ACCOUNT_SK}` seen by any request of the calls.\n"
+    )
+    out.append(
+        "| route | write units per call mean / p99 (floor, ×) | read units per call mean / p99 (floor, ×) "
+        "| account key: write / read units per call | busiest key: write / read per call | peak account item bytes "
+        "| store requests throttled |"
+    )
+    out.append("|---|---|---|---|---|---|---|")
+    for row in rows.values():
+        if not row.calls:
+            out.append(f"| {row.label} | failed: {row.error} | | | | | |")
+            continue
+        m = MINIMUMS.get(row.label)
+        w = [c.write for c in row.calls]
+        r = [c.read for c in row.calls]
+        item = max((c.account_item_bytes for c in row.calls if c.account_item_bytes is not None), default=None)
+        hot = collections.Counter(c.hot_key for c in row.calls).most_common(1)[0][0]
+
+        def per_call(attr: str) -> str:
+            return fmt(mean([getattr(c, attr) for c in row.calls]), 2)
+
+        def vs_floor(xs: list[float], floor: float | None) -> str:
+            shown = "–" if floor is None else f"{fmt(floor, 0)}, {times(mean(xs), floor)}"
+            return f"{fmt(mean(xs), 2)} / {fmt(percentile(xs, 99), 1)} ({shown})"
+
+        out.append(
+            f"| {row.label} | {vs_floor(w, m.write if m else None)} | {vs_floor(r, m.read if m else None)} "
+            f"| {per_call('account_write')} / {per_call('account_read')} "
+            f"| `{hot}` {per_call('hot_write')} / {per_call('hot_read')} "
+            f"| {item if item is not None else '–'} | {sum(c.throttled for c in row.calls)} |"
+        )
+    out.append("")
+    out.append(
+        f"Ceilings: calls per second one key can take, {WRITE_UNITS_PER_KEY:,.0f} ÷ write units per call on "
+        f"it and {READ_UNITS_PER_KEY:,.0f} ÷ read units per call on it (DynamoDB's per-partition limits; a "
+        "mix shares them linearly), on the account key and on the busiest key; the floor's ceiling takes "
+        "the floor's units on the account key (every unit of the floor lands there for credit routes: "
+        "entries share the account's key). Cost per million calls at on-demand list prices "
+        f"(us-east-1, checked {PRICE_DATE}): API Gateway HTTP API ${PRICE_API_PER_MILLION:.2f}/M requests; "
+        f"Lambda arm64 ${PRICE_LAMBDA_REQUEST_PER_MILLION:.2f}/M requests + ${PRICE_LAMBDA_GB_SECOND}/GB-s at "
+        f"the template's `MemorySize: {memory}` (infra/template.yaml), each call's measured local duration "
+        "rounded up to 1 ms (an overestimate: the local store is slower than DynamoDB), plus the events "
+        "dispatcher's: its duration as measured for the call's stream records, and one invocation per "
+        f"{batch} records (the event source mapping's `BatchSize`, full batches as under load; the "
+        "bench's feeder invokes it per read, more often); DynamoDB "
+        f"${PRICE_WRITE_UNIT_PER_MILLION}/M write request units, ${PRICE_READ_UNIT_PER_MILLION}/M read request "
+        "units; stream reads by Lambda's event source mapping $0. Sources: " + PRICE_SOURCES + ". The floor's "
+        "cost keeps the same API Gateway and Lambda figures (route's invocation only) with the floor's units.\n"
+    )
+    out.append(
+        "| route | account key ceiling calls/s: writes / reads (floor) | busiest key ceiling: writes / reads "
+        "| stream records per call "
+        "| $ per million calls: API + Lambda requests + Lambda duration + writes + reads + stream = total "
+        "| floor $ per million | × floor |"
+    )
+    out.append("|---|---|---|---|---|---|---|")
+    for row in rows.values():
+        if not row.calls:
+            continue
+        m = MINIMUMS.get(row.label)
+        n = len(row.calls)
+        w, r = mean([c.write for c in row.calls]), mean([c.read for c in row.calls])
+        aw, ar = mean([c.account_write for c in row.calls]), mean([c.account_read for c in row.calls])
+        hw, hr = mean([c.hot_write for c in row.calls]), mean([c.hot_read for c in row.calls])
+        # The dispatcher's invocations as the event source mapping makes them under load: full
+        # batches (BatchSize, infra/template.yaml); its duration as measured (it scales with records).
+        invocations = 1 + sum(c.stream_records for c in row.calls) / n / batch
+        billed = mean(row.billed_ms) + sum(c.dispatcher_billed_ms for c in row.calls) / n
+        cost = cost_per_million(w, r, billed, invocations, memory)
+        floor_ceiling = ""
+        floor_cost = None
+        if m:
+            floor_ceiling = (f" ({fmt_rate(ceiling(m.write, WRITE_UNITS_PER_KEY))} / "
+                             f"{fmt_rate(ceiling(m.read, READ_UNITS_PER_KEY))})")
+            floor_cost = cost_per_million(m.write, m.read, mean(row.billed_ms), 1, memory)
+        account_ceiling = f"{fmt_rate(ceiling(aw, WRITE_UNITS_PER_KEY))} / {fmt_rate(ceiling(ar, READ_UNITS_PER_KEY))}"
+        hot_ceiling = f"{fmt_rate(ceiling(hw, WRITE_UNITS_PER_KEY))} / {fmt_rate(ceiling(hr, READ_UNITS_PER_KEY))}"
+        out.append(
+            f"| {row.label} | {account_ceiling}{floor_ceiling} | {hot_ceiling} "
+            f"| {fmt(sum(c.stream_records for c in row.calls) / n, 1)} "
+            f"| {cost.api:.2f} + {cost.lambda_requests:.3f} + {cost.lambda_duration:.3f} + {cost.writes:.2f} + "
+            f"{cost.reads:.3f} + {cost.stream_reads:.2f} = **{cost.total:.2f}** "
+            f"| {f'{floor_cost.total:.2f}' if floor_cost else '–'} "
+            f"| {times(cost.total, floor_cost.total) if floor_cost else '–'} |"
+        )
+    out.append("")
+    out.append("Floors (physical minimum per call, as defined here): " + "; ".join(
+        f"{label} {fmt(m.write, 0)} W + {fmt(m.read, 0)} R ({m.why})" for label, m in MINIMUMS.items()) + ". "
+        "An item ≤ 1 KB written outside a transaction is 1 write unit; an item or page ≤ 4 KB read strongly "
+        "consistent is 1 read unit; a write's result comes back with it (`ReturnValues`) and API keys, "
+        "entities and tiers are cached per instance, so a mutation needs no read. A keyed spend adds its "
+        "idempotency record (1 W, on its own key): 3.\n")
+    return "\n".join(out)
+
+
+# --------------------------------------------------------------------------- hot account, throttling on
+
+HOT_REQUESTS = env_int("BENCH_HOT_REQUESTS", 400)  # spends per hot-account cell, one burst
+DRAIN_TIMEOUT_S = 60.0
+
+
+# Read units the driver's own polls of account items consumed (taken out of metered figures).
+POLL_READ_UNITS = [0.0]
+
+
+def journal_length(pk: str) -> int:
+    key = dict(zip(STORE.key_names, ({"S": pk}, {"S": ACCOUNT_SK})))
+    answer = STORE._call("GetItem", {"TableName": TABLE_NAME, "Key": key, "ConsistentRead": True,
+                                     "ReturnConsumedCapacity": "TOTAL"})
+    POLL_READ_UNITS[0] += answer.get("ConsumedCapacity", {}).get("CapacityUnits", 0.0)
+    return len(answer.get("Item", {}).get("journal", {}).get("L", []))
+
+
+def seconds_until_journal_empty(pk: str, since: float) -> float:
+    """Polls the account item (~20×/s) until its journal is empty or absent; seconds from
+    `since` (perf_counter), or inf after DRAIN_TIMEOUT_S."""
+    while time.perf_counter() - since < DRAIN_TIMEOUT_S:
+        if journal_length(pk) == 0:
+            return time.perf_counter() - since
+        time.sleep(0.05)
+    return math.inf
+
+
+@dataclass
+class HotCell:
+    clients: int
+    ms: list[float] = field(default_factory=list)
+    statuses: dict[int, int] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    wall_s: float = 0.0
+    units: CallUnits | None = None  # the whole burst and its stream work
+    peak_write_per_s: float = 0.0  # on the account key, in any one clock second
+    drain_s: float = math.nan
+    stream_s: float = math.nan  # until the dispatcher had handled every stream record of the burst
+    ledger: str = ""
+
+    def ok(self) -> int:
+        return sum(v for k, v in self.statuses.items() if 200 <= int(k) < 300)
+
+
+def spend_event(s: Seed) -> bytes:
+    return api_event(
+        "POST", f"/api/entities/{s.entity_id}/users/{s.user_id}/decrement-credits", server_headers(s), {"credits": 1}
+    )
+
+
+def hot_cell(procs: list[FunctionProcess], s: Seed, n: int) -> HotCell:
+    """One burst of HOT_REQUESTS keyless spends on one account from `n` warm processes, no
+    pause, throttling on; then how long until the account's journal is empty."""
+    note_other_busy()
+    cell = HotCell(n)
+    pk = f"ACCOUNT#{s.entity_id}#{s.user_id}"
+    event = spend_event(s)
+    STORE.compact()
+    METER.quiet()  # the feeder reads the restarted emulator's stream
+    for fp in procs[:n]:  # one unmeasured call each: caches warm
+        fp.invoke(event)
+    seconds_until_journal_empty(pk, time.perf_counter())
+    METER.quiet()
+    STORE.trim()
+    check = LedgerCheck([pk])
+    METER.reset()
+    lock = threading.Lock()
+    per_client = max(1, HOT_REQUESTS // n)
+
+    def client(fp: FunctionProcess) -> None:
+        for _ in range(per_client):
+            try:
+                inv = fp.invoke(event)
+            except StartFailed as exc:
+                with lock:
+                    cell.errors.append(str(exc)[:200])
+                return
+            status, _ = inv.answer()
+            with lock:
+                cell.statuses[status] = cell.statuses.get(status, 0) + 1
+                cell.ms.append(inv.latency_ms)
+
+    threads = [threading.Thread(target=client, args=(fp,), daemon=True) for fp in procs[:n]]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=INVOKE_TIMEOUT_S * per_client + 5)
+    end = time.perf_counter()
+    cell.wall_s = end - t0
+    polled = POLL_READ_UNITS[0]
+    cell.drain_s = seconds_until_journal_empty(pk, end)
+    cell.stream_s = METER.quiet(end)
+    cell.units = METER.read()
+    polled = POLL_READ_UNITS[0] - polled  # the driver's polls: not the service's reads
+    cell.units.read -= polled
+    cell.units.account_read -= polled
+    snapshot = STORE.control("GET", "/_emulator/capacity")
+    if not snapshot["throttle"]:
+        cell.errors.append("the emulator was not throttling")
+    account = next((k for k in snapshot["keys"] if k["key"] == {"S": pk}), {})
+    cell.peak_write_per_s = account.get("peak_write_units_per_second", 0.0)
+    check.batch(cell.ok())
+    cell.ledger = check.verdict()
+    note_other_busy()
+    return cell
+
+
+def hot_account(relay: StoreRelay, s: Seed) -> list[HotCell]:
+    """The hot-account cells: one account, 1/8/32/64 warm `credits` processes, throttling on."""
+    most = max(CONC_CLIENTS)
+    relays = [StoreRelay(relay.upstream_port) for _ in range(most)]
+    procs = [FunctionProcess("credits", r) for r in relays]
+    cells: list[HotCell] = []
+    STORE.set_throttle(True)
+    try:
+        for fp in procs:
+            fp.start()
+        for fp in procs:
+            fp.wait_ready()
+        for n in CONC_CLIENTS:
+            cell = hot_cell(procs, s, n)
+            u = cell.units
+            log(f"  hot account, {n} instances: {len(cell.ms)} calls in {cell.wall_s:.1f}s, statuses {cell.statuses}, "
+                f"p99 {fmt(percentile(cell.ms, 99), 0)} ms, account key W/spend "
+                f"{fmt(u.account_write / max(1, cell.ok()), 2) if u else '–'}, peak item "
+                f"{u.account_item_bytes if u else '–'} B, journal empty after {fmt(cell.drain_s, 2)} s, ledger {cell.ledger}")
+            cells.append(cell)
+    finally:
+        STORE.set_throttle(False)
+        for fp in procs:
+            fp.stop()
+        for r in relays:
+            r.close()
+    return cells
+
+
+def hot_report(cells: list[HotCell], note: str) -> str:
+    out = [HOT_SECTION + "\n"]
+    out.append(
+        f"One account, one burst of {HOT_REQUESTS} keyless spends (Q11 decrement `{{\"credits\":1}}`, server "
+        "credentials) per cell from N warm `credits` processes (one invocation at a time each, as Lambda scales "
+        "out), no pause, with the emulator **throttling per partition key** as DynamoDB does (1,000 write / "
+        "3,000 read units a second per key, `POST /_emulator/config {\"throttle\": true}`), and the events "
+        "dispatcher fed from the table's stream. Units are the emulator's meter over the burst and the stream "
+        "work it caused, per spend answered 2xx. \"peak account item\" = the largest the account item was "
+        "before or after any request of the burst (the meter). \"journal empty after\" = seconds from the "
+        "burst's last answer until a strongly consistent read of the account item shows no journal record "
+        "(polled ~20×/s); \"stream caught up after\" = seconds from it until the dispatcher had handled "
+        "every stream record written by then (the bench's feeder reads the stream and invokes one dispatcher "
+        "at a time, as the event source mapping does per shard). \"throttled\" = store requests the emulator "
+        "refused for throttling (the SDK retries "
+        "them). \"peak write units/s\" = the most in any one clock second on the account key (its budget "
+        "holds one second's worth and refills as it is spent, so a clock second can see up to twice the "
+        "rate). \"ledger\" as in the Q11-under-concurrency section, over the whole burst.\n"
+    )
+    out.append(
+        "| instances | calls | spends/s (2xx) | answers | p50 / p99 ms | write units per spend: account key "
+        "(all keys) | read units per spend | throttled | peak write units/s on the key | peak account item "
+        "bytes | journal empty after s | stream caught up after s | ledger |"
+    )
+    out.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for c in cells:
+        ok = max(1, c.ok())
+        u = c.units
+        answers = ", ".join(f"{k}: {v}" for k, v in sorted(c.statuses.items()))
+        if c.errors:
+            answers += f"; errors: {len(c.errors)} ({c.errors[0]})"
+        out.append(
+            f"| {c.clients} | {len(c.ms)} | {fmt(c.ok() / c.wall_s if c.wall_s else math.nan, 0)} | {answers} "
+            f"| {fmt(median(c.ms), 1)} / {fmt(percentile(c.ms, 99), 1)} "
+            f"| {fmt(u.account_write / ok, 2) if u else '–'} ({fmt(u.write / ok, 2) if u else '–'}) "
+            f"| {fmt(u.read / ok, 2) if u else '–'} | {u.throttled if u else '–'} | {fmt(c.peak_write_per_s, 0)} "
+            f"| {u.account_item_bytes if u and u.account_item_bytes is not None else '–'} "
+            f"| {'> ' + fmt(DRAIN_TIMEOUT_S, 0) if math.isinf(c.drain_s) else fmt(c.drain_s, 2)} "
+            f"| {'> 60' if math.isinf(c.stream_s) else fmt(c.stream_s, 2)} | {c.ledger} |"
+        )
+    out.append("")
+    if note:
+        out.append(note + "\n")
+    return "\n".join(out)
+
+
+# --------------------------------------------------------------------------- soak
+
+SOAK_SECONDS = env_int("BENCH_SOAK_SECONDS", 600)
+SOAK_WINDOW = env_int("BENCH_SOAK_WINDOW", 60)  # seconds per reported row
+SOAK_CLIENTS = env_int("BENCH_SOAK_CLIENTS", 8)  # warm credits processes serving the paced spends
+SOAK_SHARE = 0.8  # of one account's ceiling, and of what the local stack sustains
+SOAK_CALIBRATE_S = 5.0
+FLAT_TOLERANCE = 0.2  # last window within 20 % of the first (plus the slack below)
+FLAT_SLACK = {"item": 64.0, "p50": 2.0, "p99": 5.0, "units": 0.1}  # absolute: bytes, ms, ms, units
+
+
+@dataclass
+class SoakWindow:
+    start_s: float
+    ms: list[float] = field(default_factory=list)
+    waits_ms: list[float] = field(default_factory=list)  # scheduled → sent (a free process)
+    statuses: dict[int, int] = field(default_factory=dict)
+    units: CallUnits | None = None
+
+    def ok(self) -> int:
+        return sum(v for k, v in self.statuses.items() if 200 <= int(k) < 300)
+
+
+@dataclass
+class Soak:
+    ceiling: float = math.nan  # spends/s one account takes: 1,000 ÷ write units per spend on its key
+    units_per_spend: float = math.nan  # on the account key, in the calibration
+    sustained: float = math.nan  # spends/s (2xx) the local stack sustained in the calibration
+    target: float = math.nan
+    windows: list[SoakWindow] = field(default_factory=list)
+    seconds: float = 0.0
+    drain_s: float = math.nan
+    stream_s: float = math.nan
+    ledger: str = ""
+    errors: list[str] = field(default_factory=list)
+
+    def achieved(self) -> float:
+        """Spends sent per second over the paced part."""
+        return sum(sum(w.statuses.values()) for w in self.windows) / self.seconds if self.seconds else math.nan
+
+
+def closed_loop(procs: list[FunctionProcess], event: bytes, seconds: float) -> dict[int, int]:
+    """Every process spending back to back for `seconds`: statuses."""
+    statuses: collections.Counter[int] = collections.Counter()
+    lock = threading.Lock()
+    until = time.perf_counter() + seconds
+
+    def client(fp: FunctionProcess) -> None:
+        while time.perf_counter() < until:
+            status, _ = fp.invoke(event).answer()
+            with lock:
+                statuses[status] += 1
+
+    threads = [threading.Thread(target=client, args=(fp,), daemon=True) for fp in procs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=seconds + INVOKE_TIMEOUT_S + 5)
+    return dict(statuses)
+
+
+def soak_run(relay: StoreRelay, s: Seed) -> Soak:
+    """Keyless spends on one account, open loop (paced by the clock, not by the answers), for
+    BENCH_SOAK_SECONDS at min(80 % of one account's ceiling, 80 % of what the local stack
+    sustains), throttling on, the dispatcher fed from the stream. The meter is read and reset
+    at every window's end."""
+    soak = Soak()
+    pk = f"ACCOUNT#{s.entity_id}#{s.user_id}"
+    event = spend_event(s)
+    relays = [StoreRelay(relay.upstream_port) for _ in range(SOAK_CLIENTS)]
+    procs = [FunctionProcess("credits", r) for r in relays]
+    STORE.set_throttle(True)
+    try:
+        for fp in procs:
+            fp.start()
+        for fp in procs:
+            fp.wait_ready()
+        STORE.compact()
+        METER.quiet()
+        # Calibration: every process back to back; the units per spend on the account key give
+        # the account's ceiling, the answers per second what this machine's stack sustains.
+        METER.reset()
+        t0 = time.perf_counter()
+        statuses = closed_loop(procs, event, SOAK_CALIBRATE_S)
+        end = time.perf_counter()
+        # Sustained means the dispatcher keeps up too: until it has handled the stream's records.
+        lag = METER.quiet(end, timeout=120.0)
+        elapsed = end - t0 + (lag if math.isfinite(lag) else 0.0)
+        seconds_until_journal_empty(pk, time.perf_counter())
+        units = METER.read()
+        ok = sum(v for k, v in statuses.items() if 200 <= k < 300)
+        soak.units_per_spend = units.account_write / max(1, ok)
+        soak.ceiling = ceiling(soak.units_per_spend, WRITE_UNITS_PER_KEY)
+        soak.sustained = ok / elapsed
+        soak.target = float(os.environ.get("BENCH_SOAK_RATE") or 0) or min(
+            SOAK_SHARE * soak.ceiling, SOAK_SHARE * soak.sustained)
+        log(f"soak: calibration {statuses} in {end - t0:.1f}s, stream handled {lag:.1f}s later: "
+            f"{soak.sustained:.0f} spends/s sustained, "
+            f"{soak.units_per_spend:.2f} write units per spend on the account key (ceiling {soak.ceiling:.0f}/s); "
+            f"pacing at {soak.target:.1f}/s for {SOAK_SECONDS}s")
+        STORE.trim()
+        check = LedgerCheck([pk])
+        soak_paced(procs, event, soak)
+        end = time.perf_counter()
+        soak.drain_s = seconds_until_journal_empty(pk, end)
+        soak.stream_s = METER.quiet(end, timeout=600.0)
+        check.batch(sum(w.ok() for w in soak.windows))
+        soak.ledger = check.verdict()
+    finally:
+        STORE.set_throttle(False)
+        for fp in procs:
+            fp.stop()
+        for r in relays:
+            r.close()
+    return soak
+
+
+def soak_paced(procs: list[FunctionProcess], event: bytes, soak: Soak) -> None:
+    """The paced part: a pacer queues each spend at its instant (i / rate), the processes take
+    them in turn; a spend waits for a free process if none is (its wait is reported)."""
+    due: queue.Queue[float | None] = queue.Queue()
+    lock = threading.Lock()
+    start = time.perf_counter()
+    end = start + SOAK_SECONDS
+    windows = [SoakWindow(w) for w in range(0, SOAK_SECONDS, SOAK_WINDOW)]
+    soak.windows = windows
+
+    def window_of(at: float) -> SoakWindow:
+        return windows[min(len(windows) - 1, int((at - start) // SOAK_WINDOW))]
+
+    def pacer() -> None:
+        i = 0
+        while True:
+            at = start + i / soak.target
+            if at >= end:
+                break
+            time.sleep(max(0.0, at - time.perf_counter()))
+            due.put(at)
+            i += 1
+        for _ in procs:
+            due.put(None)
+
+    def worker(fp: FunctionProcess) -> None:
+        while (at := due.get()) is not None:
+            sent = time.perf_counter()
+            try:
+                inv = fp.invoke(event)
+            except StartFailed as exc:
+                with lock:
+                    soak.errors.append(str(exc)[:200])
+                return
+            status, _ = inv.answer()
+            with lock:
+                w = window_of(at)
+                w.statuses[status] = w.statuses.get(status, 0) + 1
+                w.ms.append(inv.latency_ms)
+                w.waits_ms.append((sent - at) * 1000)
+
+    threads = [threading.Thread(target=pacer, daemon=True)]
+    threads += [threading.Thread(target=worker, args=(fp,), daemon=True) for fp in procs]
+    METER.reset()
+    for t in threads:
+        t.start()
+    for w in windows:  # the meter, per window (stream work straddling a boundary lands in the next)
+        time.sleep(max(0.0, start + w.start_s + SOAK_WINDOW - time.perf_counter()))
+        w.units = units_of(STORE.control("GET", f"/_emulator/capacity?sort_key={ACCOUNT_SK}"), METER.account_pk)
+        STORE.control("POST", "/_emulator/capacity/reset")
+        log(f"  soak {w.start_s:4.0f}s: {sum(w.statuses.values())} spends, statuses {w.statuses}, "
+            f"p99 {fmt(percentile(w.ms, 99), 0)} ms, account item {w.units.account_item_bytes} B, "
+            f"W/spend on the key {fmt(w.units.account_write / max(1, w.ok()), 2)}")
+    for t in threads:
+        t.join(timeout=INVOKE_TIMEOUT_S + 5)
+    soak.seconds = time.perf_counter() - start
+
+
+def flat(first: float, last: float, slack: float) -> bool:
+    return last <= first * (1 + FLAT_TOLERANCE) + slack
+
+
+def soak_report(soak: Soak, note: str) -> str:
+    out = [SOAK_SECTION + "\n"]
+    out.append(
+        f"Keyless spends (Q11 decrement `{{\"credits\":1}}`) on **one account** for {SOAK_SECONDS} s, open loop "
+        f"(each spend sent at its instant, i ÷ rate, by whichever of {SOAK_CLIENTS} warm `credits` processes is "
+        "free; \"wait\" is how long a spend waited for one), throttling per partition key on, the events "
+        "dispatcher fed from the table's stream. The rate is "
+        f"min({SOAK_SHARE:.0%} of one account's ceiling, {SOAK_SHARE:.0%} of what the local stack sustains), "
+        f"both measured first: every process spending back to back for {SOAK_CALIBRATE_S:.0f} s gave "
+        f"{fmt(soak.units_per_spend, 2)} write units per spend on the account key, so a ceiling of "
+        f"{fmt_rate(soak.ceiling)} spends/s (1,000 ÷ that), and {fmt(soak.sustained, 1)} spends/s sustained "
+        "here (spends answered ÷ the time until the dispatcher had also handled their stream records). "
+        f"**Targeted {fmt(soak.target, 1)} spends/s"
+        + (" (BENCH_SOAK_RATE)" if os.environ.get("BENCH_SOAK_RATE") else "")
+        + f", achieved {fmt(soak.achieved(), 1)}"
+        f"** ({fmt(100 * soak.target / soak.ceiling, 0) if not math.isinf(soak.ceiling) else '0'} % of the "
+        "account's ceiling: the single-threaded emulator, not DynamoDB, bounds the rate here; see README). "
+        f"Rows are {SOAK_WINDOW} s windows; units are the emulator's meter over the window per spend answered "
+        "2xx in it; \"account item\" is its largest size in the window.\n"
+    )
+    out.append(
+        "| window s | spends | answers | p50 / p99 ms | wait p99 ms | write units per spend: account key (all) "
+        "| read units per spend | throttled | peak account item bytes |"
+    )
+    out.append("|---|---|---|---|---|---|---|---|---|")
+    for w in soak.windows:
+        ok = max(1, w.ok())
+        u = w.units
+        answers = ", ".join(f"{k}: {v}" for k, v in sorted(w.statuses.items()))
+        out.append(
+            f"| {w.start_s}–{w.start_s + SOAK_WINDOW} | {sum(w.statuses.values())} | {answers} "
+            f"| {fmt(median(w.ms), 1)} / {fmt(percentile(w.ms, 99), 1)} | {fmt(percentile(w.waits_ms, 99), 1)} "
+            f"| {fmt(u.account_write / ok, 2) if u else '–'} ({fmt(u.write / ok, 2) if u else '–'}) "
+            f"| {fmt(u.read / ok, 2) if u else '–'} | {u.throttled if u else '–'} "
+            f"| {u.account_item_bytes if u and u.account_item_bytes is not None else '–'} |"
+        )
+    out.append("")
+    out.append(soak_verdict(soak))
+    if note:
+        out.append("\n" + note + "\n")
+    return "\n".join(out)
+
+
+def soak_verdict(soak: Soak) -> str:
+    windows = [w for w in soak.windows if w.units is not None and w.ms]
+    errors = sum(v for w in soak.windows for k, v in w.statuses.items() if int(k) >= 500 or int(k) == 0)
+    parts = [f"Answers ≥ 500 (or none): {errors} — **{'met' if errors == 0 else 'NOT met'}**."]
+    if len(windows) >= 2:
+        a, b = windows[0], windows[-1]
+        assert a.units is not None and b.units is not None
+        checks = [
+            ("peak account item bytes", a.units.account_item_bytes or 0, b.units.account_item_bytes or 0, "item"),
+            ("p50 ms", median(a.ms), median(b.ms), "p50"),
+            ("p99 ms", percentile(a.ms, 99), percentile(b.ms, 99), "p99"),
+            ("write units per spend on the account key", a.units.account_write / max(1, a.ok()),
+             b.units.account_write / max(1, b.ok()), "units"),
+        ]
+        verdicts = [(name, x, y, flat(x, y, FLAT_SLACK[k])) for name, x, y, k in checks]
+        ok = all(v for *_, v in verdicts)
+        parts.append(
+            f"Flat, last window vs first (within {FLAT_TOLERANCE:.0%} plus a small absolute slack: "
+            f"{FLAT_SLACK['item']:.0f} bytes, {FLAT_SLACK['p50']:.0f} / {FLAT_SLACK['p99']:.0f} ms, "
+            f"{FLAT_SLACK['units']} units): **{'yes' if ok else 'NO'}** — "
+            + "; ".join(f"{name} {fmt(x, 2)} → {fmt(y, 2)}{'' if v else ' (grew)'}" for name, x, y, v in verdicts) + "."
+        )
+    else:
+        parts.append("Flat: fewer than two windows, no verdict.")
+    parts.append(
+        f"Journal empty {'after > ' + fmt(DRAIN_TIMEOUT_S, 0) if math.isinf(soak.drain_s) else fmt(soak.drain_s, 2)} s "
+        f"after the last spend; the dispatcher had handled every stream record "
+        f"{'over 600' if math.isinf(soak.stream_s) else fmt(soak.stream_s, 1)} s after it; ledger {soak.ledger}."
+        + (f" Errors: {len(soak.errors)} ({soak.errors[0]})." if soak.errors else "")
+    )
+    return " ".join(parts) + "\n"
 
 
 # --------------------------------------------------------------------------- report
@@ -1826,6 +2742,60 @@ def targets(binaries: dict[str, BinaryStats], rows: dict[str, RowStats]) -> list
 # --------------------------------------------------------------------------- main
 
 
+SECTIONS = ("concurrency", "hot", "soak")  # BENCH_ONLY words naming a section, not a function
+
+
+class Feeding:
+    """The stream feeder (and dispatcher) while a section runs, as METER's."""
+
+    def __init__(self, relay: StoreRelay) -> None:
+        self.relay = relay
+        self.feeder: StreamFeeder | None = None
+
+    def __enter__(self) -> StreamFeeder | None:
+        if (RELEASE / DISPATCHER).is_file():
+            self.feeder = StreamFeeder(self.relay.upstream_port)
+            self.feeder.start()
+            METER.feeder = self.feeder
+            METER.quiet()
+        return self.feeder
+
+    def __exit__(self, *exc: Any) -> None:
+        METER.feeder = None
+        if self.feeder is not None:
+            if self.feeder.failures:
+                kinds = collections.Counter(f[:120] for f in self.feeder.failures)
+                log(f"stream feeder: {len(self.feeder.failures)} failed read(s) (emulator restarts): {dict(kinds)}")
+            self.feeder.stop()
+
+
+def run_sections(wanted: list[str], relay: StoreRelay, proxy: ProxyControl, s: Seed, proxy_url: str,
+                 raw: dict[str, Any]) -> dict[str, str]:
+    """The sections after the per-binary figures, each as report text by heading."""
+    texts: dict[str, str] = {}
+    if "concurrency" in wanted:
+        started = time.monotonic()
+        raws, cells = concurrency(relay, proxy, s, proxy_url)
+        texts[CONC_SECTION] = conc_report(raws, cells, conc_note(time.monotonic() - started, None))
+        raw["concurrency"] = [c.__dict__ for c in cells]
+        raw["raw_update_item"] = [c.__dict__ for c in raws]
+    if "hot" in wanted:
+        started = time.monotonic()
+        log(f"hot account, throttling on: instances {CONC_CLIENTS}, {HOT_REQUESTS} spends per cell")
+        with Feeding(relay):
+            hot = hot_account(relay, s)
+        texts[HOT_SECTION] = hot_report(hot, conc_note(time.monotonic() - started, None))
+        raw["hot_account"] = [c.__dict__ for c in hot]
+    if "soak" in wanted:
+        started = time.monotonic()
+        log(f"soak: {SOAK_SECONDS}s on one account, throttling on")
+        with Feeding(relay):
+            soak = soak_run(relay, s)
+        texts[SOAK_SECTION] = soak_report(soak, conc_note(time.monotonic() - started, None))
+        raw["soak"] = soak.__dict__
+    return texts
+
+
 def main() -> int:
     started = time.monotonic()
     WORK.mkdir(parents=True, exist_ok=True)
@@ -1833,15 +2803,18 @@ def main() -> int:
         old.unlink()
     all_functions = discover_functions()
     only = [n.strip() for n in os.environ.get("BENCH_ONLY", "").split(",") if n.strip()]
-    conc_only = only == ["concurrency"]  # BENCH_ONLY=concurrency: the Q11-under-concurrency section alone
-    run_conc = not only or "concurrency" in only
+    # BENCH_ONLY of section words alone (concurrency, hot, soak): those sections, spliced into the results file.
+    sections_only = bool(only) and all(w in SECTIONS for w in only)
+    wanted = [w for w in SECTIONS if not only or w in only]
     functions = [f for f in all_functions if f in only] if only else all_functions
-    binaries = [] if conc_only else [*functions, BASELINE]
+    binaries = [] if sections_only else [*functions, BASELINE]
     seeders = ["admin", "auth", "tiers", "credits"]
     missing = [b for b in [*binaries, *seeders, "create-table"] if not (RELEASE / b).is_file()]
     if missing:
         log(f"missing release binaries {missing}: run `make bench` (it builds them first)")
         return 2
+    if not (RELEASE / DISPATCHER).is_file():
+        log(f"no {DISPATCHER} binary: stream-driven work is not run nor counted")
     py = sys.executable
     STORE.start()
     emulator_url = STORE.url
@@ -1855,8 +2828,10 @@ def main() -> int:
     relay = StoreRelay(int(proxy_url.rsplit(":", 1)[1]))
     proxy = ProxyControl(proxy_url)
     log(f"fault proxy at {proxy_url} (all rates 0, conflicts modeled), relay on :{relay.port}")
+    raw: dict[str, Any] = {}
     try:
         s = seed(relay, proxy, all_functions)
+        METER.account_pk = f"ACCOUNT#{s.entity_id}#{s.user_id}"
         schema = json.loads(
             subprocess.run(
                 [str(RELEASE / "create-table"), "--print-schema"], capture_output=True, check=True, timeout=60
@@ -1864,14 +2839,10 @@ def main() -> int:
         )
         STORE.track([k["AttributeName"] for k in schema["keySchema"]])
         log(f"seeded entity {s.entity_id}, user {s.user_id}; {len(STORE.keep)} items kept")
-        if conc_only:
-            seeded_at = time.monotonic() - started
-            raws, cells = concurrency(relay, proxy, s, proxy_url)
-            section = conc_report(raws, cells, conc_note(time.monotonic() - started, seeded_at))
-            (WORK / "concurrency.json").write_text(json.dumps(
-                {"raw_update_item": [c.__dict__ for c in raws], "cells": [c.__dict__ for c in cells]},
-                indent=1, default=str))
-            text = section
+        if sections_only:
+            sections = run_sections(wanted, relay, proxy, s, proxy_url, raw)
+            (WORK / "sections.json").write_text(json.dumps(raw, indent=1, default=str))
+            text = "\n".join(sections.values())
         else:
             bstats = {b: BinaryStats(b, (RELEASE / b).stat().st_size) for b in binaries}
             rows: dict[str, RowStats] = {}
@@ -1914,16 +2885,16 @@ def main() -> int:
 
             skipped = [f for f in functions if not any(r.function == f for r in ROUTES)]
             text = report(bstats, rows, time.monotonic() - started, skipped)
-            raw: dict[str, Any] = {
-                "binaries": {k: v.__dict__ for k, v in bstats.items()},
-                "rows": {k: v.__dict__ for k, v in rows.items()},
-            }
-            if run_conc:
-                conc_started = time.monotonic()
-                raws, cells = concurrency(relay, proxy, s, proxy_url)
-                text = splice_section(text, conc_report(raws, cells, conc_note(time.monotonic() - conc_started, None)))
-                raw["concurrency"] = [c.__dict__ for c in cells]
-                raw["raw_update_item"] = [c.__dict__ for c in raws]
+            raw["binaries"] = {k: v.__dict__ for k, v in bstats.items()}
+            raw["rows"] = {k: v.__dict__ for k, v in rows.items()}
+            if any(r.function in functions for r in ROUTES):
+                log(f"units per call: {UNITS_CALLS} calls per route, meter reset before each")
+                with Feeding(relay) as feeder:
+                    units = units_pass(relay, proxy, s, functions)
+                text = splice_section(text, CAPACITY_SECTION, capacity_report(units, feeder is not None))
+                raw["units"] = {k: v.__dict__ for k, v in units.items()}
+            for heading, section in run_sections(wanted, relay, proxy, s, proxy_url, raw).items():
+                text = splice_section(text, heading, section)
             (WORK / "results.json").write_text(json.dumps(raw, indent=1, default=str))
     finally:
         proxy.close()
@@ -1931,9 +2902,11 @@ def main() -> int:
         for child in list(CHILDREN):
             stop_child(child)
     print(text, end="")
-    if conc_only:
+    if sections_only:
         previous = RESULTS_PATH.read_text() if RESULTS_PATH.is_file() else "# `make bench` results\n"
-        text = splice_section(previous, text)
+        for heading, section in sections.items():
+            previous = splice_section(previous, heading, section)
+        text = previous
     RESULTS_PATH.write_text(text)
     log(f"wrote {RESULTS_PATH.relative_to(ROOT) if RESULTS_PATH.is_relative_to(ROOT) else RESULTS_PATH}")
     return 0

@@ -24,7 +24,7 @@ use serde_json::Value;
 use tower::ServiceExt;
 
 use shared::AppState;
-use shared::clock::ManualClock;
+use shared::clock::{ManualClock, SharedClock, SystemClock};
 use shared::config::{Config, DEFAULT_AUTH_CACHE_SECONDS, Secret, StripeConfig, WebhookConfig};
 
 use shared::store::dynamo::DynamoStore;
@@ -141,9 +141,14 @@ impl TestApp {
 
     /// The service on an existing `table` of the store at `endpoint`, payments going to
     /// `stripe`: what a separate OS process serving the functions runs (`functions-process`).
+    /// Its functions keep real time, as an instance's clock does (the account forgets keys
+    /// moved out a while ago).
     pub async fn attach(endpoint: &str, table: &str, stripe: &str) -> Self {
         let dynamodb = emulator::client_at(endpoint).await;
-        Self::on_table_with(dynamodb, table.to_owned(), DEFAULT_AUTH_CACHE_SECONDS, stripe.to_owned())
+        let mut app = Self::on_table_with(dynamodb, table.to_owned(), DEFAULT_AUTH_CACHE_SECONDS, stripe.to_owned());
+        let limits = (DEFAULT_AUTH_CACHE_SECONDS, TEST_REQUEST_BUDGET_MILLIS);
+        app.functions = Self::functions(&app.dynamodb, &app.table, Arc::new(SystemClock), limits, app.stripe.clone());
+        app
     }
 
     fn on_table(dynamodb: aws_sdk_dynamodb::Client, table: String, auth_cache_seconds: u64) -> Self {
@@ -166,7 +171,7 @@ impl TestApp {
     fn functions(
         dynamodb: &aws_sdk_dynamodb::Client,
         table: &str,
-        clock: Arc<ManualClock>,
+        clock: SharedClock,
         (auth_cache_seconds, request_budget_millis): (u64, u64),
         stripe: String,
     ) -> HashMap<String, Function> {

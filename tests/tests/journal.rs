@@ -135,16 +135,17 @@ async fn a_writer_whose_claiming_write_lost_its_answer_moves_the_journal_itself(
     let proxy = emulator::proxy(&["--no-model-conflicts"]);
     let app = TestApp::behind(&proxy.endpoint).await;
     let entity = app.funded(100).await;
-    // The grant moved nothing (one record); six more spends make seven.
-    for i in 0..6 {
+    // The grant moved nothing (one record); spends bring it one short of a move.
+    let before_move = shared::accounts::MOVE_EVERY - 1;
+    for i in 1..before_move {
         let spend =
             post(&app, &entity, "/users/u-1/decrement-credits", json!({"credits": 1, "reason": format!("s{i}")}));
         assert_eq!(spend.await.status, StatusCode::OK);
     }
-    assert_eq!(account(&app, &entity, "u-1").await.journal.len(), 7);
+    assert_eq!(account(&app, &entity, "u-1").await.journal.len(), before_move);
     control(&proxy.endpoint, "POST", "/_proxy/drop-next", r#"{"op": "UpdateItem", "count": 1}"#);
-    let eighth = post(&app, &entity, "/users/u-1/decrement-credits", json!({"credits": 1, "reason": "s6"})).await;
-    assert_eq!(eighth.status, StatusCode::OK, "{:?}", eighth.body);
+    let claiming = post(&app, &entity, "/users/u-1/decrement-credits", json!({"credits": 1, "reason": "last"})).await;
+    assert_eq!(claiming.status, StatusCode::OK, "{:?}", claiming.body);
     let after = account(&app, &entity, "u-1").await;
     assert!(after.journal.is_empty(), "{} records left behind a claim nobody acts on", after.journal.len());
     assert_eq!(after.mover_until, 0);
@@ -218,7 +219,10 @@ async fn account_of(app: &TestApp, entity: &EntityFixture) -> shared::domain::ac
 }
 
 #[tokio::test]
-async fn every_trim_of_a_long_move_forgets_its_own_share_of_old_keys() {
+async fn every_move_forgets_its_own_share_of_old_keys() {
+    const FORGET_AT_MOST: usize = 40; // accounts::moving, per trim
+    // Grants a journal takes while its moves fail (below `MAX_JOURNAL_BYTES` of records).
+    const ADDED: usize = 5;
     let app = TestApp::start().await;
     let entity = app.entity(&[]).await;
     let plain = store(&app);
@@ -231,16 +235,19 @@ async fn every_trim_of_a_long_move_forgets_its_own_share_of_old_keys() {
     accounts::settle(ledger(&plain, &app.clock, &slots), account).await.expect("settle");
     app.clock.advance_seconds(2);
     let faulty = FaultyStore::new(store(&app));
-    faulty.moves_fail.store(true, Ordering::SeqCst);
-    for i in 0..60 {
-        let key = IdempotencyKey::internal(&entity.entity_id, &format!("new {i}"));
-        grant(ledger(&faulty, &app.clock, &slots), account, &key, 1).await.expect("grant");
+    let mut remembered = vec![account_of(&app, &entity).await.recent_keys.len()];
+    for round in 0..2 {
+        faulty.moves_fail.store(true, Ordering::SeqCst);
+        for i in 0..ADDED {
+            let key = IdempotencyKey::internal(&entity.entity_id, &format!("new {round} {i}"));
+            grant(ledger(&faulty, &app.clock, &slots), account, &key, 1).await.expect("grant");
+        }
+        accounts::settle(ledger(&plain, &app.clock, &slots), account).await.expect("settle");
+        remembered.push(account_of(&app, &entity).await.recent_keys.len());
     }
-    let before = account_of(&app, &entity).await.recent_keys.len();
-    accounts::settle(ledger(&plain, &app.clock, &slots), account).await.expect("settle");
-    let after = account_of(&app, &entity).await.recent_keys.len();
-    assert_eq!(before, 180);
-    assert!(before - after > 40, "one move of two batches forgot {} keys", before - after);
+    assert_eq!(remembered[0], 120);
+    assert_eq!(remembered[1], 120 + ADDED - FORGET_AT_MOST, "{remembered:?}");
+    assert_eq!(remembered[2], 120 + 2 * ADDED - 2 * FORGET_AT_MOST, "the second move forgot others: {remembered:?}");
 }
 
 #[tokio::test]

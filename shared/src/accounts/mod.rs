@@ -25,7 +25,7 @@ mod slots;
 
 use std::future::Future;
 
-pub use moving::{move_journal, settle};
+pub use moving::{MOVE_EVERY, move_journal, settle};
 pub use slots::AccountSlots;
 
 use serde::{Deserialize, Serialize};
@@ -150,6 +150,7 @@ where
         key,
         outcome_of: &outcome_of,
         forgotten_by: started,
+        unsure: false,
         reserved: false,
         stale_slot: None,
     };
@@ -166,6 +167,9 @@ struct Writer<'a, F> {
     /// The write requires that the account forgot no key after this instant: until then, the
     /// key's idempotency record was read (or the key is new) and found absent.
     forgotten_by: i64,
+    /// A write of this change may have landed without its answer reaching us (the store
+    /// failed or timed out): from then on a fresh key may have been used, by that write.
+    unsure: bool,
     /// This request claimed the key (`IdempotencyStore::reserve`).
     reserved: bool,
     /// The key's slot in `recentKeys` as an earlier use left it, whose record has expired
@@ -221,15 +225,19 @@ impl<T: Outcome, F: Fn(&Applied, i64) -> Result<T, Error>> Writer<'_, F> {
             }
             if let Some(records) = moving::room_needed(&snapshot) {
                 tracing::info!(entity_id, user_id, records, "account item full; moving its journal before writing");
-                if self.timed(moving::make_room(self.ledger, &snapshot)).await? {
-                    (snapshot, fresh) = (self.load().await?, true);
-                    continue;
-                }
-                // Its mover is at it: give it a moment, then write; the store refuses a write
-                // past the bound and hands back the account as it is then.
-                self.timed(crate::store::dynamo::backoff(attempt)).await?;
+                snapshot = if self.timed(moving::make_room(self.ledger, &snapshot)).await? {
+                    self.load().await?
+                } else {
+                    self.wait_for_room().await?
+                };
+                fresh = true;
+                continue;
             }
             let now = self.ledger.clock.now_millis();
+            if !self.key.may_be_used() && !self.unsure {
+                // A fresh key, never sent before: no key forgotten so far can be its use.
+                self.forgotten_by = self.forgotten_by.max(now - CLOCK_MARGIN_MILLIS);
+            }
             let applied = match apply(&snapshot, change, now, &mut new_ordered_id) {
                 Ok(applied) => applied,
                 // The state this process knew may be behind (credits granted elsewhere).
@@ -266,6 +274,7 @@ impl<T: Outcome, F: Fn(&Applied, i64) -> Result<T, Error>> Writer<'_, F> {
                 // The write may have landed: the next attempt finds its key if it did.
                 Err(StoreError::Unavailable(cause)) => {
                     tracing::debug!(%cause, attempt, "store unavailable; retrying the change");
+                    self.unsure = true;
                     self.timed(crate::store::dynamo::backoff(attempt)).await?;
                 }
                 Err(err) => return Err(err.into()),
@@ -275,6 +284,21 @@ impl<T: Outcome, F: Fn(&Applied, i64) -> Result<T, Error>> Writer<'_, F> {
         // The last state seen is the freshest there is: keep it for the next change.
         *cached = Some(snapshot);
         self.resolve().await
+    }
+
+    /// Waits while another mover empties the full journal: each look is a read, far cheaper
+    /// than a write the store would refuse (which pays for the whole item). The request's
+    /// deadline bounds the wait.
+    async fn wait_for_room(&self) -> Result<Account, Error> {
+        let mut round = 0;
+        loop {
+            round += 1;
+            self.timed(crate::store::dynamo::backoff(round.min(3))).await?;
+            let current = self.load().await?;
+            if moving::room_needed(&current).is_none() || current.mover_until <= self.ledger.clock.now_millis() {
+                return Ok(current);
+            }
+        }
     }
 
     fn append_of(&self, snapshot: &Account, applied: &Applied, change: &Change, now: i64) -> Append {
@@ -383,7 +407,8 @@ impl<T: Outcome, F: Fn(&Applied, i64) -> Result<T, Error>> Writer<'_, F> {
     /// once the read finds nothing, the write may require no more than what it saw (whatever
     /// the clocks of the instances that forgot them say).
     async fn recheck_if_forgotten(&mut self, current: &Account) -> Result<Option<Answer<T>>, Error> {
-        if current.keys_forgotten_before <= self.forgotten_by {
+        let fresh_key = !self.key.may_be_used() && !self.unsure;
+        if current.keys_forgotten_before <= self.forgotten_by || fresh_key {
             return Ok(None);
         }
         let answer = self.recorded().await?;

@@ -14,8 +14,9 @@ use crate::store::{Claim, MovedRecord, StoredOutcome, Trim};
 use super::{AccountRef, Facts, Ledger};
 
 /// A writer that knows the journal is about to be this long claims it for moving with its
-/// write (`claim_with_write`).
-pub const MOVE_EVERY: usize = 8;
+/// write (`claim_with_write`): few records, as each one waiting in the item is paid again by
+/// every write of it.
+pub const MOVE_EVERY: usize = 4;
 /// Records moved out keep their key in `recentKeys` at least this long.
 const KEEP_KEYS_MILLIS: i64 = 1_000;
 /// Keys forgotten per trim at most (an update expression is limited to 4 KB).

@@ -22,10 +22,10 @@ pub fn put(record: &StoredOutcome, table: &str) -> StoreResult<TransactWriteItem
     Ok(TransactWriteItem::builder().put(put).build())
 }
 
-/// A moved journal record's idempotency record as a transaction action: it replaces only the
-/// change's own claim on the key (or the same record, moved again), never another request's.
-pub fn moved(record: &StoredOutcome, table: &str) -> StoreResult<TransactWriteItem> {
-    let put = Put::builder()
+/// A moved journal record's idempotency record: it replaces only the change's own claim on
+/// the key (or the same record, moved again), never another request's.
+pub fn moved(record: &StoredOutcome, table: &str) -> StoreResult<Put> {
+    Put::builder()
         .table_name(table)
         .set_item(Some(item(record)))
         .condition_expression(
@@ -34,8 +34,8 @@ pub fn moved(record: &StoredOutcome, table: &str) -> StoreResult<TransactWriteIt
         .expression_attribute_values(":attempt", s(&record.attempt))
         .expression_attribute_values(":fingerprint", s(&record.fingerprint))
         .expression_attribute_values(":pending", AttributeValue::Bool(true))
-        .build();
-    Ok(TransactWriteItem::builder().put(put.map_err(|e| StoreError::Internal(e.to_string()))?).build())
+        .build()
+        .map_err(|e| StoreError::Internal(e.to_string()))
 }
 
 fn item(record: &StoredOutcome) -> Item {

@@ -19,8 +19,15 @@ use crate::domain::ledger::HoldChange;
 use crate::store::keys;
 use crate::store::{Claim, MovedRecord, StoreError, StoreResult, Trim, Written};
 
-/// How often `move_out` drops records another writer moved first, before giving up.
+/// How often a move transaction drops records another writer moved first, before giving up.
 const MOVE_ATTEMPTS: usize = 6;
+/// Puts of plain records' items in flight at once.
+const PUTS_AT_ONCE: usize = 16;
+
+/// A record that writes only its entries and idempotency record (no holds, no purchase count).
+fn is_plain(record: &MovedRecord) -> bool {
+    record.applied.holds.is_empty() && record.applied.purchased_tier.is_none()
+}
 
 fn built<T, E: std::fmt::Display>(result: Result<T, E>) -> StoreResult<T> {
     result.map_err(|e| StoreError::Internal(e.to_string()))
@@ -216,16 +223,73 @@ impl DynamoStore {
         }
     }
 
-    /// One transaction of the records' items; entries must be new, so a record another writer
-    /// moved first fails it, and that record and those before it are dropped and the rest
-    /// retried. A record whose key another request holds keeps that request's record (and is
-    /// logged): the mover never overwrites another request's answer.
+    /// Writes the records' items in journal order. A run of plain records (an entry or more
+    /// and an idempotency record each) is written as single conditional puts, each paid once
+    /// (a transaction pays every item twice); a run that opens or settles holds or counts a
+    /// purchase moves in transactions, as those items must change exactly once.
     pub(super) async fn move_records(
         &self,
         entity_id: &str,
         user_id: &str,
         records: &[MovedRecord],
     ) -> StoreResult<()> {
+        let mut rest = records;
+        while let Some(first) = rest.first() {
+            let plain = is_plain(first);
+            let (run, after) = rest.split_at(rest.iter().take_while(|r| is_plain(r) == plain).count());
+            if plain {
+                self.put_records(entity_id, user_id, run).await?;
+            } else {
+                self.move_in_transactions(entity_id, user_id, run).await?;
+            }
+            rest = after;
+        }
+        Ok(())
+    }
+
+    /// Plain records' items as single puts, many at once: every idempotency record first, then
+    /// the entries, so an entry that exists means its record's idempotency record does (a mover
+    /// that finds an entry written skips that record). An entry already there was moved by
+    /// another mover (same position, same content); an idempotency record that may not be
+    /// written belongs to another request, and is kept.
+    async fn put_records(&self, entity_id: &str, user_id: &str, records: &[MovedRecord]) -> StoreResult<()> {
+        let idem = records.iter().map(|moved| idempotency::moved(&moved.idem, &self.table));
+        for (written, moved) in self.put_all(idem.collect::<StoreResult<Vec<_>>>()?).await?.into_iter().zip(records) {
+            if !written {
+                tracing::warn!(key = %moved.idem.key, "key's record belongs to another request; kept");
+            }
+        }
+        let mut entries = Vec::new();
+        for entry in records.iter().flat_map(|moved| &moved.applied.entries) {
+            let item = to_item(entry, &keys::entry(entity_id, user_id, entry.position), "entry")?;
+            let put = Put::builder().table_name(&self.table).set_item(Some(item));
+            entries.push(built(put.condition_expression("attribute_not_exists(pk)").build())?);
+        }
+        self.put_all(entries).await.map(|_| ())
+    }
+
+    /// Each put on its own, `PUTS_AT_ONCE` in flight; per put, whether its condition held.
+    async fn put_all(&self, puts: Vec<Put>) -> StoreResult<Vec<bool>> {
+        use futures::StreamExt;
+        let calls = puts.into_iter().map(|put| {
+            let call = self
+                .client
+                .put_item()
+                .table_name(put.table_name)
+                .set_item(Some(put.item))
+                .set_condition_expression(put.condition_expression)
+                .set_expression_attribute_names(put.expression_attribute_names)
+                .set_expression_attribute_values(put.expression_attribute_values);
+            async move { super::condition_held(call.send().await).map(|held| held.is_some()) }
+        });
+        futures::stream::iter(calls).buffered(PUTS_AT_ONCE).collect::<Vec<_>>().await.into_iter().collect()
+    }
+
+    /// One transaction of the records' items; entries must be new, so a record another writer
+    /// moved first fails it, and that record and those before it are dropped and the rest
+    /// retried. A record whose key another request holds keeps that request's record (and is
+    /// logged): the mover never overwrites another request's answer.
+    async fn move_in_transactions(&self, entity_id: &str, user_id: &str, records: &[MovedRecord]) -> StoreResult<()> {
         let mut start = 0;
         let mut foreign = BTreeSet::new();
         for _ in 0..MOVE_ATTEMPTS {
@@ -283,7 +347,7 @@ impl DynamoStore {
                 *count = (count.0 + 1, at);
             }
             if !foreign.contains(&index) {
-                items.push(idempotency::moved(&moved.idem, &self.table)?);
+                items.push(TransactWriteItem::builder().put(idempotency::moved(&moved.idem, &self.table)?).build());
                 actions.push(MoveAction::Record(index));
             }
         }

@@ -35,6 +35,7 @@ from __future__ import annotations
 import datetime as dt
 import http.client
 import collections
+import contextlib
 import json
 import math
 import os
@@ -54,7 +55,7 @@ import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator, TypeVar
 
 ROOT = Path(__file__).resolve().parents[2]
 RELEASE = ROOT / "target" / "release"
@@ -1456,6 +1457,41 @@ class LedgerCheck:
         return f"held ({self.batches} batches)"
 
 
+@contextlib.contextmanager
+def credits_processes(relay: StoreRelay, n: int, throttle: bool = False) -> Iterator[list[FunctionProcess]]:
+    """`n` warm `credits` processes, each with its own relay in front of `relay`'s upstream (as
+    Lambda scales out: one invocation at a time per process), the emulator throttling while
+    they run if `throttle`; on exit throttling is off and every process and relay is stopped."""
+    relays = [StoreRelay(relay.upstream_port) for _ in range(n)]
+    procs = [FunctionProcess("credits", r) for r in relays]
+    if throttle:
+        STORE.set_throttle(True)
+    try:
+        for fp in procs:
+            fp.start()
+        for fp in procs:
+            fp.wait_ready()
+        yield procs
+    finally:
+        if throttle:
+            STORE.set_throttle(False)
+        for fp in procs:
+            fp.stop()
+        for r in relays:
+            r.close()
+
+
+def client_invoke(fp: FunctionProcess, event: bytes, lock: threading.Lock, errors: list[str]) -> Invocation | None:
+    """One call from a client thread; None (the client stops) if the process failed, the
+    failure noted in `errors` under `lock`."""
+    try:
+        return fp.invoke(event)
+    except StartFailed as exc:
+        with lock:
+            errors.append(str(exc)[:200])
+        return None
+
+
 def conc_cell(procs: list[FunctionProcess], relays: list[StoreRelay], proxy: ProxyControl, s: Seed, mode: str,
               n: int, users: list[str]) -> ConcCell:
     note_other_busy()
@@ -1482,11 +1518,7 @@ def conc_cell(procs: list[FunctionProcess], relays: list[StoreRelay], proxy: Pro
     def client(i: int, k: int) -> None:
         for _ in range(k):
             before = relays[i].op_counts()
-            try:
-                inv = procs[i].invoke(events[i])
-            except StartFailed as exc:
-                with lock:
-                    cell.errors.append(str(exc)[:200])
+            if (inv := client_invoke(procs[i], events[i], lock, cell.errors)) is None:
                 return
             ops = relays[i].op_counts() - before
             status, _ = inv.answer()
@@ -1540,14 +1572,9 @@ def concurrency(relay: StoreRelay, proxy: ProxyControl, s: Seed, proxy_url: str)
     users = conc_seed_accounts(relay, proxy, s, most)
     log(f"Q11 under concurrency: {most} credits processes, clients {CONC_CLIENTS}, {CONC_REQUESTS} calls per cell")
     raws = raw_cells(proxy_url, proxy)
-    relays = [StoreRelay(relay.upstream_port) for _ in range(most)]
-    procs = [FunctionProcess("credits", r) for r in relays]
     cells: list[ConcCell] = []
-    try:
-        for fp in procs:
-            fp.start()
-        for fp in procs:
-            fp.wait_ready()
+    with credits_processes(relay, most) as procs:
+        relays = [fp.relay for fp in procs]
         for mode in ("one", "own"):
             for n in CONC_CLIENTS:
                 cell = conc_cell(procs, relays, proxy, s, mode, n, users)
@@ -1557,12 +1584,15 @@ def concurrency(relay: StoreRelay, proxy: ProxyControl, s: Seed, proxy_url: str)
                     f"proxy saw {cell.proxy_requests}, modeled conflicts {cell.modeled_conflicts}, ledger {cell.ledger}"
                 )
                 cells.append(cell)
-    finally:
-        for fp in procs:
-            fp.stop()
-        for r in relays:
-            r.close()
     return raws, cells
+
+
+def answers_text(statuses: dict[int, int], errors: list[str] | None = None) -> str:
+    """A table's "answers" cell: the count of each status, then the errors if any."""
+    answers = ", ".join(f"{k}: {v}" for k, v in sorted(statuses.items()))
+    if errors:
+        answers += f"; errors: {len(errors)} ({errors[0]})"
+    return answers
 
 
 def conc_report(raws: list[RawCell], cells: list[ConcCell], note: str) -> str:
@@ -1579,10 +1609,9 @@ def conc_report(raws: list[RawCell], cells: list[ConcCell], note: str) -> str:
     out.append("| clients | calls | p50 / p99 ms | answers | modeled conflicts | UpdateItem/s |")
     out.append("|---|---|---|---|---|---|")
     for c in raws:
-        answers = ", ".join(f"{k}: {v}" for k, v in sorted(c.statuses.items()))
         out.append(
             f"| {c.clients} | {len(c.ms)} | {fmt(median(c.ms), 2)} / {fmt(percentile(c.ms, 99), 2)} "
-            f"| {answers} | {c.modeled_conflicts} | {fmt(c.rate(), 0)} |"
+            f"| {answers_text(c.statuses)} | {c.modeled_conflicts} | {fmt(c.rate(), 0)} |"
         )
     out.append("")
     out.append(
@@ -1623,15 +1652,12 @@ def conc_report(raws: list[RawCell], cells: list[ConcCell], note: str) -> str:
         n = len(c.ms)
         rate = n / c.wall_s if c.wall_s else math.nan
         ok_rate = sum(v for k, v in c.statuses.items() if 200 <= int(k) < 300) / c.wall_s if c.wall_s else math.nan
-        answers = ", ".join(f"{k}: {v}" for k, v in sorted(c.statuses.items()))
-        if c.errors:
-            answers += f"; errors: {len(c.errors)} ({c.errors[0]})"
         out.append(
             f"| {'one (shared)' if c.mode == 'one' else 'own (one each)'} | {c.clients} | {n} "
             f"| {fmt(median(c.ms), 2)} / {fmt(percentile(c.ms, 99), 2)} "
             f"| {fmt(median(c.own_ms), 2)} / {fmt(percentile(c.own_ms, 99), 2)} "
             f"| {fmt(mean(c.requests), 2)} ({max(c.requests) if c.requests else '–'}) "
-            f"| {ops_text(c.ops, n or 1)} | {answers} | {c.modeled_conflicts} | {c.ledger} "
+            f"| {ops_text(c.ops, n or 1)} | {answers_text(c.statuses, c.errors)} | {c.modeled_conflicts} | {c.ledger} "
             f"| {fmt(rate, 0)} | {fmt(100 * ok_rate / raw_rate[c.clients], 0) + ' %' if raw_rate.get(c.clients) else '–'} |"
         )
     out.append("")
@@ -2152,11 +2178,7 @@ def hot_cell(procs: list[FunctionProcess], s: Seed, n: int) -> HotCell:
 
     def client(fp: FunctionProcess) -> None:
         for _ in range(per_client):
-            try:
-                inv = fp.invoke(event)
-            except StartFailed as exc:
-                with lock:
-                    cell.errors.append(str(exc)[:200])
+            if (inv := client_invoke(fp, event, lock, cell.errors)) is None:
                 return
             status, _ = inv.answer()
             with lock:
@@ -2191,16 +2213,8 @@ def hot_cell(procs: list[FunctionProcess], s: Seed, n: int) -> HotCell:
 
 def hot_account(relay: StoreRelay, s: Seed) -> list[HotCell]:
     """The hot-account cells: one account, 1/8/32/64 warm `credits` processes, throttling on."""
-    most = max(CONC_CLIENTS)
-    relays = [StoreRelay(relay.upstream_port) for _ in range(most)]
-    procs = [FunctionProcess("credits", r) for r in relays]
     cells: list[HotCell] = []
-    STORE.set_throttle(True)
-    try:
-        for fp in procs:
-            fp.start()
-        for fp in procs:
-            fp.wait_ready()
+    with credits_processes(relay, max(CONC_CLIENTS), throttle=True) as procs:
         for n in CONC_CLIENTS:
             cell = hot_cell(procs, s, n)
             u = cell.units
@@ -2209,13 +2223,15 @@ def hot_account(relay: StoreRelay, s: Seed) -> list[HotCell]:
                 f"{fmt(u.account_write / max(1, cell.ok()), 2) if u else '–'}, peak item "
                 f"{u.account_item_bytes if u else '–'} B, journal empty after {fmt(cell.drain_s, 2)} s, ledger {cell.ledger}")
             cells.append(cell)
-    finally:
-        STORE.set_throttle(False)
-        for fp in procs:
-            fp.stop()
-        for r in relays:
-            r.close()
     return cells
+
+
+def per_spend_text(u: CallUnits | None, ok: int) -> str:
+    """Table cells over `ok` spends: write units per spend on the account key (all keys), read
+    units per spend, store requests throttled."""
+    if u is None:
+        return "– (–) | – | –"
+    return f"{fmt(u.account_write / ok, 2)} ({fmt(u.write / ok, 2)}) | {fmt(u.read / ok, 2)} | {u.throttled}"
 
 
 def hot_report(cells: list[HotCell], note: str) -> str:
@@ -2246,14 +2262,10 @@ def hot_report(cells: list[HotCell], note: str) -> str:
     for c in cells:
         ok = max(1, c.ok())
         u = c.units
-        answers = ", ".join(f"{k}: {v}" for k, v in sorted(c.statuses.items()))
-        if c.errors:
-            answers += f"; errors: {len(c.errors)} ({c.errors[0]})"
         out.append(
-            f"| {c.clients} | {len(c.ms)} | {fmt(c.ok() / c.wall_s if c.wall_s else math.nan, 0)} | {answers} "
-            f"| {fmt(median(c.ms), 1)} / {fmt(percentile(c.ms, 99), 1)} "
-            f"| {fmt(u.account_write / ok, 2) if u else '–'} ({fmt(u.write / ok, 2) if u else '–'}) "
-            f"| {fmt(u.read / ok, 2) if u else '–'} | {u.throttled if u else '–'} | {fmt(c.peak_write_per_s, 0)} "
+            f"| {c.clients} | {len(c.ms)} | {fmt(c.ok() / c.wall_s if c.wall_s else math.nan, 0)} "
+            f"| {answers_text(c.statuses, c.errors)} | {fmt(median(c.ms), 1)} / {fmt(percentile(c.ms, 99), 1)} "
+            f"| {per_spend_text(u, ok)} | {fmt(c.peak_write_per_s, 0)} "
             f"| {u.account_item_bytes if u and u.account_item_bytes is not None else '–'} "
             f"| {'> ' + fmt(DRAIN_TIMEOUT_S, 0) if math.isinf(c.drain_s) else fmt(c.drain_s, 2)} "
             f"| {'> 60' if math.isinf(c.stream_s) else fmt(c.stream_s, 2)} | {c.ledger} |"
@@ -2333,14 +2345,7 @@ def soak_run(relay: StoreRelay, s: Seed) -> Soak:
     soak = Soak()
     pk = f"ACCOUNT#{s.entity_id}#{s.user_id}"
     event = spend_event(s)
-    relays = [StoreRelay(relay.upstream_port) for _ in range(SOAK_CLIENTS)]
-    procs = [FunctionProcess("credits", r) for r in relays]
-    STORE.set_throttle(True)
-    try:
-        for fp in procs:
-            fp.start()
-        for fp in procs:
-            fp.wait_ready()
+    with credits_processes(relay, SOAK_CLIENTS, throttle=True) as procs:
         STORE.compact()
         METER.quiet()
         # Calibration: every process back to back; the units per spend on the account key give
@@ -2372,12 +2377,6 @@ def soak_run(relay: StoreRelay, s: Seed) -> Soak:
         soak.stream_s = METER.quiet(end, timeout=600.0)
         check.batch(sum(w.ok() for w in soak.windows))
         soak.ledger = check.verdict()
-    finally:
-        STORE.set_throttle(False)
-        for fp in procs:
-            fp.stop()
-        for r in relays:
-            r.close()
     return soak
 
 
@@ -2409,11 +2408,7 @@ def soak_paced(procs: list[FunctionProcess], event: bytes, soak: Soak) -> None:
     def worker(fp: FunctionProcess) -> None:
         while (at := due.get()) is not None:
             sent = time.perf_counter()
-            try:
-                inv = fp.invoke(event)
-            except StartFailed as exc:
-                with lock:
-                    soak.errors.append(str(exc)[:200])
+            if (inv := client_invoke(fp, event, lock, soak.errors)) is None:
                 return
             status, _ = inv.answer()
             with lock:
@@ -2471,12 +2466,10 @@ def soak_report(soak: Soak, note: str) -> str:
     for w in soak.windows:
         ok = max(1, w.ok())
         u = w.units
-        answers = ", ".join(f"{k}: {v}" for k, v in sorted(w.statuses.items()))
         out.append(
-            f"| {w.start_s}–{w.start_s + SOAK_WINDOW} | {sum(w.statuses.values())} | {answers} "
+            f"| {w.start_s}–{w.start_s + SOAK_WINDOW} | {sum(w.statuses.values())} | {answers_text(w.statuses)} "
             f"| {fmt(median(w.ms), 1)} / {fmt(percentile(w.ms, 99), 1)} | {fmt(percentile(w.waits_ms, 99), 1)} "
-            f"| {fmt(u.account_write / ok, 2) if u else '–'} ({fmt(u.write / ok, 2) if u else '–'}) "
-            f"| {fmt(u.read / ok, 2) if u else '–'} | {u.throttled if u else '–'} "
+            f"| {per_spend_text(u, ok)} "
             f"| {u.account_item_bytes if u and u.account_item_bytes is not None else '–'} |"
         )
     out.append("")
@@ -2770,6 +2763,17 @@ class Feeding:
             self.feeder.stop()
 
 
+Measured = TypeVar("Measured")
+
+
+def fed_section(relay: StoreRelay, measure: Callable[[], Measured]) -> tuple[Measured, str]:
+    """`measure()` with the stream feeder running (`Feeding`), and the section's note."""
+    started = time.monotonic()
+    with Feeding(relay):
+        measured = measure()
+    return measured, conc_note(time.monotonic() - started, None)
+
+
 def run_sections(wanted: list[str], relay: StoreRelay, proxy: ProxyControl, s: Seed, proxy_url: str,
                  raw: dict[str, Any]) -> dict[str, str]:
     """The sections after the per-binary figures, each as report text by heading."""
@@ -2781,18 +2785,14 @@ def run_sections(wanted: list[str], relay: StoreRelay, proxy: ProxyControl, s: S
         raw["concurrency"] = [c.__dict__ for c in cells]
         raw["raw_update_item"] = [c.__dict__ for c in raws]
     if "hot" in wanted:
-        started = time.monotonic()
         log(f"hot account, throttling on: instances {CONC_CLIENTS}, {HOT_REQUESTS} spends per cell")
-        with Feeding(relay):
-            hot = hot_account(relay, s)
-        texts[HOT_SECTION] = hot_report(hot, conc_note(time.monotonic() - started, None))
+        hot, note = fed_section(relay, lambda: hot_account(relay, s))
+        texts[HOT_SECTION] = hot_report(hot, note)
         raw["hot_account"] = [c.__dict__ for c in hot]
     if "soak" in wanted:
-        started = time.monotonic()
         log(f"soak: {SOAK_SECONDS}s on one account, throttling on")
-        with Feeding(relay):
-            soak = soak_run(relay, s)
-        texts[SOAK_SECTION] = soak_report(soak, conc_note(time.monotonic() - started, None))
+        soak, note = fed_section(relay, lambda: soak_run(relay, s))
+        texts[SOAK_SECTION] = soak_report(soak, note)
         raw["soak"] = soak.__dict__
     return texts
 

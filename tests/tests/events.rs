@@ -668,15 +668,17 @@ fn assert_delivered_once(receiver: &Receiver, hook: &str, expected: &HashSet<Str
     assert!(per_id.values().all(|n| *n == 1), "one delivery per event id: {per_id:?}");
 }
 
-/// A grant moved out to its entry, then seven spends left in the journal (the eighth record
-/// would have its writer claim the journal and move it).
-async fn seven_spends_in_the_journal(app: &TestApp, entity: &EntityFixture, user: &str) {
+/// A grant moved out to its entry, then spends left in the journal one short of a move (the
+/// next record would have its writer claim the journal and move it); how many.
+async fn spends_short_of_a_move(app: &TestApp, entity: &EntityFixture, user: &str) -> usize {
     assert_eq!(grant(app, entity, user, 100).await.status, StatusCode::OK);
     assert_eq!(ledger(app, entity, user).await.len(), 1, "reading the history moved the grant out");
-    for _ in 0..7 {
+    let short = shared::accounts::MOVE_EVERY - 1;
+    for _ in 0..short {
         assert_eq!(spend(app, entity, user, 1).await.status, StatusCode::OK);
     }
-    assert_eq!(journal_len(app, entity, user).await, 7);
+    assert_eq!(journal_len(app, entity, user).await, short);
+    short
 }
 
 /// Less than an invocation needs to wait out a mover's claim and take the journal over.
@@ -801,19 +803,19 @@ async fn an_orphaned_mover_claim_goes_back_to_the_stream_until_it_lapses_then_is
     let receiver = Receiver::start();
     let entity = app.entity(&[]).await;
     endpoint(&app, &entity, &receiver, "orphan", json!(["credits.spent"])).await;
-    seven_spends_in_the_journal(&app, &entity, "u-1").await;
+    let short = spends_short_of_a_move(&app, &entity, "u-1").await;
     claim_journal(&app, &entity, "u-1", app.clock_millis() + 5_000).await;
 
     let answers = events.pump(&mut feed, SHORT_BUDGET).await;
     assert_eq!(handed_back(&answers).len(), 1, "the account's change goes back to the stream: {answers:?}");
-    assert_eq!(journal_len(&app, &entity, "u-1").await, 7, "a claim in force is left to its mover");
+    assert_eq!(journal_len(&app, &entity, "u-1").await, short, "a claim in force is left to its mover");
 
     app.clock.advance_seconds(7);
     let answers = events.pump(&mut feed, TEST_INVOCATION_BUDGET).await;
     assert!(handed_back(&answers).is_empty(), "{answers:?}");
     assert_eq!(journal_len(&app, &entity, "u-1").await, 0, "taken over and moved");
     let expected = spent_event_ids(&app, &entity, "u-1").await;
-    assert_eq!(expected.len(), 7);
+    assert_eq!(expected.len(), short);
     assert_delivered_once(&receiver, "orphan", &expected);
     events.assert_declared_actions();
 }
@@ -828,21 +830,21 @@ async fn a_mover_claim_that_lapses_within_the_invocation_is_taken_over_in_it() {
     let receiver = Receiver::start();
     let entity = app.entity(&[]).await;
     endpoint(&app, &entity, &receiver, "lapsing", json!(["credits.spent"])).await;
-    seven_spends_in_the_journal(&app, &entity, "u-1").await;
+    let short = spends_short_of_a_move(&app, &entity, "u-1").await;
     claim_journal(&app, &entity, "u-1", SystemClock.now_millis() + 1_500).await;
 
     let answers = events.pump(&mut feed, TEST_INVOCATION_BUDGET).await;
     assert!(handed_back(&answers).is_empty(), "{answers:?}");
     assert_eq!(journal_len(&app, &entity, "u-1").await, 0, "taken over and moved");
     let expected = spent_event_ids(&app, &entity, "u-1").await;
-    assert_eq!(expected.len(), 7);
+    assert_eq!(expected.len(), short);
     assert_delivered_once(&receiver, "lapsing", &expected);
 }
 
-/// The review's case (journal-2026-12 §2): the eighth spend claims the journal with its own
+/// The review's case (journal-2026-12 §2): the spend that fills the journal to a move claims it with its own
 /// write, the answer to that write is lost, and no write follows. Whoever moves the journal
 /// (the writer that recognises its claim, or the dispatcher once the claim lapses), the
-/// journal ends up empty and each of the eight spends has its event, once.
+/// journal ends up empty and each spend has its event, once.
 #[tokio::test]
 async fn a_claiming_spend_whose_answer_was_lost_still_gets_every_event() {
     let proxy = emulator::proxy(&[]);
@@ -852,9 +854,9 @@ async fn a_claiming_spend_whose_answer_was_lost_still_gets_every_event() {
     let receiver = Receiver::start();
     let entity = app.entity(&[]).await;
     endpoint(&app, &entity, &receiver, "lost", json!(["credits.spent"])).await;
-    seven_spends_in_the_journal(&app, &entity, "u-1").await;
+    let short = spends_short_of_a_move(&app, &entity, "u-1").await;
     control(&proxy.endpoint, "POST", "/_proxy/drop-next", r#"{"op": "UpdateItem", "count": 1}"#);
-    let eighth = spend(&app, &entity, "u-1", 1).await;
+    let claiming = spend(&app, &entity, "u-1", 1).await;
     let stats: Value = serde_json::from_str(&control(&proxy.endpoint, "GET", "/_proxy/stats", "")).unwrap_or_default();
     assert_eq!(stats["by_target"]["UpdateItem"]["drop"], 1, "the claiming write's answer was lost: {stats}");
 
@@ -867,6 +869,6 @@ async fn a_claiming_spend_whose_answer_was_lost_still_gets_every_event() {
     events.tick().await;
     assert_eq!(journal_len(&app, &entity, "u-1").await, 0);
     let expected = spent_event_ids(&app, &entity, "u-1").await;
-    assert_eq!(expected.len(), 8, "the eighth spend landed (answered {})", eighth.status);
+    assert_eq!(expected.len(), short + 1, "the claiming spend landed (answered {})", claiming.status);
     assert_delivered_once(&receiver, "lost", &expected);
 }

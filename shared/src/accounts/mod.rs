@@ -43,6 +43,8 @@ use crate::store::{AccountStore, Reserved, StoreError, StoredOutcome, Written};
 /// Writes one change may try before giving up (a rule keeps failing against fresh states, or
 /// the store keeps failing).
 const MAX_ATTEMPTS: u32 = 10;
+/// Times one change may find its account's journal full and wait for it to move out.
+const MAX_ROOM_WAITS: u32 = 100;
 /// How far apart two instances' clocks may be (a key's record read by one instance, its
 /// forgetting decided by another).
 const CLOCK_MARGIN_MILLIS: i64 = 500;
@@ -208,7 +210,11 @@ impl<T: Outcome, F: Fn(&Applied, i64) -> Result<T, Error>> Writer<'_, F> {
         };
         // The journal claim this request's last write carried.
         let mut claimed = None;
-        for attempt in 1..=MAX_ATTEMPTS {
+        // Attempts count writes that failed on their own; waiting for a full journal to move
+        // out is counted apart (`MAX_ROOM_WAITS`), as a burst can fill it many times.
+        let (mut attempt, mut room_waits) = (0, 0);
+        while attempt < MAX_ATTEMPTS && room_waits < MAX_ROOM_WAITS {
+            attempt += 1;
             if let Some(answer) = self.written(&snapshot).await? {
                 // An earlier attempt of this request landed and its answer was lost: a claim
                 // it made is this request's to act on (nobody else moves a claimed journal).
@@ -231,6 +237,7 @@ impl<T: Outcome, F: Fn(&Applied, i64) -> Result<T, Error>> Writer<'_, F> {
                     self.wait_for_room().await?
                 };
                 fresh = true;
+                (attempt, room_waits) = (attempt - 1, room_waits + 1);
                 continue;
             }
             let now = self.ledger.clock.now_millis();
@@ -267,6 +274,10 @@ impl<T: Outcome, F: Fn(&Applied, i64) -> Result<T, Error>> Writer<'_, F> {
                 Ok(Written::Refused(current)) => {
                     snapshot = current.map_or_else(|| Account::empty(entity_id, user_id), |c| *c);
                     fresh = true;
+                    if moving::room_needed(&snapshot).is_some() {
+                        // Refused for a full journal: the next turn waits for room.
+                        attempt -= 1;
+                    }
                     if let Some(answer) = self.recheck_if_forgotten(&snapshot).await? {
                         return Ok(answer);
                     }
@@ -407,8 +418,12 @@ impl<T: Outcome, F: Fn(&Applied, i64) -> Result<T, Error>> Writer<'_, F> {
     /// once the read finds nothing, the write may require no more than what it saw (whatever
     /// the clocks of the instances that forgot them say).
     async fn recheck_if_forgotten(&mut self, current: &Account) -> Result<Option<Answer<T>>, Error> {
-        let fresh_key = !self.key.may_be_used() && !self.unsure;
-        if current.keys_forgotten_before <= self.forgotten_by || fresh_key {
+        if current.keys_forgotten_before <= self.forgotten_by {
+            return Ok(None);
+        }
+        if !self.key.may_be_used() && !self.unsure {
+            // A fresh key: no key forgotten so far can be its use, so no need to read.
+            self.forgotten_by = current.keys_forgotten_before;
             return Ok(None);
         }
         let answer = self.recorded().await?;

@@ -21,7 +21,7 @@ use crate::store::{Claim, MovedRecord, StoreError, StoreResult, Trim, Written};
 
 /// How often a move transaction drops records another writer moved first, before giving up.
 const MOVE_ATTEMPTS: usize = 6;
-/// Puts of plain records' items in flight at once.
+/// Puts of plain records' idempotency records in flight at once.
 const PUTS_AT_ONCE: usize = 16;
 
 /// A record that writes only its entries and idempotency record (no holds, no purchase count).
@@ -247,14 +247,15 @@ impl DynamoStore {
         Ok(())
     }
 
-    /// Plain records' items as single puts, many at once: every idempotency record first, then
+    /// Plain records' items as single puts: every idempotency record first (many at once), then
     /// the entries, so an entry that exists means its record's idempotency record does (a mover
     /// that finds an entry written skips that record). An entry already there was moved by
     /// another mover (same position, same content); an idempotency record that may not be
     /// written belongs to another request, and is kept.
     async fn put_records(&self, entity_id: &str, user_id: &str, records: &[MovedRecord]) -> StoreResult<()> {
         let idem = records.iter().map(|moved| idempotency::moved(&moved.idem, &self.table));
-        for (written, moved) in self.put_all(idem.collect::<StoreResult<Vec<_>>>()?).await?.into_iter().zip(records) {
+        let idem = idem.collect::<StoreResult<Vec<_>>>()?;
+        for (written, moved) in self.put_all(idem, PUTS_AT_ONCE).await?.into_iter().zip(records) {
             if !written {
                 tracing::warn!(key = %moved.idem.key, "key's record belongs to another request; kept");
             }
@@ -265,11 +266,13 @@ impl DynamoStore {
             let put = Put::builder().table_name(&self.table).set_item(Some(item));
             entries.push(built(put.condition_expression("attribute_not_exists(pk)").build())?);
         }
-        self.put_all(entries).await.map(|_| ())
+        // One at a time, in ledger order: the table's stream keeps the order of writes to one
+        // partition key, and events are decided from it in that order.
+        self.put_all(entries, 1).await.map(|_| ())
     }
 
-    /// Each put on its own, `PUTS_AT_ONCE` in flight; per put, whether its condition held.
-    async fn put_all(&self, puts: Vec<Put>) -> StoreResult<Vec<bool>> {
+    /// Each put on its own, `at_once` in flight; per put, whether its condition held.
+    async fn put_all(&self, puts: Vec<Put>, at_once: usize) -> StoreResult<Vec<bool>> {
         use futures::StreamExt;
         let calls = puts.into_iter().map(|put| {
             let call = self
@@ -282,7 +285,7 @@ impl DynamoStore {
                 .set_expression_attribute_values(put.expression_attribute_values);
             async move { super::condition_held(call.send().await).map(|held| held.is_some()) }
         });
-        futures::stream::iter(calls).buffered(PUTS_AT_ONCE).collect::<Vec<_>>().await.into_iter().collect()
+        futures::stream::iter(calls).buffered(at_once).collect::<Vec<_>>().await.into_iter().collect()
     }
 
     /// One transaction of the records' items; entries must be new, so a record another writer

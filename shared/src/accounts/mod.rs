@@ -45,6 +45,8 @@ use crate::store::{AccountStore, Reserved, StoreError, StoredOutcome, Written};
 const MAX_ATTEMPTS: u32 = 10;
 /// Times one change may find its account's journal full and wait for it to move out.
 const MAX_ROOM_WAITS: u32 = 100;
+/// Looks at a full journal while its mover is at it (~2 s) before moving it regardless.
+const ROOM_WAIT_ROUNDS: u32 = 30;
 /// How far apart two instances' clocks may be (a key's record read by one instance, its
 /// forgetting decided by another).
 const CLOCK_MARGIN_MILLIS: i64 = 500;
@@ -117,6 +119,33 @@ impl Ledger<'_> {
 struct Facts {
     applied: Applied,
     at: i64,
+}
+
+impl Facts {
+    /// As stored: without nulls (absent options read back as none) nor the account's empty
+    /// maps and lists (they read back as their defaults), so a usual record stays within 1 KB:
+    /// one write unit instead of two. Versions before this one read it the same way.
+    fn to_stored(&self) -> Result<String, Error> {
+        use serde_json::Value;
+        let mut value = without_nulls(serde_json::to_value(self).map_err(Error::internal)?);
+        if let Some(Value::Object(account)) = value.pointer_mut("/applied/account") {
+            account.retain(|_, field| !matches!(field, Value::Object(m) if m.is_empty()));
+            account.retain(|_, field| !matches!(field, Value::Array(a) if a.is_empty()));
+        }
+        serde_json::to_string(&value).map_err(Error::internal)
+    }
+}
+
+/// `value` without the object fields that are null, at any depth.
+fn without_nulls(value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => Value::Object(
+            map.into_iter().filter(|(_, field)| !field.is_null()).map(|(k, field)| (k, without_nulls(field))).collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(without_nulls).collect()),
+        other => other,
+    }
 }
 
 /// Applies `change` to the account exactly once under `key`. `outcome_of` builds the typed
@@ -231,13 +260,18 @@ impl<T: Outcome, F: Fn(&Applied, i64) -> Result<T, Error>> Writer<'_, F> {
             }
             if let Some(records) = moving::room_needed(&snapshot) {
                 tracing::info!(entity_id, user_id, records, "account item full; moving its journal before writing");
+                // Moving it here counts as an attempt; waiting for its mover does not.
                 snapshot = if self.timed(moving::make_room(self.ledger, &snapshot)).await? {
                     self.load().await?
+                } else if let Some(current) = self.wait_for_room().await? {
+                    (attempt, room_waits) = (attempt - 1, room_waits + 1);
+                    current
                 } else {
-                    self.wait_for_room().await?
+                    // Its mover may have died with the claim: move it as reads do, claim or not.
+                    self.timed(moving::move_unclaimed(self.ledger, &snapshot)).await?;
+                    self.load().await?
                 };
                 fresh = true;
-                (attempt, room_waits) = (attempt - 1, room_waits + 1);
                 continue;
             }
             let now = self.ledger.clock.now_millis();
@@ -298,18 +332,17 @@ impl<T: Outcome, F: Fn(&Applied, i64) -> Result<T, Error>> Writer<'_, F> {
     }
 
     /// Waits while another mover empties the full journal: each look is a read, far cheaper
-    /// than a write the store would refuse (which pays for the whole item). The request's
-    /// deadline bounds the wait.
-    async fn wait_for_room(&self) -> Result<Account, Error> {
-        let mut round = 0;
-        loop {
-            round += 1;
+    /// than a write the store would refuse (which pays for the whole item). `None` when the
+    /// journal is still full and claimed after `ROOM_WAIT_ROUNDS` looks.
+    async fn wait_for_room(&self) -> Result<Option<Account>, Error> {
+        for round in 1..=ROOM_WAIT_ROUNDS {
             self.timed(crate::store::dynamo::backoff(round.min(3))).await?;
             let current = self.load().await?;
             if moving::room_needed(&current).is_none() || current.mover_until <= self.ledger.clock.now_millis() {
-                return Ok(current);
+                return Ok(Some(current));
             }
         }
+        Ok(None)
     }
 
     fn append_of(&self, snapshot: &Account, applied: &Applied, change: &Change, now: i64) -> Append {

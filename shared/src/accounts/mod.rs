@@ -42,11 +42,7 @@ use crate::store::{AccountStore, Reserved, StoreError, StoredOutcome, Written};
 
 /// Writes one change may try before giving up (a rule keeps failing against fresh states, or
 /// the store keeps failing).
-const MAX_ATTEMPTS: u32 = 10;
-/// Times one change may find its account's journal full and wait for it to move out.
-const MAX_ROOM_WAITS: u32 = 100;
-/// Looks at a full journal while its mover is at it (~2 s) before moving it regardless.
-const ROOM_WAIT_ROUNDS: u32 = 30;
+const MAX_ATTEMPTS: u32 = 30;
 /// How far apart two instances' clocks may be (a key's record read by one instance, its
 /// forgetting decided by another).
 const CLOCK_MARGIN_MILLIS: i64 = 500;
@@ -239,11 +235,7 @@ impl<T: Outcome, F: Fn(&Applied, i64) -> Result<T, Error>> Writer<'_, F> {
         };
         // The journal claim this request's last write carried.
         let mut claimed = None;
-        // Attempts count writes that failed on their own; waiting for a full journal to move
-        // out is counted apart (`MAX_ROOM_WAITS`), as a burst can fill it many times.
-        let (mut attempt, mut room_waits) = (0, 0);
-        while attempt < MAX_ATTEMPTS && room_waits < MAX_ROOM_WAITS {
-            attempt += 1;
+        for attempt in 1..=MAX_ATTEMPTS {
             if let Some(answer) = self.written(&snapshot).await? {
                 // An earlier attempt of this request landed and its answer was lost: a claim
                 // it made is this request's to act on (nobody else moves a claimed journal).
@@ -260,19 +252,13 @@ impl<T: Outcome, F: Fn(&Applied, i64) -> Result<T, Error>> Writer<'_, F> {
             }
             if let Some(records) = moving::room_needed(&snapshot) {
                 tracing::info!(entity_id, user_id, records, "account item full; moving its journal before writing");
-                // Moving it here counts as an attempt; waiting for its mover does not.
-                snapshot = if self.timed(moving::make_room(self.ledger, &snapshot)).await? {
-                    self.load().await?
-                } else if let Some(current) = self.wait_for_room().await? {
-                    (attempt, room_waits) = (attempt - 1, room_waits + 1);
-                    current
-                } else {
-                    // Its mover may have died with the claim: move it as reads do, claim or not.
-                    self.timed(moving::move_unclaimed(self.ledger, &snapshot)).await?;
-                    self.load().await?
-                };
-                fresh = true;
-                continue;
+                if self.timed(moving::make_room(self.ledger, &snapshot)).await? {
+                    (snapshot, fresh) = (self.load().await?, true);
+                    continue;
+                }
+                // Its mover is at it: give it a moment, then write; the store refuses a write
+                // past the bound and hands back the account as it is then.
+                self.timed(crate::store::dynamo::backoff(attempt)).await?;
             }
             let now = self.ledger.clock.now_millis();
             if !self.key.may_be_used() && !self.unsure {
@@ -308,10 +294,6 @@ impl<T: Outcome, F: Fn(&Applied, i64) -> Result<T, Error>> Writer<'_, F> {
                 Ok(Written::Refused(current)) => {
                     snapshot = current.map_or_else(|| Account::empty(entity_id, user_id), |c| *c);
                     fresh = true;
-                    if moving::room_needed(&snapshot).is_some() {
-                        // Refused for a full journal: the next turn waits for room.
-                        attempt -= 1;
-                    }
                     if let Some(answer) = self.recheck_if_forgotten(&snapshot).await? {
                         return Ok(answer);
                     }
@@ -329,20 +311,6 @@ impl<T: Outcome, F: Fn(&Applied, i64) -> Result<T, Error>> Writer<'_, F> {
         // The last state seen is the freshest there is: keep it for the next change.
         *cached = Some(snapshot);
         self.resolve().await
-    }
-
-    /// Waits while another mover empties the full journal: each look is a read, far cheaper
-    /// than a write the store would refuse (which pays for the whole item). `None` when the
-    /// journal is still full and claimed after `ROOM_WAIT_ROUNDS` looks.
-    async fn wait_for_room(&self) -> Result<Option<Account>, Error> {
-        for round in 1..=ROOM_WAIT_ROUNDS {
-            self.timed(crate::store::dynamo::backoff(round.min(3))).await?;
-            let current = self.load().await?;
-            if moving::room_needed(&current).is_none() || current.mover_until <= self.ledger.clock.now_millis() {
-                return Ok(Some(current));
-            }
-        }
-        Ok(None)
     }
 
     fn append_of(&self, snapshot: &Account, applied: &Applied, change: &Change, now: i64) -> Append {

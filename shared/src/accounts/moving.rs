@@ -96,14 +96,6 @@ pub(super) async fn make_room(ledger: Ledger<'_>, current: &Account) -> bool {
     true
 }
 
-/// Moves a full journal out whatever claim it is under, as reads do (movers that meet
-/// recognise records moved twice): for a journal whose mover may have died.
-pub(super) async fn move_unclaimed(ledger: Ledger<'_>, current: &Account) {
-    if let Err(err) = move_all(ledger, current, None).await {
-        tracing::warn!(error = %err, "a full journal could not be moved out");
-    }
-}
-
 /// The account as this process knows it after its write: with the journal moved out when it
 /// moved it, so its next write does not claim a journal that is already short.
 pub(super) fn as_moved(mut after: Account, moved: bool) -> Account {

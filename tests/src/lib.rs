@@ -145,25 +145,25 @@ impl TestApp {
     /// moved out a while ago).
     pub async fn attach(endpoint: &str, table: &str, stripe: &str) -> Self {
         let dynamodb = emulator::client_at(endpoint).await;
-        let mut app = Self::on_table_with(dynamodb, table.to_owned(), DEFAULT_AUTH_CACHE_SECONDS, stripe.to_owned());
-        let limits = (DEFAULT_AUTH_CACHE_SECONDS, TEST_REQUEST_BUDGET_MILLIS);
-        app.functions = Self::functions(&app.dynamodb, &app.table, Arc::new(SystemClock), limits, app.stripe.clone());
-        app
+        Self::on_table_with(dynamodb, table.to_owned(), DEFAULT_AUTH_CACHE_SECONDS, stripe.to_owned(), true)
     }
 
     fn on_table(dynamodb: aws_sdk_dynamodb::Client, table: String, auth_cache_seconds: u64) -> Self {
-        Self::on_table_with(dynamodb, table, auth_cache_seconds, emulator::stripe_endpoint().to_owned())
+        Self::on_table_with(dynamodb, table, auth_cache_seconds, emulator::stripe_endpoint().to_owned(), false)
     }
 
+    /// `real_time`: the functions keep the system's clock instead of the test's own.
     fn on_table_with(
         dynamodb: aws_sdk_dynamodb::Client,
         table: String,
         auth_cache_seconds: u64,
         stripe: String,
+        real_time: bool,
     ) -> Self {
         let clock = Arc::new(ManualClock::starting_now());
+        let functions_clock: SharedClock = if real_time { Arc::new(SystemClock) } else { clock.clone() };
         let limits = (auth_cache_seconds, TEST_REQUEST_BUDGET_MILLIS);
-        let functions = Self::functions(&dynamodb, &table, clock.clone(), limits, stripe.clone());
+        let functions = Self::functions(&dynamodb, &table, functions_clock, limits, stripe.clone());
         Self { clock, dynamodb, table, stripe, functions, routes: watch_router() }
     }
 

@@ -125,8 +125,11 @@ impl Facts {
         use serde_json::Value;
         let mut value = without_nulls(serde_json::to_value(self).map_err(Error::internal)?);
         if let Some(Value::Object(account)) = value.pointer_mut("/applied/account") {
-            account.retain(|_, field| !matches!(field, Value::Object(m) if m.is_empty()));
-            account.retain(|_, field| !matches!(field, Value::Array(a) if a.is_empty()));
+            account.retain(|_, field| match field {
+                Value::Object(map) => !map.is_empty(),
+                Value::Array(items) => !items.is_empty(),
+                _ => true,
+            });
         }
         serde_json::to_string(&value).map_err(Error::internal)
     }
@@ -261,8 +264,7 @@ impl<T: Outcome, F: Fn(&Applied, i64) -> Result<T, Error>> Writer<'_, F> {
                 self.timed(crate::store::dynamo::backoff(attempt)).await?;
             }
             let now = self.ledger.clock.now_millis();
-            if !self.key.may_be_used() && !self.unsure {
-                // A fresh key, never sent before: no key forgotten so far can be its use.
+            if self.key_is_fresh() {
                 self.forgotten_by = self.forgotten_by.max(now - CLOCK_MARGIN_MILLIS);
             }
             let applied = match apply(&snapshot, change, now, &mut new_ordered_id) {
@@ -311,6 +313,12 @@ impl<T: Outcome, F: Fn(&Applied, i64) -> Result<T, Error>> Writer<'_, F> {
         // The last state seen is the freshest there is: keep it for the next change.
         *cached = Some(snapshot);
         self.resolve().await
+    }
+
+    /// A key the service generated for this request, none of whose writes may have landed
+    /// unheard: no key forgotten so far can be its use.
+    fn key_is_fresh(&self) -> bool {
+        !self.key.may_be_used() && !self.unsure
     }
 
     fn append_of(&self, snapshot: &Account, applied: &Applied, change: &Change, now: i64) -> Append {
@@ -422,8 +430,8 @@ impl<T: Outcome, F: Fn(&Applied, i64) -> Result<T, Error>> Writer<'_, F> {
         if current.keys_forgotten_before <= self.forgotten_by {
             return Ok(None);
         }
-        if !self.key.may_be_used() && !self.unsure {
-            // A fresh key: no key forgotten so far can be its use, so no need to read.
+        if self.key_is_fresh() {
+            // No need to read its record: it has none.
             self.forgotten_by = current.keys_forgotten_before;
             return Ok(None);
         }

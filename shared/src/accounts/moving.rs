@@ -305,6 +305,20 @@ mod tests {
     use crate::domain::journal::{RecordKey, record};
     use crate::domain::ledger::{Change, Operation, apply};
 
+    /// `account` after a spend of 10 at 7, and that change as the mover writes it out.
+    fn moved_spend(account: &Account) -> (Applied, MovedRecord) {
+        let change = Change {
+            operation: Operation::Decrement { credits: 10 },
+            reason: None,
+            idempotency_key: None,
+            by_user_id: None,
+        };
+        let applied = apply(account, &change, 7, &mut || "id".to_owned()).unwrap();
+        let key = RecordKey { key: "k".into(), fingerprint: "f".into(), attempt: "a".into(), expires_at: 9 };
+        let moved = moved(account, &record(account, &applied, key), applied.clone()).unwrap();
+        (applied, moved)
+    }
+
     #[test]
     fn an_idempotency_record_keeps_what_answers_show_not_the_holds_or_reversals() {
         let mut account = Account { balance: 100, version: 3, ..Account::empty("e", "u") };
@@ -312,16 +326,7 @@ mod tests {
             account.holds.insert(format!("h-{i}"), ActiveHold { credits: 1, expires_at: i64::MAX });
         }
         account.reversals.insert("pi_1".into(), PaymentReversals { reversed: 5 });
-        let change = Change {
-            operation: Operation::Decrement { credits: 10 },
-            reason: None,
-            idempotency_key: None,
-            by_user_id: None,
-        };
-        let applied = apply(&account, &change, 7, &mut || "id".to_owned()).unwrap();
-        let key = RecordKey { key: "k".into(), fingerprint: "f".into(), attempt: "a".into(), expires_at: 9 };
-        let journal_record = record(&account, &applied, key);
-        let moved = moved(&account, &journal_record, applied.clone()).unwrap();
+        let (applied, moved) = moved_spend(&account);
 
         let facts: Facts = serde_json::from_str(&moved.idem.outcome).unwrap();
         assert!(facts.applied.account.reversals.is_empty());
@@ -332,16 +337,7 @@ mod tests {
 
     #[test]
     fn an_idempotency_record_leaves_out_nulls_and_empty_maps_and_reads_back_whole() {
-        let account = Account { balance: 100, version: 3, ..Account::empty("e", "u") };
-        let change = Change {
-            operation: Operation::Decrement { credits: 10 },
-            reason: None,
-            idempotency_key: None,
-            by_user_id: None,
-        };
-        let applied = apply(&account, &change, 7, &mut || "id".to_owned()).unwrap();
-        let key = RecordKey { key: "k".into(), fingerprint: "f".into(), attempt: "a".into(), expires_at: 9 };
-        let moved = moved(&account, &record(&account, &applied, key), applied.clone()).unwrap();
+        let (applied, moved) = moved_spend(&Account { balance: 100, version: 3, ..Account::empty("e", "u") });
 
         for absent in ["null", "{}", "\"journal\"", "recentKeys"] {
             assert!(!moved.idem.outcome.contains(absent), "{absent} in {}", moved.idem.outcome);

@@ -13,7 +13,7 @@ use aws_sdk_dynamodb::types::{
 use super::errors::TxFailure;
 use super::expression::Expression;
 use super::{DynamoStore, Item, classify, from_item, idempotency, n, s, to_item};
-use crate::domain::account::{ACCOUNT_FORMAT, Account, HoldRecord, NEWER_RECORD};
+use crate::domain::account::{ACCOUNT_FORMAT, Account, Entry, HoldRecord, NEWER_RECORD};
 use crate::domain::journal::{Append, MAX_JOURNAL};
 use crate::domain::ledger::HoldChange;
 use crate::store::keys;
@@ -260,15 +260,24 @@ impl DynamoStore {
                 tracing::warn!(key = %moved.idem.key, "key's record belongs to another request; kept");
             }
         }
-        let mut entries = Vec::new();
-        for entry in records.iter().flat_map(|moved| &moved.applied.entries) {
-            let item = to_item(entry, &keys::entry(entity_id, user_id, entry.position), "entry")?;
-            let put = Put::builder().table_name(&self.table).set_item(Some(item));
-            entries.push(built(put.condition_expression("attribute_not_exists(pk)").build())?);
-        }
+        let entries = records.iter().flat_map(|moved| &moved.applied.entries);
+        let entries =
+            entries.map(|entry| self.entry_put(entity_id, user_id, entry)).collect::<StoreResult<Vec<_>>>()?;
         // One at a time, in ledger order: the table's stream keeps the order of writes to one
         // partition key, and events are decided from it in that order.
         self.put_all(entries, 1).await.map(|_| ())
+    }
+
+    /// A ledger entry's item, which must be new (an entry is written once, at its position).
+    fn entry_put(&self, entity_id: &str, user_id: &str, entry: &Entry) -> StoreResult<Put> {
+        let item = to_item(entry, &keys::entry(entity_id, user_id, entry.position), "entry")?;
+        built(
+            Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(pk)")
+                .build(),
+        )
     }
 
     /// Each put on its own, `at_once` in flight; per put, whether its condition held.
@@ -338,10 +347,7 @@ impl DynamoStore {
         let mut purchases: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
         for (index, moved) in records.iter().enumerate().skip(start) {
             for entry in &moved.applied.entries {
-                let item = to_item(entry, &keys::entry(entity_id, user_id, entry.position), "entry")?;
-                let put = Put::builder().table_name(&self.table).set_item(Some(item));
-                let put = built(put.condition_expression("attribute_not_exists(pk)").build())?;
-                items.push(TransactWriteItem::builder().put(put).build());
+                items.push(TransactWriteItem::builder().put(self.entry_put(entity_id, user_id, entry)?).build());
                 actions.push(MoveAction::Entry(index));
             }
             if let Some(tier) = &moved.applied.purchased_tier {

@@ -238,14 +238,15 @@ async fn movers_of_one_account_take_turns_instead_of_colliding() {
     println!(
         "{SPENDS} spends from {CLIENTS} clients over {PROCESSES} processes; puts: {puts}; transactions: {transactions}"
     );
-    // Each spend moves out as two single puts (its idempotency record and its entry), no
-    // transaction; the last records may still be in the journal, and a mover that took over
-    // a lapsed claim may write one journal's worth again.
-    let forwarded = puts["forwarded"].as_u64().unwrap_or(0) as usize;
+    // Each spend moves out as its idempotency record (a single put) and its entry (a single
+    // put, or in one transaction with the entries of a move that found more than a few
+    // records); the last records may still be in the journal, and a mover that took over a
+    // lapsed claim may write one journal's worth again.
+    let count = |target: &Value| target["forwarded"].as_u64().unwrap_or(0) as usize;
+    let (puts, writes) = (count(puts), count(puts) + count(transactions));
     let journal = 2 * shared::domain::journal::MAX_JOURNAL;
-    let once = 2 * SPENDS - journal..=2 * SPENDS + journal;
-    assert!(once.contains(&forwarded), "each record moved once, mostly: {puts}");
-    assert_eq!(transactions["forwarded"].as_u64().unwrap_or(0), 0, "plain spends move without transactions");
+    assert!(puts + journal >= SPENDS, "every idempotency record moved as a single put: {puts}");
+    assert!(writes <= 2 * SPENDS + journal, "each record moved once, mostly: {writes} writes");
     let ledger = app.assert_invariant(&entity.entity_id, "u-1").await;
     assert_eq!(ledger.account.balance, 1_000 - SPENDS as i64);
     drop(instances);

@@ -23,6 +23,9 @@ use crate::store::{Claim, MovedRecord, StoreError, StoreResult, Trim, Written};
 const MOVE_ATTEMPTS: usize = 6;
 /// Puts of plain records' idempotency records in flight at once.
 const PUTS_AT_ONCE: usize = 16;
+/// Entries a move writes one put at a time at most (an uncontended move's: one per record of
+/// `accounts::moving::MOVE_EVERY`); more go in a transaction.
+const ENTRIES_ONE_BY_ONE: usize = 4;
 
 /// A record that writes only its entries and idempotency record (no holds, no purchase count).
 fn is_plain(record: &MovedRecord) -> bool {
@@ -247,9 +250,9 @@ impl DynamoStore {
         Ok(())
     }
 
-    /// Plain records' items as single puts: every idempotency record first (many at once), then
-    /// the entries, so an entry that exists means its record's idempotency record does (a mover
-    /// that finds an entry written skips that record). An entry already there was moved by
+    /// Plain records' items: every idempotency record as a single put (many at once), then the
+    /// entries, so an entry that exists means its record's idempotency record does. An entry
+    /// already there was moved by
     /// another mover (same position, same content); an idempotency record that may not be
     /// written belongs to another request, and is kept.
     async fn put_records(&self, entity_id: &str, user_id: &str, records: &[MovedRecord]) -> StoreResult<()> {
@@ -263,9 +266,35 @@ impl DynamoStore {
         let entries = records.iter().flat_map(|moved| &moved.applied.entries);
         let entries =
             entries.map(|entry| self.entry_put(entity_id, user_id, entry)).collect::<StoreResult<Vec<_>>>()?;
-        // One at a time, in ledger order: the table's stream keeps the order of writes to one
-        // partition key, and events are decided from it in that order.
-        self.put_all(entries, 1).await.map(|_| ())
+        self.put_entries(entries).await
+    }
+
+    /// The entries of a batch, in ledger order, as the table's stream must carry them (events
+    /// are decided from it in that order). A few, as an uncontended move has, go one put at a
+    /// time, each paid once; more (a journal that grew under contention, at most
+    /// `MAX_ACTIONS`: `accounts::moving::batch_len`) go in one transaction, one round trip at
+    /// twice the units, so a move under load does not outlive its claim (one put at a time, it
+    /// did). An entry that exists was moved by another mover: the others are retried.
+    async fn put_entries(&self, entries: Vec<Put>) -> StoreResult<()> {
+        if entries.len() <= ENTRIES_ONE_BY_ONE {
+            return self.put_all(entries, 1).await.map(|_| ());
+        }
+        let mut pending = entries;
+        for _ in 0..MOVE_ATTEMPTS {
+            if pending.is_empty() {
+                return Ok(());
+            }
+            let items = pending.iter().map(|put| TransactWriteItem::builder().put(put.clone()).build());
+            match self.transact_raw(items.collect(), None).await {
+                Ok(()) => return Ok(()),
+                Err(TxFailure::Condition { failed, .. }) => {
+                    let unwritten = pending.into_iter().enumerate().filter(|(i, _)| !failed.contains(i));
+                    pending = unwritten.map(|(_, put)| put).collect();
+                }
+                Err(TxFailure::Store(err)) => return Err(err),
+            }
+        }
+        Err(StoreError::Unavailable("journal records kept moving under us".into()))
     }
 
     /// A ledger entry's item, which must be new (an entry is written once, at its position).
@@ -280,9 +309,10 @@ impl DynamoStore {
         )
     }
 
-    /// Each put on its own, `at_once` in flight; per put, whether its condition held.
+    /// Each put on its own, `at_once` in flight; per put, whether its condition held. The
+    /// first failure ends it: one at a time, what landed is a prefix (the stream keeps order).
     async fn put_all(&self, puts: Vec<Put>, at_once: usize) -> StoreResult<Vec<bool>> {
-        use futures::StreamExt;
+        use futures::{StreamExt, TryStreamExt};
         let calls = puts.into_iter().map(|put| {
             let call = self
                 .client
@@ -294,7 +324,7 @@ impl DynamoStore {
                 .set_expression_attribute_values(put.expression_attribute_values);
             async move { super::condition_held(call.send().await).map(|held| held.is_some()) }
         });
-        futures::stream::iter(calls).buffered(at_once).collect::<Vec<_>>().await.into_iter().collect()
+        futures::stream::iter(calls).buffered(at_once).try_collect().await
     }
 
     /// One transaction of the records' items; entries must be new, so a record another writer

@@ -252,9 +252,8 @@ impl DynamoStore {
 
     /// Plain records' items: every idempotency record as a single put (many at once), then the
     /// entries, so an entry that exists means its record's idempotency record does. An entry
-    /// already there was moved by
-    /// another mover (same position, same content); an idempotency record that may not be
-    /// written belongs to another request, and is kept.
+    /// already there was moved by another mover (same position, same content); an idempotency
+    /// record that may not be written belongs to another request, and is kept.
     async fn put_records(&self, entity_id: &str, user_id: &str, records: &[MovedRecord]) -> StoreResult<()> {
         let idem = records.iter().map(|moved| idempotency::moved(&moved.idem, &self.table));
         let idem = idem.collect::<StoreResult<Vec<_>>>()?;

@@ -344,6 +344,28 @@ def test_cancelled_transaction_adds_no_stream_records(ddb, endpoint):
     ]
 
 
+def test_stream_records_arrive_whole_in_the_wire_form(ddb, endpoint):
+    """GetRecords answers through the emulator's own serializer (not moto's generic one):
+    images with every attribute type, the keys, and the record's instant as a timestamp."""
+    table = new_table(ddb, range_key=False,
+                      StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})
+    arn = ddb.describe_table(TableName=table)["Table"]["LatestStreamArn"]
+    item = {"pk": {"S": "a"}, "n": {"N": "1"}, "b": {"B": b"\x00\xff"}, "l": {"L": [{"S": "x"}]},
+            "m": {"M": {"k": {"BOOL": True}}}, "ss": {"SS": ["p", "q"]}, "z": {"NULL": True}}
+    ddb.put_item(TableName=table, Item=item)
+    ddb.update_item(TableName=table, Key={"pk": {"S": "a"}}, UpdateExpression="SET n = :two",
+                    ExpressionAttributeValues={":two": {"N": "2"}})
+
+    inserted, modified = stream_records(endpoint, arn)
+    assert (inserted["eventName"], modified["eventName"]) == ("INSERT", "MODIFY")
+    assert inserted["dynamodb"]["NewImage"] == {**item, "b": {"B": b"\x00\xff"}}
+    assert modified["dynamodb"]["OldImage"]["n"] == {"N": "1"}
+    assert modified["dynamodb"]["NewImage"]["n"] == {"N": "2"}
+    assert modified["dynamodb"]["Keys"] == {"pk": {"S": "a"}}
+    written_at = modified["dynamodb"]["ApproximateCreationDateTime"]
+    assert abs(written_at.timestamp() - time.time()) < 60, written_at
+
+
 # --------------------------------------------------------------------------- memory
 
 

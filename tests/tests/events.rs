@@ -715,6 +715,36 @@ async fn a_batch_processed_twice_delivers_each_event_once() {
     events.assert_declared_actions();
 }
 
+/// A batch with many changes of one account reads what they share once (the user's settings,
+/// the account's low-balance state, the account item to move its journal), and records an
+/// event no endpoint wants without reading it first: a hot account's batch costs a few reads,
+/// not a few per change.
+#[tokio::test]
+async fn a_batch_reads_once_what_its_changes_of_one_account_share() {
+    const SPENDS: usize = 13;
+    let app = TestApp::start().await;
+    let events = Events::new(&app).await;
+    let entity = app.entity(&[]).await;
+    set_threshold(&app, &entity, 1).await;
+    assert_eq!(grant(&app, &entity, "u-1", 100).await.status, StatusCode::OK);
+    for _ in 0..SPENDS {
+        assert_eq!(spend(&app, &entity, "u-1", 1).await.status, StatusCode::OK);
+    }
+    assert!(journal_len(&app, &entity, "u-1").await > 0, "a journal left for the dispatcher to move");
+    let batch = events.records().await;
+    let before = events.recorder.actions().len();
+
+    assert!(handed_back(&[events.invoke(batch).await]).is_empty());
+    let actions = events.recorder.actions();
+    let reads = actions[before..].iter().filter(|a| matches!(**a, "GetItem" | "Query" | "BatchGetItem")).count();
+    // The endpoints (1), the entity's and the user's thresholds (2), the alert state (1), the
+    // account item (1) and its journal's reads while moving it (2 at most).
+    assert!(reads <= 7, "{reads} reads for {} changes: {:?}", SPENDS + 1, &actions[before..]);
+    assert_eq!(journal_len(&app, &entity, "u-1").await, 0, "the batch moved the journal");
+    let ledger = app.assert_invariant(&entity.entity_id, "u-1").await;
+    assert_eq!(ledger.entries.len(), SPENDS + 1);
+}
+
 /// Endpoints that answer too late cannot keep an invocation past its deadline (Lambda would
 /// kill it and hand the whole batch back): attempts that would not end in time are left due,
 /// and the tick delivers them.

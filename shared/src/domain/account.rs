@@ -15,7 +15,7 @@ pub const MAX_ACTIVE_HOLDS: usize = 40;
 /// The format of account items and journal records this version writes. Items without one
 /// were written before formats (with or without a journal: `Account::needs_upgrade`); a reader
 /// meeting a newer format refuses (503) and writes nothing.
-pub const ACCOUNT_FORMAT: u32 = 1;
+pub const ACCOUNT_FORMAT: u32 = 2;
 /// What a journal record in a format newer than `ACCOUNT_FORMAT` fails to read with.
 pub const NEWER_RECORD: &str = "journal record in a newer format";
 

@@ -39,19 +39,25 @@ pub struct JournalRecord {
     pub v: u32,
     /// The idempotency key the change was made under.
     pub key: String,
+    #[serde(rename = "f", alias = "fingerprint", with = "compact_hex")]
     pub fingerprint: String,
     /// Which request attempt wrote it (`StoredOutcome::attempt`).
+    #[serde(rename = "a", alias = "attempt", with = "compact_hex")]
     pub attempt: String,
     /// When the key's record expires.
+    #[serde(rename = "x", alias = "keyExpiresAt")]
     pub key_expires_at: i64,
     pub at: i64,
+    #[serde(rename = "d", alias = "delta")]
     pub delta: Delta,
     /// The entries, with `balanceAfter`/`heldAfter` left at 0: they depend on what other
-    /// writers did first and are computed from `offsets` when the record is realized.
-    #[serde(with = "compact_entries")]
+    /// writers did first and are computed from `offsets` when the record is realized; and
+    /// `createdAt` at 0 when it is the record's `at` (realizing sets it).
+    #[serde(rename = "e", alias = "entries", with = "compact_entries")]
     pub entries: Vec<Entry>,
     /// Per entry: its balance and held amount after it, relative to the account before the
     /// change.
+    #[serde(rename = "o", alias = "offsets")]
     pub offsets: Vec<(i64, i64)>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub holds: Vec<HoldChange>,
@@ -59,31 +65,66 @@ pub struct JournalRecord {
     pub purchased_tier: Option<String>,
 }
 
-/// What a change adds to the account.
+/// What a change adds to the account. Stored under one- or two-letter names (format 2; the
+/// long names of format 1 still read).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
 pub struct Delta {
-    #[serde(default, skip_serializing_if = "is_zero")]
+    #[serde(default, rename = "b", alias = "balance", skip_serializing_if = "is_zero")]
     pub balance: i64,
     /// Balance minus every hold on the account, expired or not: the number a write's
     /// condition compares, as DynamoDB conditions cannot add or subtract.
-    #[serde(default, skip_serializing_if = "is_zero")]
+    #[serde(default, rename = "s", alias = "spendable", skip_serializing_if = "is_zero")]
     pub spendable: i64,
-    #[serde(default, skip_serializing_if = "is_zero")]
+    #[serde(default, rename = "p", alias = "purchased", skip_serializing_if = "is_zero")]
     pub purchased: i64,
-    #[serde(default, skip_serializing_if = "is_zero")]
+    #[serde(default, rename = "g", alias = "granted", skip_serializing_if = "is_zero")]
     pub granted: i64,
-    #[serde(default, skip_serializing_if = "is_zero")]
+    #[serde(default, rename = "c", alias = "consumed", skip_serializing_if = "is_zero")]
     pub consumed: i64,
-    #[serde(default, skip_serializing_if = "is_zero")]
+    #[serde(default, rename = "r", alias = "reversed", skip_serializing_if = "is_zero")]
     pub reversed: i64,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, rename = "ha", alias = "holdsAdded", skip_serializing_if = "BTreeMap::is_empty")]
     pub holds_added: BTreeMap<String, ActiveHold>,
     /// Holds removed, as they were: the write requires them unchanged.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, rename = "hr", alias = "holdsRemoved", skip_serializing_if = "BTreeMap::is_empty")]
     pub holds_removed: BTreeMap<String, ActiveHold>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, rename = "rv", alias = "reversals", skip_serializing_if = "BTreeMap::is_empty")]
     pub reversals: BTreeMap<String, ReversalChange>,
+}
+
+/// Hex digests and ids (fingerprints, attempts) as a record keeps them: `~` and their bytes
+/// in URL-safe base64, a third shorter; anything else (never starting with `~`) as it is.
+/// Reads both forms.
+mod compact_hex {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    const MARK: char = '~';
+
+    fn bytes_of_hex(text: &str) -> Option<Vec<u8>> {
+        let lower_hex = |b: &u8| b.is_ascii_digit() || (b'a'..=b'f').contains(b);
+        if text.len() < 32 || !text.len().is_multiple_of(2) || !text.as_bytes().iter().all(lower_hex) {
+            return None;
+        }
+        (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok()).collect()
+    }
+
+    pub fn serialize<S: Serializer>(text: &str, serializer: S) -> Result<S::Ok, S::Error> {
+        match bytes_of_hex(text) {
+            Some(bytes) => serializer.serialize_str(&format!("{MARK}{}", URL_SAFE_NO_PAD.encode(bytes))),
+            None => serializer.serialize_str(text),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        let Some(encoded) = text.strip_prefix(MARK) else {
+            return Ok(text);
+        };
+        let bytes = URL_SAFE_NO_PAD.decode(encoded).map_err(serde::de::Error::custom)?;
+        Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    }
 }
 
 /// Entries as a record keeps them: without the fields that are empty (nulls) or computed when
@@ -98,6 +139,12 @@ mod compact_entries {
     use crate::domain::account::Entry;
 
     const COMPUTED: [&str; 2] = ["balanceAfter", "heldAfter"];
+    /// Left out when 0 (the record's `at`), read back as 0.
+    const CREATED_AT: &str = "createdAt";
+
+    fn unset_created_at() -> Value {
+        Value::from(crate::clock::rfc3339(0))
+    }
 
     pub fn serialize<S: Serializer>(entries: &[Entry], serializer: S) -> Result<S::Ok, S::Error> {
         let mut compact = Vec::with_capacity(entries.len());
@@ -108,6 +155,7 @@ mod compact_entries {
             let kept: Map<String, Value> = fields
                 .into_iter()
                 .filter(|(name, value)| !value.is_null() && !COMPUTED.contains(&name.as_str()))
+                .filter(|(name, value)| name != CREATED_AT || *value != unset_created_at())
                 .collect();
             compact.push(kept);
         }
@@ -122,6 +170,7 @@ mod compact_entries {
                 for name in COMPUTED {
                     fields.entry(name).or_insert(Value::from(0));
                 }
+                fields.entry(CREATED_AT).or_insert_with(unset_created_at);
                 serde_json::from_value(Value::Object(fields)).map_err(D::Error::custom)
             })
             .collect()
@@ -192,14 +241,24 @@ pub fn record(before: &Account, applied: &Applied, key: RecordKey) -> JournalRec
     let held_before = before.held_total() as i64;
     let offsets =
         applied.entries.iter().map(|e| (e.balance_after - before.balance, e.held_after as i64 - held_before)).collect();
-    let entries = applied.entries.iter().map(|e| Entry { balance_after: 0, held_after: 0, ..e.clone() }).collect();
+    let at = applied.account.updated_at.unwrap_or_default();
+    let entries = applied
+        .entries
+        .iter()
+        .map(|e| Entry {
+            balance_after: 0,
+            held_after: 0,
+            created_at: if e.created_at == at { 0 } else { e.created_at },
+            ..e.clone()
+        })
+        .collect();
     JournalRecord {
         v: ACCOUNT_FORMAT,
         key: key.key,
         fingerprint: key.fingerprint,
         attempt: key.attempt,
         key_expires_at: key.expires_at,
-        at: applied.account.updated_at.unwrap_or_default(),
+        at,
         delta: delta(before, &applied.account),
         entries,
         offsets,
@@ -264,6 +323,7 @@ fn realize(before: &Account, after: &Account, record: &JournalRecord) -> Applied
             balance_after: before.balance + balance,
             held_after: (held_before + held).max(0) as u64,
             position: (after.version, index as u32),
+            created_at: if entry.created_at == 0 { record.at } else { entry.created_at },
             ..entry.clone()
         })
         .collect();
@@ -396,5 +456,58 @@ mod tests {
             assert!(!text.contains(absent), "{absent} in {text}");
         }
         assert_eq!(serde_json::from_str::<JournalRecord>(&text).unwrap(), written);
+    }
+
+    /// A record as format 1 wrote it (taken from a stored account item): long names, hex
+    /// digests, each entry's `createdAt`.
+    const FORMAT_1_RECORD: &str = r##"{"v":1,"key":"#auto#01M99G1VQ5KZYFPFSZZ364JS83","fingerprint":"73fd19bd441cc0129d88fc466a3ebe42b83b3852663154ccfbea66facf96f2f1","attempt":"98e0205ccc58423685b7abd9faa6a1a3","keyExpiresAt":1796775299814,"at":1796688899814,"delta":{"balance":-1,"spendable":-1,"consumed":1},"entries":[{"createdAt":"2026-12-08T00:14:59.814Z","credits":-1,"entryId":"01M99G1VQ6RN3E5CYW5YEZC8CM","type":"decrement"}],"offsets":[[-1,0]]}"##;
+
+    #[test]
+    fn a_format_1_record_reads_and_realizes_as_it_was_written() {
+        let old: JournalRecord = serde_json::from_str(FORMAT_1_RECORD).unwrap();
+        assert_eq!(old.fingerprint, "73fd19bd441cc0129d88fc466a3ebe42b83b3852663154ccfbea66facf96f2f1");
+        assert_eq!((old.attempt.as_str(), old.key_expires_at), ("98e0205ccc58423685b7abd9faa6a1a3", 1796775299814));
+        assert_eq!((old.delta.balance, old.delta.consumed, old.offsets.clone()), (-1, 1, vec![(-1, 0)]));
+
+        let mut account = Account { balance: 99, version: 8, ..Account::empty("e", "u") };
+        account.journal.push(old.clone());
+        let realized = realize_at(&account, 0).unwrap();
+        let entry = &realized.entries[0];
+        assert_eq!((entry.created_at, entry.balance_after, entry.credits), (1796688899814, 99, -1));
+        assert_eq!(entry.entry_id, "01M99G1VQ6RN3E5CYW5YEZC8CM");
+    }
+
+    #[test]
+    fn a_record_is_a_quarter_smaller_than_format_1_wrote_it_and_realizes_the_same() {
+        let old: JournalRecord = serde_json::from_str(FORMAT_1_RECORD).unwrap();
+        let mut compact = JournalRecord { v: ACCOUNT_FORMAT, ..old.clone() };
+        compact.entries[0].created_at = 0; // as `record` leaves it: the record's own instant
+        let text = serde_json::to_string(&compact).unwrap();
+        for absent in ["fingerprint", "attempt", "createdAt", "balance", "73fd19bd"] {
+            assert!(!text.contains(absent), "{absent} in {text}");
+        }
+        assert!(text.len() * 4 <= FORMAT_1_RECORD.len() * 3, "{} bytes: {text}", text.len());
+        let read: JournalRecord = serde_json::from_str(&text).unwrap();
+        assert_eq!(read, compact);
+        let realize = |record: JournalRecord| {
+            let mut account = Account { balance: 99, version: 8, ..Account::empty("e", "u") };
+            account.journal.push(record);
+            realize_at(&account, 0).unwrap()
+        };
+        assert_eq!(realize(read), realize(old));
+    }
+
+    #[test]
+    fn only_hex_is_compacted_and_everything_reads_back() {
+        #[derive(Serialize, Deserialize)]
+        struct Field(#[serde(with = "compact_hex")] String);
+        for text in ["f", "a", "ABCDEF0123456789ABCDEF0123456789", "0123456789abcdef0123456789abcde"] {
+            let stored = serde_json::to_string(&Field(text.into())).unwrap();
+            assert_eq!(stored, format!("\"{text}\""), "left as it is");
+        }
+        let hex = "98e0205ccc58423685b7abd9faa6a1a3";
+        let stored = serde_json::to_string(&Field(hex.into())).unwrap();
+        assert!(stored.starts_with("\"~") && stored.len() < hex.len(), "{stored}");
+        assert_eq!(serde_json::from_str::<Field>(&stored).unwrap().0, hex);
     }
 }

@@ -88,6 +88,12 @@ type Held = BTreeMap<(String, String), (usize, i64)>;
 struct Lookups {
     endpoints: HashMap<String, Vec<Endpoint>>,
     thresholds: HashMap<String, u64>,
+    /// Per account: its user's own threshold (`None`: the entity's applies). A batch brings
+    /// many entries of a busy account; each would read the same item again.
+    user_thresholds: HashMap<(String, String), Option<u64>>,
+    /// Per account: its low-balance state as this batch left it (one dispatcher handles an
+    /// account's stream records at a time, in order).
+    alert_states: HashMap<(String, String), AlertState>,
 }
 
 impl Dispatcher {
@@ -109,6 +115,7 @@ impl Dispatcher {
         let mut touched = BTreeMap::new();
         let mut held = Held::new();
         let mut failed = None;
+        let last_pending = last_pending_per_account(changes);
         for (index, change) in changes.iter().enumerate() {
             if !budget.fits(Duration::ZERO) {
                 tracing::warn!(index, "out of time; the rest of the batch goes back to the stream");
@@ -117,6 +124,11 @@ impl Dispatcher {
             }
             if let Change::JournalPending { entity_id, user_id } = change {
                 let account = (entity_id.clone(), user_id.clone());
+                // A later record of the batch shows the same journal: moving it then moves
+                // this one's records too (each would read the account item again).
+                if last_pending.get(&account) != Some(&index) {
+                    continue;
+                }
                 match self.move_journal(entity_id, user_id).await {
                     Some(until) => held.insert(account, (index, until)),
                     None => held.remove(&account),
@@ -219,21 +231,30 @@ impl Dispatcher {
         let endpoints = self.endpoints(entity_id, lookups).await?;
         let mut touched = Vec::new();
         for event in &events {
+            let wanted_by = endpoints.iter().filter(|e| e.wants(event.kind)).collect::<Vec<_>>();
             // Recorded means queued for every endpoint that wanted it (it is recorded only
             // then), and maybe delivered and gone from the queue since: a change the stream
-            // brings again must not queue it again.
-            if self.store.get_event(&event.entity_id, &event.event_id).await?.is_some() {
+            // brings again must not queue it again. Nothing to queue: recording it is
+            // idempotent on its own, no read needed.
+            if !wanted_by.is_empty() && self.store.get_event(&event.entity_id, &event.event_id).await?.is_some() {
                 continue;
             }
-            for endpoint in endpoints.iter().filter(|e| e.wants(event.kind)) {
+            for endpoint in wanted_by {
                 self.queue(endpoint, event).await?;
                 touched.push((endpoint.endpoint_id.clone(), entity_id.clone()));
             }
             self.store.record_event(event, self.now()).await?;
         }
         if let (Change::Entry { user_id, .. }, Some(next)) = (change, decision.next) {
+            let account = (entity_id.clone(), user_id.clone());
             match self.store.advance_alert_state(entity_id, user_id, &next).await {
-                Ok(()) | Err(StoreError::ConditionFailed) => {}
+                Ok(()) => {
+                    lookups.alert_states.insert(account, next);
+                }
+                // Another dispatcher got further: read the state again next time.
+                Err(StoreError::ConditionFailed) => {
+                    lookups.alert_states.remove(&account);
+                }
                 Err(err) => return Err(err.into()),
             }
         }
@@ -281,8 +302,16 @@ impl Dispatcher {
 
     /// The user's own threshold, else the entity's; 0: no alerts.
     async fn threshold(&self, entity_id: &str, user_id: &str, lookups: &mut Lookups) -> Result<u64, Error> {
-        if let Some(own) = self.store.get_user_settings(entity_id, user_id).await? {
-            return Ok(own.low_balance_threshold);
+        let account = (entity_id.to_owned(), user_id.to_owned());
+        let own = match lookups.user_thresholds.get(&account) {
+            Some(known) => *known,
+            None => {
+                let own = self.store.get_user_settings(entity_id, user_id).await?.map(|s| s.low_balance_threshold);
+                *lookups.user_thresholds.entry(account).or_insert(own)
+            }
+        };
+        if let Some(own) = own {
+            return Ok(own);
         }
         if let Some(known) = lookups.thresholds.get(entity_id) {
             return Ok(*known);
@@ -307,7 +336,14 @@ impl Dispatcher {
         if threshold == 0 {
             return Ok(AlertDecision::default());
         }
-        let state = self.store.get_alert_state(entity_id, user_id).await?.unwrap_or_default();
+        let account = (entity_id.to_owned(), user_id.to_owned());
+        let state = match lookups.alert_states.get(&account) {
+            Some(known) => known.clone(),
+            None => {
+                let state = self.store.get_alert_state(entity_id, user_id).await?.unwrap_or_default();
+                lookups.alert_states.entry(account).or_insert(state).clone()
+            }
+        };
         if state.position.as_str() >= position {
             return Ok(AlertDecision::default());
         }
@@ -477,6 +513,15 @@ impl Dispatcher {
         ];
         Ok(self.sender.post(Outgoing { url: &endpoint.url, headers, body: &event.body }).await)
     }
+}
+
+/// Per account whose journal the batch shows pending: the index of its last such change.
+fn last_pending_per_account(changes: &[Change]) -> HashMap<(String, String), usize> {
+    let pending = changes.iter().enumerate().filter_map(|(index, change)| match change {
+        Change::JournalPending { entity_id, user_id } => Some(((entity_id.clone(), user_id.clone()), index)),
+        _ => None,
+    });
+    pending.collect()
 }
 
 fn earliest(due: Option<i64>, at: i64) -> Option<i64> {

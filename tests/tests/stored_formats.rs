@@ -1,6 +1,7 @@
-//! Items written by other versions of the service: an account from before journals and a
-//! payment's record from before typed facts are read and upgraded; an account or journal
-//! record in a newer format is refused (503) and left exactly as it was. Plus what replays
+//! Items written by other versions of the service: an account from before journals, a
+//! journal record in format 1 and a payment's record from before typed facts are read and
+//! upgraded; an account or journal record in a newer format is refused (503) and left exactly
+//! as it was. Plus what replays
 //! show (the balance as it stands now) and what a trim may end (only its own claim).
 
 use std::collections::HashMap;
@@ -218,4 +219,51 @@ async fn a_trim_ends_only_its_own_claim() {
     assert_eq!(store.trim_journal(&entity.entity_id, "u-1", &stale).await.expect("trim"), Some(false));
     let after = store.get_account(&entity.entity_id, "u-1").await.expect("read").expect("account");
     assert_eq!(after.mover_until, now + 9_000, "the newer mover keeps its claim");
+}
+
+/// A journal record as format 1 wrote it (long names, hex digests, each entry's
+/// `createdAt`), taken from a stored account item.
+const FORMAT_1_RECORD: &str = r##"{"v":1,"key":"#auto#01M99G1VQ5KZYFPFSZZ364JS83","fingerprint":"73fd19bd441cc0129d88fc466a3ebe42b83b3852663154ccfbea66facf96f2f1","attempt":"98e0205ccc58423685b7abd9faa6a1a3","keyExpiresAt":1796775299814,"at":1796688899814,"delta":{"balance":-1,"spendable":-1,"consumed":1},"entries":[{"createdAt":"2026-12-08T00:14:59.814Z","credits":-1,"entryId":"01M99G1VQ6RN3E5CYW5YEZC8CM","type":"decrement"}],"offsets":[[-1,0]]}"##;
+
+async fn history(app: &TestApp, entity: &EntityFixture, user: &str) -> Vec<serde_json::Value> {
+    let path = entity.path(&format!("/users/{user}/credit-history"));
+    let answer = app.request(Method::GET, &path).headers(&entity.server()).send().await;
+    assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
+    answer.data()["entries"].as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_journal_record_format_1_wrote_moves_out_as_it_was_written() {
+    let app = TestApp::start().await;
+    let entity = app.entity(&[]).await;
+    app.grant(&entity, "old", 50).await;
+    assert_eq!(history(&app, &entity, "old").await.len(), 1, "the grant moved out");
+    // The item as a format-1 writer leaves it after a spend of 1: its record in the journal.
+    let slot = shared::domain::journal::key_slot("#auto#01M99G1VQ5KZYFPFSZZ364JS83");
+    app.dynamodb
+        .update_item()
+        .table_name(&app.table)
+        .set_key(Some(keys::account(&entity.entity_id, "old").to_item()))
+        .update_expression(
+            "SET #f = :one, journal = list_append(journal, :r), recentKeys.#slot = :zero \
+             ADD balance :minus, spendable :minus, lifetimeConsumed :one, version :one",
+        )
+        .expression_attribute_names("#f", "format")
+        .expression_attribute_names("#slot", slot)
+        .expression_attribute_values(":one", n(1))
+        .expression_attribute_values(":zero", n(0))
+        .expression_attribute_values(":minus", n(-1))
+        .expression_attribute_values(":r", AttributeValue::L(vec![s(FORMAT_1_RECORD)]))
+        .send()
+        .await
+        .expect("a format-1 spend");
+
+    let entries = history(&app, &entity, "old").await;
+    let old = entries.iter().find(|e| e["entryId"] == "01M99G1VQ6RN3E5CYW5YEZC8CM").expect("its entry");
+    assert_eq!(old["createdAt"], "2026-12-08T00:14:59.814Z");
+    assert_eq!((old["credits"].as_i64(), old["balanceAfter"].as_i64()), (Some(-1), Some(49)));
+    assert_eq!(spend(&app, &entity, "old", 1).await.status, StatusCode::OK);
+    assert_eq!(raw_account(&app, &entity, "old").await.get("format"), Some(&n(2)), "written in format 2");
+    let ledger = app.assert_invariant(&entity.entity_id, "old").await;
+    assert_eq!((ledger.account.balance, ledger.entries.len()), (48, 3));
 }

@@ -8,11 +8,14 @@
 - functions: every crate under functions/ is one template function and vice versa;
 - table: key schema, attributes, GSIs, TTL and billing equal `create-table --print-schema`;
 - IAM: each function may perform exactly the DynamoDB actions its crate declares in
-  `[package.metadata.credits] dynamodb-actions`, on the table only, and nothing on `*`;
+  `[package.metadata.credits] dynamodb-actions`, on the table only, and nothing on `*` but
+  dynamodb:ListStreams for the stream's consumer (why: LIST_STREAMS below);
 - secrets: only Secrets Manager dynamic references (every STRIPE_* variable included), never a
   secret in a parameter, and no STRIPE_* variable in Globals (only on the functions using it).
+This is the template as written; test_rehearsal.py checks it as CloudFormation receives it.
 
-Inputs (environment):
+Inputs (environment; read by infra_sources.py, which holds the readers these tests share with
+test_rehearsal.py):
   TABLE_SCHEMA_JSON     file holding `cargo run -q -p shared --bin create-table -- --print-schema`
                         output (default: <workspace>/target/table-schema.json). Required by the
                         table test; these tests never run cargo.
@@ -23,25 +26,40 @@ The last two exist so the tests can be pointed at deliberately broken copies.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
 import sys
-import tomllib
-from functools import cache
 from pathlib import Path
 
 import pytest
-from cfnlint.decode import decode
 
-HERE = Path(__file__).resolve().parent
-ROOT = Path(os.environ.get("INFRA_WORKSPACE_ROOT") or HERE.parent).resolve()
-TEMPLATE = Path(os.environ.get("INFRA_TEMPLATE") or HERE / "template.yaml").resolve()
-SCHEMA_ENV = "TABLE_SCHEMA_JSON"
-SCHEMA_DEFAULT = ROOT / "target" / "table-schema.json"
+# make test imports test modules by path (--import-mode=importlib): the shared readers sit here.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from infra_sources import (  # noqa: E402
+    ROOT,
+    SERVERLESS_FUNCTION,
+    TEMPLATE,
+    as_list,
+    attribute_set,
+    binary_of,
+    declared_dynamodb_actions,
+    declared_routes,
+    documented_operation_problems,
+    function_crates,
+    function_props,
+    global_function_props,
+    gsi_shape,
+    key_set,
+    lower_keys,
+    resources,
+    table_logical_id,
+    table_schema,
+    template,
+    template_functions,
+    watch_router,
+)
 
-SERVERLESS_FUNCTION = "AWS::Serverless::Function"
 SECRETSMANAGER_REF = "{{resolve:secretsmanager:"
 # Environment variables and parameters whose names say they hold a secret.
 SECRET_NAME = re.compile(r"SECRET|TOKEN|KEY", re.IGNORECASE)
@@ -50,115 +68,6 @@ SECRET_REFERENCE_PARAM = re.compile(r"(Name|Arn|Id)$")
 # Shapes of real secret values that must never be a parameter default.
 SECRET_VALUE = re.compile(r"^(sk|rk|pk)_(test|live)_|^whsec_|^-----BEGIN|^eyJ")
 SECRET_NAME_OR_ARN = re.compile(r"^(arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:)?[A-Za-z0-9/_+=.@-]{1,512}$")
-
-
-# --------------------------------------------------------------------------------------------
-# Loading
-# --------------------------------------------------------------------------------------------
-
-
-def plain(node):
-    """cfn-lint's decoded nodes as plain dicts/lists/str (intrinsics stay as {"Ref": ...})."""
-    return json.loads(json.dumps(node))
-
-
-@cache
-def template() -> dict:
-    decoded, problems = decode(str(TEMPLATE))
-    assert decoded is not None and not problems, f"{TEMPLATE} does not parse: {problems}"
-    return plain(decoded)
-
-
-def resources(kind: str | None = None) -> dict[str, dict]:
-    res = template().get("Resources", {})
-    return {lid: r for lid, r in res.items() if kind is None or r.get("Type") == kind}
-
-
-def global_function_props() -> dict:
-    return template().get("Globals", {}).get("Function", {}) or {}
-
-
-def function_props(logical_id: str) -> dict:
-    """A function's properties with SAM's Globals.Function merged in (env maps are merged)."""
-    merged = dict(global_function_props())
-    own = resources()[logical_id].get("Properties", {}) or {}
-    for key, value in own.items():
-        if key == "Environment":
-            env = dict(merged.get("Environment", {}).get("Variables", {}))
-            env.update(value.get("Variables", {}))
-            merged["Environment"] = {"Variables": env}
-        else:
-            merged[key] = value
-    return merged
-
-
-def binary_of(logical_id: str) -> str:
-    meta = resources()[logical_id].get("Metadata", {}) or {}
-    binary = (meta.get("BuildProperties") or {}).get("Binary")
-    assert binary, f"function {logical_id} has no Metadata.BuildProperties.Binary"
-    return binary
-
-
-@cache
-def template_functions() -> dict[str, str]:
-    """binary name -> logical id."""
-    out: dict[str, str] = {}
-    for lid in resources(SERVERLESS_FUNCTION):
-        binary = binary_of(lid)
-        assert binary not in out, f"binary {binary!r} is built by both {out[binary]} and {lid}"
-        out[binary] = lid
-    return out
-
-
-@cache
-def workspace_manifest() -> dict:
-    return tomllib.loads((ROOT / "Cargo.toml").read_text())
-
-
-@cache
-def watch_router() -> dict[str, str]:
-    router = (
-        workspace_manifest().get("workspace", {}).get("metadata", {}).get("lambda", {}).get("watch", {}).get("router")
-    )
-    assert router, "root Cargo.toml has no [workspace.metadata.lambda.watch.router] table"
-    return dict(router)
-
-
-@cache
-def function_crates() -> dict[str, dict]:
-    """binary name -> that crate's Cargo.toml, for every crate under functions/."""
-    crates: dict[str, dict] = {}
-    for manifest in sorted((ROOT / "functions").glob("*/Cargo.toml")):
-        data = tomllib.loads(manifest.read_text())
-        package = data.get("package", {})
-        bins = [b["name"] for b in data.get("bin", []) if "name" in b] or [package.get("name")]
-        for name in bins:
-            crates[name] = {"path": manifest.relative_to(ROOT), **data}
-    assert crates, f"no function crates found under {ROOT / 'functions'}"
-    return crates
-
-
-def table_logical_id() -> str:
-    tables = resources("AWS::DynamoDB::Table")
-    assert len(tables) == 1, f"expected exactly one DynamoDB table, found {sorted(tables)}"
-    return next(iter(tables))
-
-
-def matchit_to_apigw(path: str) -> str:
-    """`{param}` stays; a `{*rest}` catch-all (last segment only) becomes `{proxy+}`, and
-    the root catch-all becomes the `$default` route."""
-    if path.startswith("/{*") and path.count("/") == 1:
-        return "$default"
-    segments = path.split("/")
-    out = []
-    for i, seg in enumerate(segments):
-        if seg.startswith("{*") and seg.endswith("}"):
-            assert i == len(segments) - 1, f"catch-all must be the last segment: {path}"
-            out.append("{proxy+}")
-        else:
-            assert "*" not in seg, f"unexpected wildcard in {path}"
-            out.append(seg)
-    return "/".join(out)
 
 
 # --------------------------------------------------------------------------------------------
@@ -210,7 +119,7 @@ def http_api_routes() -> list[dict]:
 
 
 def test_routes_match_the_watch_router():
-    expected = {(matchit_to_apigw(path), fn) for path, fn in watch_router().items()}
+    expected = set(declared_routes().items())
     routes = http_api_routes()
     actual = {(r["path"], r["binary"]) for r in routes}
 
@@ -227,35 +136,9 @@ def test_routes_match_the_watch_router():
     assert not dupes, f"paths routed more than once: {dupes}"
 
 
-def apigw_route_matches(route: str, path: str) -> bool:
-    """Whether an API Gateway route (`{param}`, a final `{proxy+}`) matches a concrete path."""
-    route_parts, path_parts = route.split("/"), path.split("/")
-    if route_parts and route_parts[-1] == "{proxy+}":
-        head = route_parts[:-1]
-        return len(path_parts) > len(head) and apigw_route_matches("/".join(head), "/".join(path_parts[: len(head)]))
-    return len(route_parts) == len(path_parts) and all(
-        r == p or (r.startswith("{") and r.endswith("}")) for r, p in zip(route_parts, path_parts)
-    )
-
-
 def test_every_documented_operation_reaches_its_function():
-    """docs/openapi.json is made from the routes' declarations (tests/tests/openapi.rs checks
-    it is current); each operation's path must reach, through the template's routes, the
-    function that declares it (`x-function`). The most specific route wins, as in API Gateway:
-    fewer parameters, no greedy segment, `$default` last."""
-    document = json.loads((ROOT / "docs" / "openapi.json").read_text())
-    routes = [r for r in http_api_routes() if r["path"] != "$default"]
-    default = [r["binary"] for r in http_api_routes() if r["path"] == "$default"]
-    problems = []
-    for path, item in document["paths"].items():
-        for method, operation in item.items():
-            matching = sorted(
-                (r for r in routes if apigw_route_matches(r["path"], path)),
-                key=lambda r: (r["path"].endswith("{proxy+}"), r["path"].count("{")),
-            )
-            binary = matching[0]["binary"] if matching else (default[0] if default else None)
-            if binary != operation["x-function"]:
-                problems.append(f"{method.upper()} {path}: declared by {operation['x-function']}, routed to {binary}")
+    routes = {r["path"]: r["binary"] for r in http_api_routes()}
+    problems = documented_operation_problems(routes)
     assert not problems, "template routes and declarations differ:\n  " + "\n  ".join(problems)
 
 
@@ -321,43 +204,6 @@ def test_every_function_has_error_and_throttle_alarms():
 # --------------------------------------------------------------------------------------------
 
 
-def lower_keys(value):
-    """{"AttributeName": ...} and {"attributeName": ...} compare equal."""
-    if isinstance(value, dict):
-        return {k[:1].lower() + k[1:]: lower_keys(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [lower_keys(v) for v in value]
-    return value
-
-
-def key_set(keys) -> frozenset:
-    return frozenset((k["attributeName"], k["keyType"]) for k in lower_keys(keys or []))
-
-
-def gsi_shape(gsis) -> dict:
-    out = {}
-    for g in lower_keys(gsis or []):
-        projection = g.get("projection") or {}
-        out[g["indexName"]] = (
-            key_set(g.get("keySchema")),
-            projection.get("projectionType", "ALL"),
-            tuple(sorted(projection.get("nonKeyAttributes") or [])),
-        )
-    return out
-
-
-@cache
-def table_schema() -> dict:
-    path = Path(os.environ.get(SCHEMA_ENV) or SCHEMA_DEFAULT)
-    if not path.is_file():
-        pytest.fail(
-            f"table schema JSON not found at {path}. Produce it with\n"
-            f"  cargo run -q -p shared --bin create-table -- --print-schema > {SCHEMA_DEFAULT}\n"
-            f"or point {SCHEMA_ENV} at such a file."
-        )
-    return json.loads(path.read_text())
-
-
 def test_http_functions_time_out_after_the_request_budget():
     """Their answers are due within the budget (shared/src/deadline.rs); the timeout is that
     budget plus room for a cold start, as the Rust code prints it."""
@@ -377,8 +223,8 @@ def test_table_matches_the_schema():
     )
     hash_first = lower_keys(table.get("KeySchema"))[0]["keyType"]
     assert hash_first == "HASH", "KeySchema must list the HASH key first"
-    attrs = lambda defs: {(d["attributeName"], d["attributeType"]) for d in lower_keys(defs or [])}  # noqa: E731
-    assert attrs(table.get("AttributeDefinitions")) == attrs(schema["attributeDefinitions"]), (
+    attributes = attribute_set(table.get("AttributeDefinitions"))
+    assert attributes == attribute_set(schema["attributeDefinitions"]), (
         f"AttributeDefinitions {table.get('AttributeDefinitions')} != schema {schema['attributeDefinitions']}"
     )
     assert gsi_shape(table.get("GlobalSecondaryIndexes")) == gsi_shape(schema.get("globalSecondaryIndexes")), (
@@ -407,10 +253,6 @@ def test_table_is_protected():
 # --------------------------------------------------------------------------------------------
 # IAM
 # --------------------------------------------------------------------------------------------
-
-
-def as_list(value) -> list:
-    return value if isinstance(value, list) else [value]
 
 
 def function_statements(lid: str) -> list[tuple[str, dict]]:
@@ -443,7 +285,25 @@ def function_statements(lid: str) -> list[tuple[str, dict]]:
 
 # Reading the table's stream: granted only to a function the stream feeds (its event source
 # mapping reads with the function's role), on the stream only.
-STREAM_ACTIONS = {"dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams"}
+STREAM_READ_ACTIONS = {"dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"}
+# dynamodb:ListStreams, the one stream action granted on "*" (alone in its statement, and only to a
+# function a stream feeds). Why:
+# - Lambda's documentation lists it, with the three read actions, among the permissions the
+#   execution role of a DynamoDB stream event source needs (the managed policy
+#   AWSLambdaDynamoDBExecutionRole grants all four on "*"). The mapping is handed the stream's ARN
+#   and reads it with the read actions, so it likely does without: AWS's own SAM grants it only
+#   where it grants nothing (its DynamoDB -> Lambda connector and DynamoDBStreamReadPolicy, on
+#   `<table>/stream/*`), as CDK did until aws-cdk#10631, and those mappings read. But that is not
+#   documented, only a real deploy could show it, and a mapping short of a permission fails the
+#   deploy or reads nothing; a list-only action costs nothing to grant, so it is granted, where
+#   it works.
+# - It has no resource-level permissions (the Service Authorization Reference lists no resource
+#   type for it): it is authorized against "*", so on the stream's ARN or on `<table>/stream/*`
+#   (as the DynamoDB guide's example has it) it grants nothing. "*" is the only place it works.
+# - It reads no data: it lists the stream ARNs of the account's tables in the region.
+# test_rehearsal.py checks the same on the roles as created: the grant is on "*" and nowhere else.
+LIST_STREAMS = "dynamodb:ListStreams"
+STREAM_ACTIONS = STREAM_READ_ACTIONS | {LIST_STREAMS}
 
 
 def stream_resources(table: str) -> list:
@@ -469,7 +329,7 @@ def test_each_function_gets_exactly_its_declared_dynamodb_actions():
     for binary, lid in template_functions().items():
         crate = function_crates().get(binary)
         assert crate, f"{lid}: no crate for binary {binary}"
-        declared = (crate.get("package", {}).get("metadata", {}).get("credits", {}) or {}).get("dynamodb-actions")
+        declared = declared_dynamodb_actions(crate)
         assert declared is not None, f"{crate['path']}: no [package.metadata.credits] dynamodb-actions"
         declared_set = {f"dynamodb:{a}" for a in declared}
 
@@ -480,7 +340,7 @@ def test_each_function_gets_exactly_its_declared_dynamodb_actions():
             for res in as_list(st.get("Resource", [])):
                 text = res.get("Fn::Sub") if isinstance(res, dict) else res
                 text = text[0] if isinstance(text, list) else text
-                allowed = allowed_resources + stream_resources(table)
+                allowed = allowed_resources + stream_resources(table) + (["*"] if actions == [LIST_STREAMS] else [])
                 wildcard = isinstance(text, str) and "*" in text and res not in allowed
                 assert not wildcard, f"{where}: wildcard Resource {res!r} is not allowed"
             assert not any("*" in a for a in actions), f"{where}: wildcard action in {actions}"
@@ -489,6 +349,12 @@ def test_each_function_gets_exactly_its_declared_dynamodb_actions():
                 continue
             if set(dynamo) <= STREAM_ACTIONS:
                 assert stream_events(lid), f"{where}: stream actions for a function no stream feeds"
+                if LIST_STREAMS in dynamo:
+                    assert dynamo == [LIST_STREAMS] and as_list(st.get("Resource")) == ["*"], (
+                        f"{where}: {LIST_STREAMS} has no resource-level permissions (on anything but \"*\" it "
+                        f"grants nothing): grant it alone, on \"*\""
+                    )
+                    continue
                 for res in as_list(st.get("Resource", [])):
                     assert res in stream_resources(table), f"{where}: stream actions on {res}, not the table's stream"
                 continue
@@ -542,7 +408,7 @@ def test_every_declared_dynamodb_action_is_used_by_its_function():
     if not used_dir.is_dir():
         pytest.skip("no record of used actions: run the Rust integration tests first (make test does)")
     for binary, crate in sorted(function_crates().items()):
-        declared = (crate.get("package", {}).get("metadata", {}).get("credits", {}) or {}).get("dynamodb-actions") or []
+        declared = declared_dynamodb_actions(crate) or []
         record = used_dir / binary
         used = set(record.read_text().split()) if record.exists() else set()
         unused = sorted(set(declared) - used)

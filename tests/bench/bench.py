@@ -2163,19 +2163,16 @@ class HotCell:
         return text
 
 
-def spend_event(s: Seed) -> bytes:
-    return api_event(
-        "POST", f"/api/entities/{s.entity_id}/users/{s.user_id}/decrement-credits", server_headers(s), {"credits": 1}
-    )
+def spend_event(s: Seed, key: str | None = None) -> bytes:
+    """A keyless spend of 1 as the entity's server, or one under `key` (`Idempotency-Key`)."""
+    headers = {**server_headers(s), **({"idempotency-key": key} if key else {})}
+    return api_event("POST", f"/api/entities/{s.entity_id}/users/{s.user_id}/decrement-credits", headers, {"credits": 1})
 
 
 def retry_by_key(fp: FunctionProcess, s: Seed, key: str) -> str:
     """Sends a spend again under the key its 503 named, as a client learning the outcome
     does: `landed` (replayed), `applied now` (it had not landed), or the status."""
-    headers = {**server_headers(s), "idempotency-key": key}
-    event = api_event("POST", f"/api/entities/{s.entity_id}/users/{s.user_id}/decrement-credits", headers,
-                      {"credits": 1})
-    inv = fp.invoke(event)
+    inv = fp.invoke(spend_event(s, key))
     status, _ = inv.answer()
     if status != 200:
         return f"answered {status}"
@@ -2235,7 +2232,7 @@ def hot_cell(procs: list[FunctionProcess], s: Seed, n: int) -> HotCell:
     account = next((k for k in snapshot["keys"] if k["key"] == {"S": pk}), {})
     cell.peak_write_per_s = account.get("peak_write_units_per_second", 0.0)
     cell.retried.update(retry_by_key(procs[0], s, key) for key in cell.unknown_keys)
-    seconds_until_journal_empty(pk, time.perf_counter())
+    seconds_until_journal_empty(pk, time.perf_counter())  # the retries' records moved, as after the burst
     # One decrement per spend answered 2xx, and one per key retried to a 200 (landed or not).
     check.batch(cell.ok() + cell.retried["landed"] + cell.retried["applied now"])
     cell.ledger = check.verdict()

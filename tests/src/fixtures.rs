@@ -94,6 +94,15 @@ impl TestApp {
         assert_eq!(response.status, StatusCode::OK, "{:?}", response.body);
     }
 
+    /// Every ledger entry of `user_id`'s account (up to 200), newest first, as the entity's
+    /// server reads them.
+    pub async fn history(&self, entity: &EntityFixture, user_id: &str) -> Vec<Value> {
+        let path = entity.path(&format!("/users/{user_id}/credit-history?limit=200"));
+        let response = self.request(Method::GET, &path).headers(&entity.server()).send().await;
+        assert_eq!(response.status, StatusCode::OK, "{:?}", response.body);
+        response.data()["entries"].as_array().cloned().unwrap_or_default()
+    }
+
     /// An entity whose user `u-1` holds `credits`.
     pub async fn funded(&self, credits: u64) -> EntityFixture {
         let entity = self.entity(&[]).await;

@@ -60,9 +60,7 @@ async fn grant(app: &TestApp, entity: &EntityFixture, user: &str, credits: u64) 
 
 /// Every ledger entry of an account, oldest first.
 async fn ledger(app: &TestApp, entity: &EntityFixture, user: &str) -> Vec<Value> {
-    let history = call(app, entity, Method::GET, &format!("/users/{user}/credit-history?limit=200"), Value::Null).await;
-    assert_eq!(history.status, StatusCode::OK, "{:?}", history.body);
-    let mut entries = history.data()["entries"].as_array().cloned().unwrap_or_default();
+    let mut entries = app.history(entity, user).await;
     entries.reverse();
     entries
 }

@@ -225,19 +225,12 @@ async fn a_trim_ends_only_its_own_claim() {
 /// `createdAt`), taken from a stored account item.
 const FORMAT_1_RECORD: &str = r##"{"v":1,"key":"#auto#01M99G1VQ5KZYFPFSZZ364JS83","fingerprint":"73fd19bd441cc0129d88fc466a3ebe42b83b3852663154ccfbea66facf96f2f1","attempt":"98e0205ccc58423685b7abd9faa6a1a3","keyExpiresAt":1796775299814,"at":1796688899814,"delta":{"balance":-1,"spendable":-1,"consumed":1},"entries":[{"createdAt":"2026-12-08T00:14:59.814Z","credits":-1,"entryId":"01M99G1VQ6RN3E5CYW5YEZC8CM","type":"decrement"}],"offsets":[[-1,0]]}"##;
 
-async fn history(app: &TestApp, entity: &EntityFixture, user: &str) -> Vec<serde_json::Value> {
-    let path = entity.path(&format!("/users/{user}/credit-history"));
-    let answer = app.request(Method::GET, &path).headers(&entity.server()).send().await;
-    assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
-    answer.data()["entries"].as_array().cloned().unwrap_or_default()
-}
-
 #[tokio::test]
 async fn a_journal_record_format_1_wrote_moves_out_as_it_was_written() {
     let app = TestApp::start().await;
     let entity = app.entity(&[]).await;
     app.grant(&entity, "old", 50).await;
-    assert_eq!(history(&app, &entity, "old").await.len(), 1, "the grant moved out");
+    assert_eq!(app.history(&entity, "old").await.len(), 1, "the grant moved out");
     // The item as a format-1 writer leaves it after a spend of 1: its record in the journal.
     let slot = shared::domain::journal::key_slot("#auto#01M99G1VQ5KZYFPFSZZ364JS83");
     app.dynamodb
@@ -258,7 +251,7 @@ async fn a_journal_record_format_1_wrote_moves_out_as_it_was_written() {
         .await
         .expect("a format-1 spend");
 
-    let entries = history(&app, &entity, "old").await;
+    let entries = app.history(&entity, "old").await;
     let old = entries.iter().find(|e| e["entryId"] == "01M99G1VQ6RN3E5CYW5YEZC8CM").expect("its entry");
     assert_eq!(old["createdAt"], "2026-12-08T00:14:59.814Z");
     assert_eq!((old["credits"].as_i64(), old["balanceAfter"].as_i64()), (Some(-1), Some(49)));

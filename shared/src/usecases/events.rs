@@ -307,7 +307,8 @@ impl Dispatcher {
             Some(known) => *known,
             None => {
                 let own = self.store.get_user_settings(entity_id, user_id).await?.map(|s| s.low_balance_threshold);
-                *lookups.user_thresholds.entry(account).or_insert(own)
+                lookups.user_thresholds.insert(account, own);
+                own
             }
         };
         if let Some(own) = own {
@@ -341,7 +342,8 @@ impl Dispatcher {
             Some(known) => known.clone(),
             None => {
                 let state = self.store.get_alert_state(entity_id, user_id).await?.unwrap_or_default();
-                lookups.alert_states.entry(account).or_insert(state).clone()
+                lookups.alert_states.insert(account, state.clone());
+                state
             }
         };
         if state.position.as_str() >= position {

@@ -1,6 +1,7 @@
 //! Fault injection at the store port, over the real DynamoDB store: moves that always fail
-//! (a journal that cannot move out), and a write held at a gate until the test lets it go
-//! (an interleaving of instances, staged with real concurrency instead of sleeps).
+//! (a journal that cannot move out), and a write held at a gate until the test lets it go,
+//! before it is sent or after it landed and before its answer is lost (an interleaving of
+//! instances, staged with real concurrency instead of sleeps).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,8 +13,8 @@ use shared::domain::account::{Account, Entry, HoldRecord, SubscriptionUpdate, Ti
 use shared::domain::journal::Append;
 use shared::store::dynamo::DynamoStore;
 use shared::store::{
-    Claim, EntryPage, IdempotencyStore, LedgerStore, MovedRecord, Reserved, StoreError, StoreResult, StoredOutcome,
-    Trim, Written,
+    Claim, EntryPage, IdempotencyStore, KeyedEntry, LedgerStore, MovedRecord, Reserved, StoreError, StoreResult,
+    StoredOutcome, Trim, Written,
 };
 
 /// The real store, with the faults a test switches on.
@@ -23,6 +24,9 @@ pub struct FaultyStore {
     pub moves_fail: AtomicBool,
     /// The next `append` waits here: `reached` is notified, then it waits for `go`.
     pub gate: Option<Gate>,
+    /// The first `append` that lands waits here after landing, then fails as if its answer
+    /// were lost (`Unavailable`).
+    pub answer_lost: Option<Gate>,
 }
 
 #[derive(Clone, Default)]
@@ -34,11 +38,27 @@ pub struct Gate {
 
 impl FaultyStore {
     pub fn new(inner: DynamoStore) -> Self {
-        Self { inner, moves_fail: AtomicBool::new(false), gate: None }
+        Self { inner, moves_fail: AtomicBool::new(false), gate: None, answer_lost: None }
     }
 
     pub fn gated(inner: DynamoStore, gate: Gate) -> Self {
         Self { gate: Some(gate), ..Self::new(inner) }
+    }
+
+    pub fn losing_an_answer(inner: DynamoStore, gate: Gate) -> Self {
+        Self { answer_lost: Some(gate), ..Self::new(inner) }
+    }
+}
+
+impl Gate {
+    /// The first caller (only) waits: `reached` is notified, then it waits for `go`.
+    async fn hold_first(&self) -> bool {
+        if self.passed.swap(true, Ordering::SeqCst) {
+            return false;
+        }
+        self.reached.notify_one();
+        self.go.notified().await;
+        true
     }
 }
 
@@ -51,13 +71,17 @@ impl LedgerStore for FaultyStore {
         self.inner.create_account(account).await
     }
     async fn append(&self, entity_id: &str, user_id: &str, append: &Append) -> StoreResult<Written> {
-        if let Some(gate) = &self.gate
-            && !gate.passed.swap(true, Ordering::SeqCst)
-        {
-            gate.reached.notify_one();
-            gate.go.notified().await;
+        if let Some(gate) = &self.gate {
+            gate.hold_first().await;
         }
-        self.inner.append(entity_id, user_id, append).await
+        let written = self.inner.append(entity_id, user_id, append).await;
+        if let Some(gate) = &self.answer_lost
+            && matches!(written, Ok(Written::Landed(_)))
+            && gate.hold_first().await
+        {
+            return Err(StoreError::Unavailable("the answer was lost in this test".into()));
+        }
+        written
     }
     async fn move_out(&self, entity_id: &str, user_id: &str, records: &[MovedRecord]) -> StoreResult<()> {
         if self.moves_fail.load(Ordering::SeqCst) {
@@ -76,6 +100,9 @@ impl LedgerStore for FaultyStore {
     }
     async fn upgrade_account(&self, account: &Account) -> StoreResult<bool> {
         self.inner.upgrade_account(account).await
+    }
+    async fn keyed_entry(&self, e: &str, u: &str, key: &str, after: u64) -> StoreResult<Option<KeyedEntry>> {
+        self.inner.keyed_entry(e, u, key, after).await
     }
     async fn entries(&self, e: &str, u: &str, page: &EntryPage) -> StoreResult<(Vec<Entry>, Option<String>)> {
         self.inner.entries(e, u, page).await

@@ -4,6 +4,7 @@
 //! a day, instances whose clocks disagree, and items written by other versions.
 
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
 use integration_tests::emulator::{self, control};
@@ -13,6 +14,7 @@ use integration_tests::{TestApp, TestResponse};
 use serde_json::{Value, json};
 use shared::accounts::{self, AccountRef, AccountSlots, Ledger};
 use shared::clock::ManualClock;
+use shared::domain::journal::key_slot;
 use shared::domain::ledger::{Change, Operation};
 use shared::idempotency::IdempotencyKey;
 use shared::store::LedgerStore;
@@ -218,6 +220,8 @@ async fn account_of(app: &TestApp, entity: &EntityFixture) -> shared::domain::ac
     account(app, entity, "u-1").await
 }
 
+/// Clients' keys, which are kept a while after they move (generated ones are forgotten as
+/// they move: `a_generated_key_is_forgotten_as_it_moves…`).
 #[tokio::test]
 async fn every_move_forgets_its_own_share_of_old_keys() {
     const FORGET_AT_MOST: usize = 40; // accounts::moving, per trim
@@ -229,7 +233,7 @@ async fn every_move_forgets_its_own_share_of_old_keys() {
     let slots = AccountSlots::default();
     let account = AccountRef::user(&entity.entity_id, "u-1");
     for i in 0..120 {
-        let key = IdempotencyKey::internal(&entity.entity_id, &format!("old {i}"));
+        let key = client_key(&entity.entity_id, &format!("old {i}"), 1);
         grant(ledger(&plain, &app.clock, &slots), account, &key, 1).await.expect("grant");
     }
     accounts::settle(ledger(&plain, &app.clock, &slots), account).await.expect("settle");
@@ -239,7 +243,7 @@ async fn every_move_forgets_its_own_share_of_old_keys() {
     for round in 0..2 {
         faulty.moves_fail.store(true, Ordering::SeqCst);
         for i in 0..ADDED {
-            let key = IdempotencyKey::internal(&entity.entity_id, &format!("new {round} {i}"));
+            let key = client_key(&entity.entity_id, &format!("new {round} {i}"), 1);
             grant(ledger(&faulty, &app.clock, &slots), account, &key, 1).await.expect("grant");
         }
         accounts::settle(ledger(&plain, &app.clock, &slots), account).await.expect("settle");
@@ -308,6 +312,83 @@ async fn a_mover_whose_clock_is_behind_never_lets_a_key_apply_twice() {
     let replayed = writer.await.expect("writer task").expect("W answers");
     assert!(replayed, "W finds R1's change, not a free key");
     assert_eq!(app.assert_invariant(&entity.entity_id, "u-1").await.account.balance, 17, "K applied once");
+}
+
+/// A generated key is forgotten as its record moves out (only its own request can ask for
+/// it); that request, whose write landed but whose answer was lost and which retries only
+/// after the move, is refused by `autoForgotten`, finds its key's record and
+/// spends once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_generated_key_is_forgotten_as_it_moves_and_a_retry_after_a_lost_answer_spends_once() {
+    let app = TestApp::start().await;
+    let entity = app.entity(&[]).await;
+    let (plain, slots) = (store(&app), AccountSlots::default());
+    let account = AccountRef::user(&entity.entity_id, "u-1");
+    grant(ledger(&plain, &app.clock, &slots), account, &client_key(&entity.entity_id, "G", 50), 50).await.expect("G");
+
+    let gate = Gate::default();
+    let losing = FaultyStore::losing_an_answer(store(&app), gate.clone());
+    let key = IdempotencyKey::internal(&entity.entity_id, "spend");
+    let writer = {
+        let (key, entity_id, clock) = (key.clone(), entity.entity_id.clone(), app.clock.clone());
+        tokio::spawn(async move {
+            let slots = AccountSlots::default();
+            let ledger = Ledger { store: &losing, clock: &*clock, slots: &slots };
+            let spend = Change { operation: Operation::Decrement { credits: 7 }, ..grant_change(0) };
+            accounts::change(ledger, AccountRef::user(&entity_id, "u-1"), &spend, &key, |_, _| Ok(()))
+                .await
+                .map(|answer| answer.replayed)
+        })
+    };
+    gate.reached.notified().await;
+    accounts::settle(ledger(&plain, &app.clock, &slots), account).await.expect("move the spend out");
+    let moved = account_of(&app, &entity).await;
+    assert!(!moved.recent_keys.contains_key(&key_slot(&key.key)), "the generated key is forgotten as it moves");
+    assert!(moved.generated_keys_forgotten_before > 0);
+
+    gate.go.notify_one();
+    let replayed = writer.await.expect("writer task").expect("the spend answers");
+    assert!(!replayed, "its own earlier attempt's change");
+    assert_eq!(app.assert_invariant(&entity.entity_id, "u-1").await.account.balance, 43, "spent once");
+}
+
+/// A keyless spend whose write landed but whose answer came too late is answered 503 naming
+/// its generated key; its change keeps no idempotency record (its entry keeps the outcome),
+/// so the key is claimed with the version the change came after. The client asking under
+/// the key after the change moved out, its key forgotten, gets the change, spent once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_503_names_a_generated_key_whose_change_is_found_in_its_entry_after_it_moved() {
+    let app = TestApp::start().await;
+    let entity = app.entity(&[]).await;
+    let (plain, slots) = (store(&app), AccountSlots::default());
+    let account = AccountRef::user(&entity.entity_id, "u-1");
+    grant(ledger(&plain, &app.clock, &slots), account, &client_key(&entity.entity_id, "G", 50), 50).await.expect("G");
+    let body = json!({"credits": 7});
+    let spend = Change { operation: Operation::Decrement { credits: 7 }, ..grant_change(0) };
+    let key_for = |header: Option<&str>| {
+        IdempotencyKey::from_request(header.map(str::as_bytes), &entity.entity_id, "POST /test/spend", &body)
+    };
+
+    let gate = Gate::default();
+    let losing = FaultyStore::losing_an_answer(store(&app), gate.clone());
+    let (keyless, its_slots) = (key_for(None).expect("generated key"), AccountSlots::default());
+    let late = shared::deadline::scope(
+        Duration::from_millis(1_000),
+        accounts::change(ledger(&losing, &app.clock, &its_slots), account, &spend, &keyless, |_, _| Ok(())),
+    );
+    let Err(shared::Error::Unavailable { unknown_outcome_key: Some(named) }) = late.await else {
+        panic!("a 503 naming the key");
+    };
+    assert_eq!(named, keyless.key);
+    accounts::settle(ledger(&plain, &app.clock, &slots), account).await.expect("move the spend out");
+    let moved = account_of(&app, &entity).await;
+    assert!(!moved.recent_keys.contains_key(&key_slot(&named)), "forgotten as it moved");
+
+    let asked = key_for(Some(&named)).expect("the client's key");
+    let answer = accounts::change(ledger(&plain, &app.clock, &slots), account, &spend, &asked, |_, _| Ok(())).await;
+    assert!(answer.expect("the change, from its entry").replayed);
+    assert_eq!(app.assert_invariant(&entity.entity_id, "u-1").await.account.balance, 43, "spent once");
+    drop(gate);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -214,6 +214,7 @@ async fn a_trim_ends_only_its_own_claim() {
         moved_at: now,
         forget: vec![],
         forgotten_before: (claimed.keys_forgotten_before, claimed.keys_forgotten_before),
+        generated_forgotten_before: None,
         release_mover: Some(now + 1_000),
     };
     assert_eq!(store.trim_journal(&entity.entity_id, "u-1", &stale).await.expect("trim"), Some(false));
@@ -256,7 +257,12 @@ async fn a_journal_record_format_1_wrote_moves_out_as_it_was_written() {
     assert_eq!(old["createdAt"], "2026-12-08T00:14:59.814Z");
     assert_eq!((old["credits"].as_i64(), old["balanceAfter"].as_i64()), (Some(-1), Some(49)));
     assert_eq!(spend(&app, &entity, "old", 1).await.status, StatusCode::OK);
-    assert_eq!(raw_account(&app, &entity, "old").await.get("format"), Some(&n(2)), "written in format 2");
+    let format = shared::domain::account::ACCOUNT_FORMAT;
+    assert_eq!(
+        raw_account(&app, &entity, "old").await.get("format"),
+        Some(&n(i64::from(format))),
+        "in this version's format"
+    );
     let ledger = app.assert_invariant(&entity.entity_id, "old").await;
     assert_eq!((ledger.account.balance, ledger.entries.len()), (48, 3));
 }

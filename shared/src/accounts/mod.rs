@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use crate::clock::Clock;
 use crate::deadline::ANSWER_MARGIN;
 use crate::domain::account::{Account, AccountView, MAX_ACTIVE_HOLDS};
-use crate::domain::journal::{self, Append, key_slot, realize_at};
+use crate::domain::journal::{self, Append, KeysForgotten, key_slot, realize_at};
 use crate::domain::ledger::{Applied, Change, Operation, apply};
 use crate::error::Error;
 use crate::idempotency::{Answer, IdempotencyKey, Outcome};
@@ -183,8 +183,11 @@ where
         unsure: false,
         reserved: false,
         stale_slot: None,
+        sent_after: None,
+        quiet_after: None,
     };
     let answer = writer.run(prepare).await;
+    let answer = writer.claim_if_named(answer).await;
     writer.release_if_refused(answer).await
 }
 
@@ -205,6 +208,12 @@ struct Writer<'a, F> {
     /// The key's slot in `recentKeys` as an earlier use left it, whose record has expired
     /// since: the write may take the slot over (it requires it unchanged).
     stale_slot: Option<i64>,
+    /// The oldest account version a write this request sent was computed from: its change,
+    /// if made, was made after it.
+    sent_after: Option<u64>,
+    /// The same for the request that generated this key and answered 503 naming it (from its
+    /// claim on the key, `StoredOutcome::quiet_after`).
+    quiet_after: Option<u64>,
 }
 
 impl<T: Outcome, F: Fn(&Applied, i64) -> Result<T, Error>> Writer<'_, F> {
@@ -264,9 +273,6 @@ impl<T: Outcome, F: Fn(&Applied, i64) -> Result<T, Error>> Writer<'_, F> {
                 self.timed(crate::store::dynamo::backoff(attempt)).await?;
             }
             let now = self.ledger.clock.now_millis();
-            if self.key_is_fresh() {
-                self.forgotten_by = self.forgotten_by.max(now - CLOCK_MARGIN_MILLIS);
-            }
             let applied = match apply(&snapshot, change, now, &mut new_ordered_id) {
                 Ok(applied) => applied,
                 // The state this process knew may be behind (credits granted elsewhere).
@@ -281,6 +287,7 @@ impl<T: Outcome, F: Fn(&Applied, i64) -> Result<T, Error>> Writer<'_, F> {
             };
             let append = self.append_of(&snapshot, &applied, change, now);
             claimed = append.claim_mover;
+            self.sent_after = Some(self.sent_after.map_or(snapshot.version, |v| v.min(snapshot.version)));
             let written = if snapshot.version == 0 {
                 self.timed(self.ledger.store.create_account(&first_state(applied.account, append))).await?
             } else {
@@ -328,10 +335,13 @@ impl<T: Outcome, F: Fn(&Applied, i64) -> Result<T, Error>> Writer<'_, F> {
         let slot = key_slot(&self.key.key);
         let max_holds_before = (!delta.holds_added.is_empty())
             .then(|| (MAX_ACTIVE_HOLDS + delta.holds_removed.len()).saturating_sub(delta.holds_added.len()));
+        // A fresh key cannot have been used, so no forgotten key can be its use.
+        let keys_forgotten = (!self.key_is_fresh())
+            .then_some(KeysForgotten { generated: self.key.is_generated(), by: self.forgotten_by });
         Append {
             min_spendable: needs_credits.then_some(-delta.spendable),
             max_holds_before,
-            keys_forgotten_by: self.forgotten_by,
+            keys_forgotten,
             claim_mover: moving::claim_with_write(snapshot, &slot, now),
             slot_seen: self.stale_slot,
             slot,
@@ -355,7 +365,7 @@ impl<T: Outcome, F: Fn(&Applied, i64) -> Result<T, Error>> Writer<'_, F> {
         let now = self.ledger.clock.now_millis();
         match current.journal.iter().position(|record| record.key == self.key.key) {
             // A use of the key that expired (a state cached long ago): the key is free again.
-            Some(index) if current.journal[index].key_expires_at <= now => {
+            Some(index) if current.journal[index].key_expires_at() <= now => {
                 self.stale_slot = Some(stamp);
                 Ok(None)
             }
@@ -387,9 +397,56 @@ impl<T: Outcome, F: Fn(&Applied, i64) -> Result<T, Error>> Writer<'_, F> {
                 self.reserved = true;
                 Ok(None)
             }
-            Reserved::Existing(stored) if stored.pending => self.pending(&stored),
+            Reserved::Existing(stored) if stored.pending => {
+                self.pending(&stored)?;
+                self.quiet_after = stored.quiet_after;
+                self.kept_in_entry().await
+            }
             Reserved::Existing(stored) => self.replay(&stored).map(Some),
         }
+    }
+
+    /// A 503 naming a key this request generated, after a write that may have landed: the
+    /// key's change would be quiet (its outcome kept on its entry, `RecordKey::quiet`), so
+    /// the key is claimed with the version that change would come after, for the client that
+    /// asks under it. When the claim cannot be written, the 503 names no key.
+    async fn claim_if_named(&self, answer: Result<Answer<T>, Error>) -> Result<Answer<T>, Error> {
+        let (Err(Error::Unavailable { unknown_outcome_key: Some(_) }), Some(after)) = (&answer, self.sent_after) else {
+            return answer;
+        };
+        if self.key.may_be_used() {
+            return answer;
+        }
+        let claim = StoredOutcome { quiet_after: Some(after), ..self.key.reservation(self.ledger.clock.now_millis()) };
+        // The deadline less the margin has passed: the claim takes half the margin.
+        match crate::deadline::within(ANSWER_MARGIN / 2, self.ledger.store.reserve(&claim)).await {
+            Some(Ok(_)) => answer,
+            _ => Err(Error::unavailable()),
+        }
+    }
+
+    /// The answer a quiet change's main entry keeps under this key, if this key's change may
+    /// be a quiet one (generated, and the version it would come after is known) and it moved
+    /// out: only such a change keeps no idempotency record.
+    async fn kept_in_entry(&self) -> Result<Option<Answer<T>>, Error> {
+        let after = match (self.sent_after, self.quiet_after) {
+            (Some(sent), Some(named)) => sent.min(named),
+            (sent, named) => match sent.or(named) {
+                Some(after) => after,
+                None => return Ok(None),
+            },
+        };
+        if !self.key.is_generated() {
+            return Ok(None);
+        }
+        let AccountRef { entity_id, user_id, .. } = self.account;
+        let found = self.timed(self.ledger.store.keyed_entry(entity_id, user_id, &self.key.key, after)).await??;
+        let Some(kept) = found else {
+            return Ok(None);
+        };
+        let applied = applied_from_entry(&self.load().await?, kept.entry);
+        let at = applied.account.updated_at.unwrap_or_default();
+        self.answer(&kept.fingerprint, &kept.attempt, &applied, at).map(Some)
     }
 
     fn pending(&self, claim: &StoredOutcome) -> Result<Option<Answer<T>>, Error> {
@@ -416,9 +473,13 @@ impl<T: Outcome, F: Fn(&Applied, i64) -> Result<T, Error>> Writer<'_, F> {
         let stored = self.timed(self.ledger.store.get_response(&self.key.entity_id, &self.key.key)).await??;
         self.forgotten_by = self.forgotten_by.max(checked_at - CLOCK_MARGIN_MILLIS);
         match stored.filter(|stored| stored.expires_at > checked_at) {
-            Some(stored) if stored.pending => self.pending(&stored),
+            Some(stored) if stored.pending => {
+                self.pending(&stored)?;
+                self.quiet_after = self.quiet_after.or(stored.quiet_after);
+                self.kept_in_entry().await
+            }
             Some(stored) => self.replay(&stored).map(Some),
-            None => Ok(None),
+            None => self.kept_in_entry().await,
         }
     }
 
@@ -427,16 +488,17 @@ impl<T: Outcome, F: Fn(&Applied, i64) -> Result<T, Error>> Writer<'_, F> {
     /// once the read finds nothing, the write may require no more than what it saw (whatever
     /// the clocks of the instances that forgot them say).
     async fn recheck_if_forgotten(&mut self, current: &Account) -> Result<Option<Answer<T>>, Error> {
-        if current.keys_forgotten_before <= self.forgotten_by {
-            return Ok(None);
-        }
-        if self.key_is_fresh() {
-            // No need to read its record: it has none.
-            self.forgotten_by = current.keys_forgotten_before;
+        let forgotten_before = if self.key.is_generated() {
+            current.generated_keys_forgotten_before
+        } else {
+            current.keys_forgotten_before
+        };
+        if forgotten_before <= self.forgotten_by || self.key_is_fresh() {
+            // A fresh key's write requires nothing of forgotten keys: it has no record to read.
             return Ok(None);
         }
         let answer = self.recorded().await?;
-        self.forgotten_by = self.forgotten_by.max(current.keys_forgotten_before);
+        self.forgotten_by = self.forgotten_by.max(forgotten_before);
         Ok(answer)
     }
 
@@ -480,6 +542,30 @@ impl<T: Outcome, F: Fn(&Applied, i64) -> Result<T, Error>> Writer<'_, F> {
 
     fn unknown_outcome(&self) -> Error {
         Error::Unavailable { unknown_outcome_key: Some(self.key.key.clone()) }
+    }
+}
+
+/// The change a quiet change's main entry keeps (`RecordKey::quiet`: a plain change, its
+/// entry last), as an answer shows it: the account's balance and held credits as the entry
+/// left them; its lifetime counters as they stand in `current` (later changes included).
+fn applied_from_entry(current: &Account, entry: crate::domain::account::Entry) -> Applied {
+    let version = entry.position.0;
+    let held = (entry.held_after > 0).then(|| {
+        ("#held".to_owned(), crate::domain::account::ActiveHold { credits: entry.held_after, expires_at: i64::MAX })
+    });
+    let account = Account {
+        balance: entry.balance_after,
+        holds: held.into_iter().collect(),
+        updated_at: Some(entry.created_at),
+        version,
+        ..current.as_answered(entry.created_at)
+    };
+    Applied {
+        previous_version: version.saturating_sub(1),
+        account,
+        entries: vec![entry],
+        holds: vec![],
+        purchased_tier: None,
     }
 }
 

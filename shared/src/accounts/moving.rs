@@ -9,6 +9,7 @@ use crate::domain::account::{Account, AccountView};
 use crate::domain::journal::{JournalRecord, MAX_JOURNAL, MAX_JOURNAL_BYTES, key_slot, realize_all};
 use crate::domain::ledger::Applied;
 use crate::error::Error;
+use crate::idempotency::is_generated;
 use crate::store::{Claim, MovedRecord, StoredOutcome, Trim};
 
 use super::{AccountRef, Facts, Ledger};
@@ -16,7 +17,7 @@ use super::{AccountRef, Facts, Ledger};
 /// A writer that knows the journal is about to be this long claims it for moving with its
 /// write (`claim_with_write`): few records, as each one waiting in the item is paid again by
 /// every write of it.
-pub const MOVE_EVERY: usize = 4;
+pub const MOVE_EVERY: usize = 2;
 /// Records moved out keep their key in `recentKeys` at least this long.
 const KEEP_KEYS_MILLIS: i64 = 1_000;
 /// Keys forgotten per trim at most (an update expression is limited to 4 KB).
@@ -211,6 +212,7 @@ async fn move_batches(ledger: Ledger<'_>, current: &Account, claim: Option<i64>)
     let mut keys = KeysSeen {
         moved_before: current.moved_records,
         forgotten_before: current.keys_forgotten_before,
+        generated_forgotten_before: current.generated_keys_forgotten_before,
         recent: current.recent_keys.clone(),
     };
     let (mut start, mut released) = (0, false);
@@ -236,25 +238,36 @@ async fn move_batches(ledger: Ledger<'_>, current: &Account, claim: Option<i64>)
 struct KeysSeen {
     moved_before: u64,
     forgotten_before: i64,
+    generated_forgotten_before: i64,
     recent: std::collections::BTreeMap<String, i64>,
 }
 
 impl KeysSeen {
+    /// Keys a client may send again are kept `KEEP_KEYS_MILLIS` after they move (a writer
+    /// that checked such a key's record before it moved must not be refused for it); a
+    /// generated key is forgotten as it moves, as only its own request (or a client told it
+    /// in a 503) can ask for it, and such writes check `autoForgotten`.
     fn trim(&self, now: i64, batch: &[MovedRecord], release_mover: Option<i64>) -> Trim {
         let newest = self.recent.values().copied().max().unwrap_or(0);
-        let moved_at = now.max(self.forgotten_before).max(newest);
+        let moved_at = now.max(self.forgotten_before).max(self.generated_forgotten_before).max(newest);
         let cutoff = now - KEEP_KEYS_MILLIS;
         let mut old: Vec<_> = self.recent.iter().filter(|(_, at)| **at > 0 && **at < cutoff).collect();
         old.sort_by_key(|(_, at)| **at);
         old.truncate(FORGET_AT_MOST);
         let newest_forgotten = old.last().map_or(self.forgotten_before, |(_, at)| **at + 1);
+        let (generated, kept): (Vec<_>, Vec<_>) = batch.iter().map(|m| &m.idem.key).partition(|key| is_generated(key));
         Trim {
             moved_before: self.moved_before,
             count: batch.len(),
-            moved_slots: batch.iter().map(|m| key_slot(&m.idem.key)).collect(),
+            moved_slots: kept.into_iter().map(|key| key_slot(key)).collect(),
             moved_at,
-            forget: old.into_iter().map(|(slot, _)| slot.clone()).collect(),
+            forget: old
+                .into_iter()
+                .map(|(slot, _)| slot.clone())
+                .chain(generated.iter().map(|key| key_slot(key)))
+                .collect(),
             forgotten_before: (self.forgotten_before, newest_forgotten.max(self.forgotten_before)),
+            generated_forgotten_before: (!generated.is_empty()).then_some(moved_at + 1),
             release_mover,
         }
     }
@@ -262,6 +275,9 @@ impl KeysSeen {
     fn trimmed(&mut self, trim: &Trim) {
         self.moved_before += trim.count as u64;
         self.forgotten_before = trim.forgotten_before.1;
+        if let Some(forgotten) = trim.generated_forgotten_before {
+            self.generated_forgotten_before = forgotten;
+        }
         for slot in &trim.forget {
             self.recent.remove(slot);
         }
@@ -277,11 +293,13 @@ fn moved(current: &Account, record: &JournalRecord, mut applied: Applied) -> Res
         key: record.key.clone(),
         fingerprint: record.fingerprint.clone(),
         outcome: facts.to_stored()?,
-        expires_at: record.key_expires_at,
+        expires_at: record.key_expires_at(),
         attempt: record.attempt.clone(),
         pending: false,
+        quiet_after: None,
     };
-    Ok(MovedRecord { applied: facts.applied, idem })
+    let quiet = record.quiet && facts.applied.holds.is_empty() && facts.applied.purchased_tier.is_none();
+    Ok(MovedRecord { applied: facts.applied, idem, quiet })
 }
 
 /// How many of `records` fit one transaction (at least one).
@@ -314,7 +332,8 @@ mod tests {
             by_user_id: None,
         };
         let applied = apply(account, &change, 7, &mut || "id".to_owned()).unwrap();
-        let key = RecordKey { key: "k".into(), fingerprint: "f".into(), attempt: "a".into(), expires_at: 9 };
+        let key =
+            RecordKey { key: "k".into(), fingerprint: "f".into(), attempt: "a".into(), expires_at: 9, quiet: false };
         let moved = moved(account, &record(account, &applied, key), applied.clone()).unwrap();
         (applied, moved)
     }

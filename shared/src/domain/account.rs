@@ -15,7 +15,7 @@ pub const MAX_ACTIVE_HOLDS: usize = 40;
 /// The format of account items and journal records this version writes. Items without one
 /// were written before formats (with or without a journal: `Account::needs_upgrade`); a reader
 /// meeting a newer format refuses (503) and writes nothing.
-pub const ACCOUNT_FORMAT: u32 = 2;
+pub const ACCOUNT_FORMAT: u32 = 3;
 /// What a journal record in a format newer than `ACCOUNT_FORMAT` fails to read with.
 pub const NEWER_RECORD: &str = "journal record in a newer format";
 
@@ -70,6 +70,12 @@ pub struct Account {
     /// Keys moved out before this instant may be forgotten from `recent_keys`.
     #[serde(default)]
     pub keys_forgotten_before: i64,
+    /// The same for generated keys (`idempotency::is_generated`), which are forgotten as soon
+    /// as their records move out (format 3): only their own request, or a client it named
+    /// the key to in a 503, can ask for them again. Stored as `autoForgotten` (short: every
+    /// write of the item pays for its bytes).
+    #[serde(default, rename = "autoForgotten", skip_serializing_if = "is_zero")]
+    pub generated_keys_forgotten_before: i64,
     /// Until when one mover has the journal to itself (0: nobody): writers that find it
     /// claimed leave the moving to it instead of colliding with it.
     #[serde(default, skip_serializing_if = "is_zero")]
@@ -158,6 +164,7 @@ impl Account {
             moved_records: 0,
             recent_keys: BTreeMap::new(),
             keys_forgotten_before: 0,
+            generated_keys_forgotten_before: 0,
             mover_until: 0,
             format: ACCOUNT_FORMAT,
             stored_spendable: None,

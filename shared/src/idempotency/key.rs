@@ -8,6 +8,19 @@ use crate::domain::journal::RecordKey;
 use crate::error::Error;
 use crate::store::{RETENTION_MILLIS, StoredOutcome};
 
+/// What starts every generated key (a request without a client key).
+const GENERATED_PREFIX: &str = "#auto#";
+
+/// Whether `key` is one the service generated (`IdempotencyKey::is_generated`).
+pub fn is_generated(key: &str) -> bool {
+    key.starts_with(GENERATED_PREFIX)
+}
+
+/// A new generated key.
+fn generated() -> String {
+    format!("{GENERATED_PREFIX}{}", crate::ids::new_ordered_id())
+}
+
 /// The expiry of records kept forever (year 9999).
 const NEVER: i64 = 253_402_300_799_000;
 
@@ -39,7 +52,7 @@ impl IdempotencyKey {
         Ok(Self {
             entity_id: entity_id.to_owned(),
             client_supplied: client_key.is_some(),
-            key: client_key.unwrap_or_else(|| format!("#auto#{}", crate::ids::new_ordered_id())),
+            key: client_key.unwrap_or_else(generated),
             fingerprint: fingerprint(request_line, body),
             permanent: false,
             attempt: new_attempt(),
@@ -73,7 +86,7 @@ impl IdempotencyKey {
         Ok(Self {
             entity_id: batch.entity_id.clone(),
             client_supplied: key.is_some(),
-            key: key.unwrap_or_else(|| format!("#auto#{}", crate::ids::new_ordered_id())),
+            key: key.unwrap_or_else(generated),
             fingerprint: fingerprint(request_line, body),
             permanent: false,
             attempt: new_attempt(),
@@ -85,7 +98,7 @@ impl IdempotencyKey {
         Self {
             entity_id: entity_id.to_owned(),
             client_supplied: false,
-            key: format!("#auto#{}", crate::ids::new_ordered_id()),
+            key: generated(),
             fingerprint: fingerprint(purpose, &Value::Null),
             permanent: false,
             attempt: new_attempt(),
@@ -103,6 +116,20 @@ impl IdempotencyKey {
             permanent: true,
             attempt: new_attempt(),
         }
+    }
+
+    /// Whether the key is one the service generated, this request's or an earlier one's that a
+    /// client sends again (learning the outcome of a 503): its change's outcome may be kept on
+    /// its ledger entry instead of an idempotency record, and its key forgotten as soon as it
+    /// moves out (`accounts`).
+    pub fn is_generated(&self) -> bool {
+        is_generated(&self.key)
+    }
+
+    /// When the key was generated (its id's instant), if it was.
+    pub fn generated_at(&self) -> Option<i64> {
+        let id = self.key.strip_prefix(GENERATED_PREFIX)?;
+        ulid::Ulid::from_string(id).ok().map(|ulid| ulid.timestamp_ms() as i64)
     }
 
     /// The client's key, if the client sent one (recorded on ledger entries).
@@ -141,6 +168,7 @@ impl IdempotencyKey {
             expires_at: self.expires_at(now),
             attempt: self.attempt.clone(),
             pending: false,
+            quiet_after: None,
         })
     }
 
@@ -154,6 +182,7 @@ impl IdempotencyKey {
             expires_at: self.expires_at(now),
             attempt: self.attempt.clone(),
             pending: true,
+            quiet_after: None,
         }
     }
 
@@ -170,6 +199,7 @@ impl IdempotencyKey {
             fingerprint: self.fingerprint.clone(),
             attempt: self.attempt.clone(),
             expires_at: self.expires_at(now),
+            quiet: !self.may_be_used(),
         }
     }
 

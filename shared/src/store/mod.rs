@@ -47,7 +47,7 @@ impl From<StoreError> for Error {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// How long an idempotency record is kept (unless kept forever).
-pub const RETENTION_MILLIS: i64 = 24 * 60 * 60 * 1000;
+pub const RETENTION_MILLIS: i64 = crate::domain::journal::KEY_RETENTION_MILLIS;
 
 /// An operation's outcome kept under an idempotency key (serialized; secrets never are).
 #[derive(Debug, Clone, PartialEq)]
@@ -64,6 +64,10 @@ pub struct StoredOutcome {
     /// A credit change's claim on the key, written before the change (no outcome yet): the
     /// key is the entity's, whichever account the change went to (`IdempotencyStore::reserve`).
     pub pending: bool,
+    /// A claim written for a quiet change whose request answered 503 naming its key: the
+    /// change, if made, was made after this account version, and its main entry keeps its
+    /// outcome (`KeyedEntry`).
+    pub quiet_after: Option<u64>,
 }
 
 /// How claiming a key for a credit change went.
@@ -137,6 +141,18 @@ pub enum Written {
 pub struct MovedRecord {
     pub applied: Applied,
     pub idem: StoredOutcome,
+    /// Its outcome is kept on its main entry (`idem` without its body), not in an
+    /// idempotency record (`domain::journal::RecordKey::quiet`).
+    pub quiet: bool,
+}
+
+/// A change's main entry with the key it was made under, for a change whose outcome its entry
+/// keeps (`MovedRecord::quiet`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyedEntry {
+    pub entry: Entry,
+    pub fingerprint: String,
+    pub attempt: String,
 }
 
 /// How a claim on an account's journal went.
@@ -162,6 +178,8 @@ pub struct Trim {
     /// Key slots to forget, and the account's `keysForgottenBefore` before and after.
     pub forget: Vec<String>,
     pub forgotten_before: (i64, i64),
+    /// The account's `autoForgotten` after, when generated keys are forgotten.
+    pub generated_forgotten_before: Option<i64>,
     /// The mover's claim on the journal (until this instant) ends with this trim, if it is
     /// still the account's.
     pub release_mover: Option<i64>,
@@ -190,6 +208,15 @@ pub trait LedgerStore: Send + Sync {
     /// Brings an account item written before journals to the journal's form (`Account::needs_upgrade`);
     /// `false` when it changed since it was read as `account`.
     async fn upgrade_account(&self, account: &Account) -> StoreResult<bool>;
+    /// The entry keeping the outcome of a change made under `key` (a quiet record's), among
+    /// the entries written at versions after `after_version`.
+    async fn keyed_entry(
+        &self,
+        entity_id: &str,
+        user_id: &str,
+        key: &str,
+        after_version: u64,
+    ) -> StoreResult<Option<KeyedEntry>>;
     /// Entries newest first, and the cursor of the next page.
     async fn entries(
         &self,

@@ -14,10 +14,10 @@ use super::errors::TxFailure;
 use super::expression::Expression;
 use super::{DynamoStore, Item, classify, from_item, idempotency, n, s, to_item};
 use crate::domain::account::{ACCOUNT_FORMAT, Account, Entry, HoldRecord, NEWER_RECORD};
-use crate::domain::journal::{Append, MAX_JOURNAL};
+use crate::domain::journal::{Append, KeysForgotten, MAX_JOURNAL};
 use crate::domain::ledger::HoldChange;
 use crate::store::keys;
-use crate::store::{Claim, MovedRecord, StoreError, StoreResult, Trim, Written};
+use crate::store::{Claim, KeyedEntry, MovedRecord, StoreError, StoreResult, StoredOutcome, Trim, Written};
 
 /// How often a move transaction drops records another writer moved first, before giving up.
 const MOVE_ATTEMPTS: usize = 6;
@@ -92,7 +92,14 @@ fn append_expression(append: &Append) -> StoreResult<Expression> {
     }
     let (journal, most) = (e.path("journal"), e.value(n(MAX_JOURNAL)));
     e.condition(format!("(attribute_not_exists({journal}) OR size({journal}) < {most})"));
-    e.compare("keysForgottenBefore", "<=", n(append.keys_forgotten_by));
+    match append.keys_forgotten {
+        Some(KeysForgotten { generated: true, by }) => {
+            let (forgotten, by) = (e.path("autoForgotten"), e.value(n(by)));
+            e.condition(format!("(attribute_not_exists({forgotten}) OR {forgotten} <= {by})"));
+        }
+        Some(KeysForgotten { generated: false, by }) => e.compare("keysForgottenBefore", "<=", n(by)),
+        None => {}
+    }
     if let Some(min) = append.min_spendable {
         e.compare("spendable", ">=", n(min));
     }
@@ -121,6 +128,34 @@ fn append_expression(append: &Append) -> StoreResult<Expression> {
         }
     }
     Ok(e)
+}
+
+/// Where a quiet change's main entry keeps its outcome (`MovedRecord::quiet`).
+const OUTCOME_KEY: &str = "outcomeKey";
+const OUTCOME_FINGERPRINT: &str = "outcomeFingerprint";
+const OUTCOME_ATTEMPT: &str = "outcomeAttempt";
+
+/// `put` of a quiet change's main entry, keeping what answers under its key: the key and
+/// the request's fingerprint and attempt (the outcome is the entry and the account).
+fn keeping_outcome(mut put: Put, idem: &StoredOutcome) -> Put {
+    for (name, value) in
+        [(OUTCOME_KEY, &idem.key), (OUTCOME_FINGERPRINT, &idem.fingerprint), (OUTCOME_ATTEMPT, &idem.attempt)]
+    {
+        put.item.insert(name.to_owned(), s(value));
+    }
+    put
+}
+
+fn keyed_entry(mut item: Item) -> StoreResult<KeyedEntry> {
+    let mut text = |name: &str| match item.remove(name) {
+        Some(AttributeValue::S(text)) => Ok(text),
+        _ => Err(StoreError::Internal(format!("keyed entry without {name}"))),
+    };
+    let (fingerprint, attempt) = (text(OUTCOME_FINGERPRINT)?, text(OUTCOME_ATTEMPT)?);
+    let position = item.get(keys::SK).and_then(|v| v.as_s().ok()).and_then(|sk| keys::entry_position(sk));
+    let mut entry: Entry = from_item(item)?;
+    entry.position = position.unwrap_or_default();
+    Ok(KeyedEntry { entry, fingerprint, attempt })
 }
 
 /// What one action of a move writes: an entry or the idempotency record of the record at an
@@ -255,16 +290,25 @@ impl DynamoStore {
     /// already there was moved by another mover (same position, same content); an idempotency
     /// record that may not be written belongs to another request, and is kept.
     async fn put_records(&self, entity_id: &str, user_id: &str, records: &[MovedRecord]) -> StoreResult<()> {
-        let idem = records.iter().map(|moved| idempotency::moved(&moved.idem, &self.table));
+        let recorded = records.iter().filter(|moved| !moved.quiet);
+        let idem = recorded.clone().map(|moved| idempotency::moved(&moved.idem, &self.table));
         let idem = idem.collect::<StoreResult<Vec<_>>>()?;
-        for (written, moved) in self.put_all(idem, PUTS_AT_ONCE).await?.into_iter().zip(records) {
+        for (written, moved) in self.put_all(idem, PUTS_AT_ONCE).await?.into_iter().zip(recorded) {
             if !written {
                 tracing::warn!(key = %moved.idem.key, "key's record belongs to another request; kept");
             }
         }
-        let entries = records.iter().flat_map(|moved| &moved.applied.entries);
-        let entries =
-            entries.map(|entry| self.entry_put(entity_id, user_id, entry)).collect::<StoreResult<Vec<_>>>()?;
+        let mut entries = Vec::new();
+        for moved in records {
+            let last = moved.applied.entries.len().saturating_sub(1);
+            for (index, entry) in moved.applied.entries.iter().enumerate() {
+                let mut put = self.entry_put(entity_id, user_id, entry)?;
+                if moved.quiet && index == last {
+                    put = keeping_outcome(put, &moved.idem);
+                }
+                entries.push(put);
+            }
+        }
         self.put_entries(entries).await
     }
 
@@ -294,6 +338,44 @@ impl DynamoStore {
             }
         }
         Err(StoreError::Unavailable("journal records kept moving under us".into()))
+    }
+
+    /// The entry keeping the outcome of a quiet change (`MovedRecord::quiet`) among the
+    /// entries written after `after_version`, oldest first: few, as only the change's own
+    /// request, or a client it named the key to in a 503, asks.
+    pub(super) async fn find_keyed_entry(
+        &self,
+        entity_id: &str,
+        user_id: &str,
+        key: &str,
+        after_version: u64,
+    ) -> StoreResult<Option<KeyedEntry>> {
+        let from = keys::entry(entity_id, user_id, (after_version + 1, 0));
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
+                .filter_expression(format!("{OUTCOME_KEY} = :key"))
+                .expression_attribute_values(":pk", s(&from.pk))
+                .expression_attribute_values(":from", s(&from.sk))
+                .expression_attribute_values(":to", s(format!("{}~", keys::ENTRY_PREFIX)))
+                .expression_attribute_values(":key", s(key))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(classify)?;
+            if let Some(item) = output.items.unwrap_or_default().into_iter().next() {
+                return keyed_entry(item).map(Some);
+            }
+            match output.last_evaluated_key {
+                Some(next) => start = Some(next),
+                None => return Ok(None),
+            }
+        }
     }
 
     /// A ledger entry's item, which must be new (an entry is written once, at its position).
@@ -459,6 +541,9 @@ impl DynamoStore {
             e.set(&format!("recentKeys.{slot}"), n(trim.moved_at));
         }
         e.set("keysForgottenBefore", n(trim.forgotten_before.1));
+        if let Some(forgotten) = trim.generated_forgotten_before {
+            e.set("autoForgotten", n(forgotten));
+        }
         e.add("movedRecords", n(trim.count));
         e.compare("movedRecords", "=", n(trim.moved_before));
         let (journal, count) = (e.path("journal"), e.value(n(trim.count)));

@@ -7,7 +7,7 @@ use super::{DynamoStore, Item, from_item, n, s};
 use crate::domain::account::{Account, Entry, HoldRecord, SubscriptionUpdate, TierPurchases};
 use crate::domain::journal::Append;
 use crate::store::keys::{self, ENTRY_PREFIX, PURCHASES_PREFIX};
-use crate::store::{Claim, EntryPage, LedgerStore, MovedRecord, StoreResult, Trim, Written};
+use crate::store::{Claim, EntryPage, KeyedEntry, LedgerStore, MovedRecord, StoreResult, Trim, Written};
 
 impl DynamoStore {
     async fn query_partition(
@@ -70,6 +70,16 @@ impl LedgerStore for DynamoStore {
 
     async fn upgrade_account(&self, account: &Account) -> StoreResult<bool> {
         self.upgrade_account_item(account).await
+    }
+
+    async fn keyed_entry(
+        &self,
+        entity_id: &str,
+        user_id: &str,
+        key: &str,
+        after_version: u64,
+    ) -> StoreResult<Option<KeyedEntry>> {
+        self.find_keyed_entry(entity_id, user_id, key, after_version).await
     }
 
     async fn entries(

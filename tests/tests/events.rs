@@ -14,9 +14,10 @@ use integration_tests::fixtures::EntityFixture;
 use integration_tests::{TestApp, TestResponse, concurrently};
 use serde_json::{Value, json};
 use shared::clock::{Clock, SystemClock};
-use shared::store::LedgerStore;
+use shared::domain::account::EntryType;
 use shared::store::dynamo::DynamoStore;
 use shared::store::keys;
+use shared::store::{LedgerStore, WebhookStore};
 
 async fn call(app: &TestApp, entity: &EntityFixture, method: Method, rest: &str, body: Value) -> TestResponse {
     app.request(method, &entity.path(rest)).headers(&entity.server()).json(body).send().await
@@ -715,9 +716,9 @@ async fn a_batch_processed_twice_delivers_each_event_once() {
 }
 
 /// A batch with many changes of one account reads what they share once (the user's settings,
-/// the account's low-balance state, the account item to move its journal), and records an
-/// event no endpoint wants without reading it first: a hot account's batch costs a few reads,
-/// not a few per change.
+/// the account's low-balance state, the account item to move its journal), records an event
+/// no endpoint wants without reading it first, and a spend nobody subscribes to not at all: a
+/// hot account's batch costs a few reads, not a few per change.
 #[tokio::test]
 async fn a_batch_reads_once_what_its_changes_of_one_account_share() {
     // With the grant, one record more than a whole number of moves: one left in the journal.
@@ -743,6 +744,14 @@ async fn a_batch_reads_once_what_its_changes_of_one_account_share() {
     assert_eq!(journal_len(&app, &entity, "u-1").await, 0, "the batch moved the journal");
     let ledger = app.assert_invariant(&entity.entity_id, "u-1").await;
     assert_eq!(ledger.entries.len(), SPENDS + 1);
+    // A spend no endpoint subscribes to is no event (§9: `credits.spent` is opt-in): none
+    // recorded, a write per spend spared; the grant's event is.
+    let store = DynamoStore::new(app.dynamodb.clone(), app.table.clone());
+    for entry in &ledger.entries {
+        let event_id = format!("evt_{}", entry.entry_id);
+        let recorded = store.get_event(&entity.entity_id, &event_id).await.expect("read event").is_some();
+        assert_eq!(recorded, entry.kind == EntryType::Grant, "{:?}", entry.kind);
+    }
 }
 
 /// Endpoints that answer too late cannot keep an invocation past its deadline (Lambda would

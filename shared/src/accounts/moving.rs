@@ -255,19 +255,23 @@ impl KeysSeen {
         old.sort_by_key(|(_, at)| **at);
         old.truncate(FORGET_AT_MOST);
         let newest_forgotten = old.last().map_or(self.forgotten_before, |(_, at)| **at + 1);
-        let (generated, kept): (Vec<_>, Vec<_>) = batch.iter().map(|m| &m.idem.key).partition(|key| is_generated(key));
+        let (generated, kept): (Vec<_>, Vec<_>) = batch.iter().partition(|m| is_generated(&m.idem.key));
+        // Past every forgotten record's own instant too: its writer, on its own clock, then
+        // finds it forgotten after its start, whatever this mover's clock says.
+        let newest_generated = generated.iter().filter_map(|m| m.applied.account.updated_at).max();
         Trim {
             moved_before: self.moved_before,
             count: batch.len(),
-            moved_slots: kept.into_iter().map(|key| key_slot(key)).collect(),
+            moved_slots: kept.into_iter().map(|m| key_slot(&m.idem.key)).collect(),
             moved_at,
             forget: old
                 .into_iter()
                 .map(|(slot, _)| slot.clone())
-                .chain(generated.iter().map(|key| key_slot(key)))
+                .chain(generated.iter().map(|m| key_slot(&m.idem.key)))
                 .collect(),
             forgotten_before: (self.forgotten_before, newest_forgotten.max(self.forgotten_before)),
-            generated_forgotten_before: (!generated.is_empty()).then_some(moved_at + 1),
+            generated_forgotten_before: (!generated.is_empty())
+                .then(|| moved_at.max(newest_generated.unwrap_or(moved_at)) + 1),
             release_mover,
         }
     }

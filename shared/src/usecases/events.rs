@@ -239,6 +239,11 @@ impl Dispatcher {
             if !wanted_by.is_empty() && self.store.get_event(&event.entity_id, &event.event_id).await?.is_some() {
                 continue;
             }
+            // An opt-in event (spends) nobody subscribes to does not exist (§9): not recorded,
+            // which spares a write per spend.
+            if wanted_by.is_empty() && event.kind.is_opt_in() {
+                continue;
+            }
             for endpoint in wanted_by {
                 self.queue(endpoint, event).await?;
                 touched.push((endpoint.endpoint_id.clone(), entity_id.clone()));

@@ -36,7 +36,7 @@ use crate::domain::account::{Account, AccountView, MAX_ACTIVE_HOLDS};
 use crate::domain::journal::{self, Append, KeysForgotten, key_slot, realize_at};
 use crate::domain::ledger::{Applied, Change, Operation, apply};
 use crate::error::Error;
-use crate::idempotency::{Answer, IdempotencyKey, Outcome};
+use crate::idempotency::{Answer, IdempotencyKey, Outcome, named_with_version};
 use crate::ids::new_ordered_id;
 use crate::store::{AccountStore, Reserved, StoreError, StoredOutcome, Written};
 
@@ -184,10 +184,8 @@ where
         reserved: false,
         stale_slot: None,
         sent_after: None,
-        quiet_after: None,
     };
-    let answer = writer.run(prepare).await;
-    let answer = writer.claim_if_named(answer).await;
+    let answer = writer.run(prepare).await.map_err(|err| writer.named_with_version(err));
     writer.release_if_refused(answer).await
 }
 
@@ -211,9 +209,6 @@ struct Writer<'a, F> {
     /// The oldest account version a write this request sent was computed from: its change,
     /// if made, was made after it.
     sent_after: Option<u64>,
-    /// The same for the request that generated this key and answered 503 naming it (from its
-    /// claim on the key, `StoredOutcome::quiet_after`).
-    quiet_after: Option<u64>,
 }
 
 impl<T: Outcome, F: Fn(&Applied, i64) -> Result<T, Error>> Writer<'_, F> {
@@ -395,33 +390,35 @@ impl<T: Outcome, F: Fn(&Applied, i64) -> Result<T, Error>> Writer<'_, F> {
         match reserved {
             Reserved::New => {
                 self.reserved = true;
-                Ok(None)
+                self.kept_in_entry().await
             }
             Reserved::Existing(stored) if stored.pending => {
                 self.pending(&stored)?;
-                self.quiet_after = stored.quiet_after;
                 self.kept_in_entry().await
             }
             Reserved::Existing(stored) => self.replay(&stored).map(Some),
         }
     }
 
-    /// A 503 naming a key this request generated, after a write that may have landed: the
-    /// key's change would be quiet (its outcome kept on its entry, `RecordKey::quiet`), so
-    /// the key is claimed with the version that change would come after, for the client that
-    /// asks under it. When the claim cannot be written, the 503 names no key.
-    async fn claim_if_named(&self, answer: Result<Answer<T>, Error>) -> Result<Answer<T>, Error> {
-        let (Err(Error::Unavailable { unknown_outcome_key: Some(_) }), Some(after)) = (&answer, self.sent_after) else {
-            return answer;
-        };
-        if self.key.may_be_used() {
-            return answer;
+    /// A 503 naming a generated key after a write that may have landed names it with the
+    /// account version that change came after (`idempotency::named_with_version`): the change
+    /// would be quiet, its outcome kept on its entry, and a client sending the key back is
+    /// answered from there. Writing nothing, it holds however slow the store is.
+    fn named_with_version(&self, err: Error) -> Error {
+        match (err, self.after()) {
+            (Error::Unavailable { unknown_outcome_key: Some(key) }, Some(after)) if self.key.is_generated() => {
+                Error::Unavailable { unknown_outcome_key: Some(named_with_version(&key, after)) }
+            }
+            (err, _) => err,
         }
-        let claim = StoredOutcome { quiet_after: Some(after), ..self.key.reservation(self.ledger.clock.now_millis()) };
-        // The deadline less the margin has passed: the claim takes half the margin.
-        match crate::deadline::within(ANSWER_MARGIN / 2, self.ledger.store.reserve(&claim)).await {
-            Some(Ok(_)) => answer,
-            _ => Err(Error::unavailable()),
+    }
+
+    /// The oldest account version this key's change may have come after: of this request's
+    /// writes, or named with the key by the 503 of the request that generated it.
+    fn after(&self) -> Option<u64> {
+        match (self.sent_after, self.key.named_after()) {
+            (Some(sent), Some(named)) => Some(sent.min(named)),
+            (sent, named) => sent.or(named),
         }
     }
 
@@ -429,16 +426,9 @@ impl<T: Outcome, F: Fn(&Applied, i64) -> Result<T, Error>> Writer<'_, F> {
     /// be a quiet one (generated, and the version it would come after is known) and it moved
     /// out: only such a change keeps no idempotency record.
     async fn kept_in_entry(&self) -> Result<Option<Answer<T>>, Error> {
-        let after = match (self.sent_after, self.quiet_after) {
-            (Some(sent), Some(named)) => sent.min(named),
-            (sent, named) => match sent.or(named) {
-                Some(after) => after,
-                None => return Ok(None),
-            },
-        };
-        if !self.key.is_generated() {
+        let Some(after) = self.after().filter(|_| self.key.is_generated()) else {
             return Ok(None);
-        }
+        };
         let AccountRef { entity_id, user_id, .. } = self.account;
         let found = self.timed(self.ledger.store.keyed_entry(entity_id, user_id, &self.key.key, after)).await??;
         let Some(kept) = found else {
@@ -475,7 +465,6 @@ impl<T: Outcome, F: Fn(&Applied, i64) -> Result<T, Error>> Writer<'_, F> {
         match stored.filter(|stored| stored.expires_at > checked_at) {
             Some(stored) if stored.pending => {
                 self.pending(&stored)?;
-                self.quiet_after = self.quiet_after.or(stored.quiet_after);
                 self.kept_in_entry().await
             }
             Some(stored) => self.replay(&stored).map(Some),

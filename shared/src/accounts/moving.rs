@@ -300,7 +300,6 @@ fn moved(current: &Account, record: &JournalRecord, mut applied: Applied) -> Res
         expires_at: record.key_expires_at(),
         attempt: record.attempt.clone(),
         pending: false,
-        quiet_after: None,
     };
     let quiet = record.quiet && facts.applied.holds.is_empty() && facts.applied.purchased_tier.is_none();
     Ok(MovedRecord { applied: facts.applied, idem, quiet })

@@ -21,6 +21,29 @@ fn generated() -> String {
     format!("{GENERATED_PREFIX}{}", crate::ids::new_ordered_id())
 }
 
+/// Between a generated key and a version in the key a 503 names (`named_with_version`).
+const VERSION_MARK: char = '@';
+
+/// A generated key as a 503 names it when its change may have landed: with the account version
+/// that change came after. Such a change keeps its outcome on its entry (no idempotency record:
+/// `RecordKey::quiet`), found among the entries written after that version; a client sending
+/// the key back sends the version with it.
+pub fn named_with_version(key: &str, after: u64) -> String {
+    format!("{key}{VERSION_MARK}{after}")
+}
+
+/// A client's key, and the version it names if it is a generated key a 503 named
+/// (`named_with_version`).
+fn split_named(key: String) -> (String, Option<u64>) {
+    if is_generated(&key)
+        && let Some((base, version)) = key.rsplit_once(VERSION_MARK)
+        && let Ok(version) = version.parse()
+    {
+        return (base.to_owned(), Some(version));
+    }
+    (key, None)
+}
+
 /// The expiry of records kept forever (year 9999).
 const NEVER: i64 = 253_402_300_799_000;
 
@@ -37,6 +60,8 @@ pub struct IdempotencyKey {
     permanent: bool,
     /// Fresh for every request handled (see `StoredOutcome::attempt`).
     attempt: String,
+    /// For a generated key a 503 named, sent back: the version its change came after.
+    named_after: Option<u64>,
 }
 
 impl IdempotencyKey {
@@ -49,13 +74,16 @@ impl IdempotencyKey {
         body: &Value,
     ) -> Result<Self, Error> {
         let client_key = client_key(header, body)?;
+        let client_supplied = client_key.is_some();
+        let (key, named_after) = client_key.map_or_else(|| (generated(), None), split_named);
         Ok(Self {
             entity_id: entity_id.to_owned(),
-            client_supplied: client_key.is_some(),
-            key: client_key.unwrap_or_else(generated),
+            client_supplied,
+            key,
             fingerprint: fingerprint(request_line, body),
             permanent: false,
             attempt: new_attempt(),
+            named_after,
         })
     }
 
@@ -83,13 +111,16 @@ impl IdempotencyKey {
             check_key("idempotencyKey", key)?;
         }
         let key = own.map(str::to_owned).or_else(|| batch.client_supplied.then(|| format!("{}#{index}", batch.key)));
+        let client_supplied = key.is_some();
+        let (key, named_after) = key.map_or_else(|| (generated(), None), split_named);
         Ok(Self {
             entity_id: batch.entity_id.clone(),
-            client_supplied: key.is_some(),
-            key: key.unwrap_or_else(generated),
+            client_supplied,
+            key,
             fingerprint: fingerprint(request_line, body),
             permanent: false,
             attempt: new_attempt(),
+            named_after,
         })
     }
 
@@ -102,6 +133,7 @@ impl IdempotencyKey {
             fingerprint: fingerprint(purpose, &Value::Null),
             permanent: false,
             attempt: new_attempt(),
+            named_after: None,
         }
     }
 
@@ -115,6 +147,7 @@ impl IdempotencyKey {
             fingerprint: fingerprint(purpose, &Value::Null),
             permanent: true,
             attempt: new_attempt(),
+            named_after: None,
         }
     }
 
@@ -126,10 +159,9 @@ impl IdempotencyKey {
         is_generated(&self.key)
     }
 
-    /// When the key was generated (its id's instant), if it was.
-    pub fn generated_at(&self) -> Option<i64> {
-        let id = self.key.strip_prefix(GENERATED_PREFIX)?;
-        ulid::Ulid::from_string(id).ok().map(|ulid| ulid.timestamp_ms() as i64)
+    /// The version a 503 named with this (generated) key, sent back by the client.
+    pub fn named_after(&self) -> Option<u64> {
+        self.named_after
     }
 
     /// The client's key, if the client sent one (recorded on ledger entries).
@@ -168,7 +200,6 @@ impl IdempotencyKey {
             expires_at: self.expires_at(now),
             attempt: self.attempt.clone(),
             pending: false,
-            quiet_after: None,
         })
     }
 
@@ -182,7 +213,6 @@ impl IdempotencyKey {
             expires_at: self.expires_at(now),
             attempt: self.attempt.clone(),
             pending: true,
-            quiet_after: None,
         }
     }
 
@@ -326,6 +356,20 @@ mod tests {
 
     fn build(body: &Value, header: Option<&str>) -> Result<IdempotencyKey, Error> {
         IdempotencyKey::from_request(header.map(str::as_bytes), "e-1", "POST /x", body)
+    }
+
+    #[test]
+    fn a_generated_key_a_503_named_with_a_version_reads_back_as_the_key_and_the_version() {
+        let generated = build(&json!({}), None).unwrap();
+        assert!(generated.is_generated() && !generated.may_be_used());
+        let named = named_with_version(&generated.key, 41);
+        let sent_back = build(&json!({}), Some(&named)).unwrap();
+        assert_eq!((sent_back.key.as_str(), sent_back.named_after()), (generated.key.as_str(), Some(41)));
+        assert!(sent_back.may_be_used() && sent_back.is_same_request(&generated.fingerprint));
+        for (client, key) in [("order@41", "order@41"), ("#auto#x@y", "#auto#x@y"), ("#auto#x", "#auto#x")] {
+            let own = build(&json!({}), Some(client)).unwrap();
+            assert_eq!((own.key.as_str(), own.named_after()), (key, None), "{client}");
+        }
     }
 
     #[test]

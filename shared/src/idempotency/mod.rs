@@ -20,7 +20,7 @@ use std::future::Future;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-pub use key::{IdempotencyKey, hex, is_generated};
+pub use key::{IdempotencyKey, hex, is_generated, named_with_version};
 
 use crate::clock::Clock;
 use crate::error::Error;

@@ -64,10 +64,6 @@ pub struct StoredOutcome {
     /// A credit change's claim on the key, written before the change (no outcome yet): the
     /// key is the entity's, whichever account the change went to (`IdempotencyStore::reserve`).
     pub pending: bool,
-    /// A claim written for a quiet change whose request answered 503 naming its key: the
-    /// change, if made, was made after this account version, and its main entry keeps its
-    /// outcome (`KeyedEntry`).
-    pub quiet_after: Option<u64>,
 }
 
 /// How claiming a key for a credit change went.

@@ -57,9 +57,6 @@ fn item(record: &StoredOutcome) -> Item {
     if record.pending {
         item.insert("pending".to_owned(), AttributeValue::Bool(true));
     }
-    if let Some(version) = record.quiet_after {
-        item.insert(QUIET_AFTER.to_owned(), n(version));
-    }
     item
 }
 
@@ -75,12 +72,8 @@ pub fn from_item(item: Item) -> StoreResult<StoredOutcome> {
         expires_at: number("expiresAt").ok_or_else(corrupt)?,
         attempt: text("attempt").unwrap_or_default(),
         pending: item.get("pending").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false),
-        quiet_after: number(QUIET_AFTER).and_then(|version| u64::try_from(version).ok()),
     })
 }
-
-/// Where a claim keeps `StoredOutcome::quiet_after`.
-const QUIET_AFTER: &str = "quietAfter";
 
 /// What versions that stored wire responses find in `status`.
 const LEGACY_STATUS: i64 = 200;

@@ -511,12 +511,21 @@ impl<T: Outcome, F: Fn(&Applied, i64) -> Result<T, Error>> Writer<'_, F> {
         Ok(Answer { outcome, replayed: !self.key.is_own_attempt(attempt) })
     }
 
-    /// After the attempts ran out: whether the change landed after all, if the store says.
+    /// After the attempts ran out: whether the change landed after all, if the store says —
+    /// its key remembered, or (a generated key is forgotten as its record moves) its entry
+    /// keeping its outcome. A write whose answer was lost may still land: then the outcome
+    /// is unknown, and the answer names the key.
     async fn resolve(&mut self) -> Result<Answer<T>, Error> {
         let Ok(current) = self.load().await else {
             return Err(self.unknown_outcome());
         };
-        self.written(&current).await?.ok_or_else(Error::unavailable)
+        if let Some(answer) = self.written(&current).await? {
+            return Ok(answer);
+        }
+        if let Some(answer) = self.kept_in_entry().await? {
+            return Ok(answer);
+        }
+        Err(if self.unsure { self.unknown_outcome() } else { Error::unavailable() })
     }
 
     async fn load(&self) -> Result<Account, Error> {

@@ -314,17 +314,25 @@ async fn a_mover_whose_clock_is_behind_never_lets_a_key_apply_twice() {
     assert_eq!(app.assert_invariant(&entity.entity_id, "u-1").await.account.balance, 17, "K applied once");
 }
 
+/// An entity whose user `u-1` was granted 50 credits (under a client's key).
+async fn granted_fifty() -> (TestApp, EntityFixture) {
+    let app = TestApp::start().await;
+    let entity = app.entity(&[]).await;
+    let (key, slots) = (client_key(&entity.entity_id, "G", 50), AccountSlots::default());
+    let account = AccountRef::user(&entity.entity_id, "u-1");
+    grant(ledger(&store(&app), &app.clock, &slots), account, &key, 50).await.expect("G");
+    (app, entity)
+}
+
 /// A generated key is forgotten as its record moves out (only its own request can ask for
 /// it); that request, whose write landed but whose answer was lost and which retries only
 /// after the move, is refused by `autoForgotten`, finds its key's record and
 /// spends once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_generated_key_is_forgotten_as_it_moves_and_a_retry_after_a_lost_answer_spends_once() {
-    let app = TestApp::start().await;
-    let entity = app.entity(&[]).await;
+    let (app, entity) = granted_fifty().await;
     let (plain, slots) = (store(&app), AccountSlots::default());
     let account = AccountRef::user(&entity.entity_id, "u-1");
-    grant(ledger(&plain, &app.clock, &slots), account, &client_key(&entity.entity_id, "G", 50), 50).await.expect("G");
 
     let gate = Gate::default();
     let losing = FaultyStore::losing_an_answer(store(&app), gate.clone());
@@ -358,11 +366,9 @@ async fn a_generated_key_is_forgotten_as_it_moves_and_a_retry_after_a_lost_answe
 /// the change moved out, its key forgotten, gets the change from its entry, spent once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_503_names_a_generated_key_whose_change_is_found_in_its_entry_after_it_moved() {
-    let app = TestApp::start().await;
-    let entity = app.entity(&[]).await;
+    let (app, entity) = granted_fifty().await;
     let (plain, slots) = (store(&app), AccountSlots::default());
     let account = AccountRef::user(&entity.entity_id, "u-1");
-    grant(ledger(&plain, &app.clock, &slots), account, &client_key(&entity.entity_id, "G", 50), 50).await.expect("G");
     let body = json!({"credits": 7});
     let spend = Change { operation: Operation::Decrement { credits: 7 }, ..grant_change(0) };
     let key_for = |header: Option<&str>| {

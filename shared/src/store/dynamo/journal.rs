@@ -131,7 +131,7 @@ fn append_expression(append: &Append) -> StoreResult<Expression> {
 }
 
 /// Where a quiet change's main entry keeps its outcome (`MovedRecord::quiet`).
-const OUTCOME_KEY: &str = "outcomeKey";
+pub(super) const OUTCOME_KEY: &str = "outcomeKey";
 const OUTCOME_FINGERPRINT: &str = "outcomeFingerprint";
 const OUTCOME_ATTEMPT: &str = "outcomeAttempt";
 
@@ -146,7 +146,8 @@ fn keeping_outcome(mut put: Put, idem: &StoredOutcome) -> Put {
     put
 }
 
-fn keyed_entry(mut item: Item) -> StoreResult<KeyedEntry> {
+/// A quiet change's main entry as `LedgerStore::keyed_entry` reads it.
+pub(super) fn keyed_entry(mut item: Item) -> StoreResult<KeyedEntry> {
     let mut text = |name: &str| match item.remove(name) {
         Some(AttributeValue::S(text)) => Ok(text),
         _ => Err(StoreError::Internal(format!("keyed entry without {name}"))),
@@ -338,44 +339,6 @@ impl DynamoStore {
             }
         }
         Err(StoreError::Unavailable("journal records kept moving under us".into()))
-    }
-
-    /// The entry keeping the outcome of a quiet change (`MovedRecord::quiet`) among the
-    /// entries written after `after_version`, oldest first: few, as only the change's own
-    /// request, or a client it named the key to in a 503, asks.
-    pub(super) async fn find_keyed_entry(
-        &self,
-        entity_id: &str,
-        user_id: &str,
-        key: &str,
-        after_version: u64,
-    ) -> StoreResult<Option<KeyedEntry>> {
-        let from = keys::entry(entity_id, user_id, (after_version + 1, 0));
-        let mut start = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
-                .filter_expression(format!("{OUTCOME_KEY} = :key"))
-                .expression_attribute_values(":pk", s(&from.pk))
-                .expression_attribute_values(":from", s(&from.sk))
-                .expression_attribute_values(":to", s(format!("{}~", keys::ENTRY_PREFIX)))
-                .expression_attribute_values(":key", s(key))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(classify)?;
-            if let Some(item) = output.items.unwrap_or_default().into_iter().next() {
-                return keyed_entry(item).map(Some);
-            }
-            match output.last_evaluated_key {
-                Some(next) => start = Some(next),
-                None => return Ok(None),
-            }
-        }
     }
 
     /// A ledger entry's item, which must be new (an entry is written once, at its position).

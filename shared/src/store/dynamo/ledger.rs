@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 
-use super::{DynamoStore, Item, from_item, n, s};
+use super::{DynamoStore, Item, from_item, journal, n, s};
 use crate::domain::account::{Account, Entry, HoldRecord, SubscriptionUpdate, TierPurchases};
 use crate::domain::journal::Append;
 use crate::store::keys::{self, ENTRY_PREFIX, PURCHASES_PREFIX};
@@ -72,6 +72,8 @@ impl LedgerStore for DynamoStore {
         self.upgrade_account_item(account).await
     }
 
+    /// Oldest first: few, as only the change's own request, or a client it named the key to
+    /// in a 503, asks (`accounts`).
     async fn keyed_entry(
         &self,
         entity_id: &str,
@@ -79,7 +81,32 @@ impl LedgerStore for DynamoStore {
         key: &str,
         after_version: u64,
     ) -> StoreResult<Option<KeyedEntry>> {
-        self.find_keyed_entry(entity_id, user_id, key, after_version).await
+        let from = keys::entry(entity_id, user_id, (after_version + 1, 0));
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
+                .filter_expression(format!("{} = :key", journal::OUTCOME_KEY))
+                .expression_attribute_values(":pk", s(&from.pk))
+                .expression_attribute_values(":from", s(&from.sk))
+                .expression_attribute_values(":to", s(format!("{}~", keys::ENTRY_PREFIX)))
+                .expression_attribute_values(":key", s(key))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(super::classify)?;
+            if let Some(item) = output.items.unwrap_or_default().into_iter().next() {
+                return journal::keyed_entry(item).map(Some);
+            }
+            match output.last_evaluated_key {
+                Some(next) => start = Some(next),
+                None => return Ok(None),
+            }
+        }
     }
 
     async fn entries(

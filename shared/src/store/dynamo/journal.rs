@@ -153,10 +153,7 @@ pub(super) fn keyed_entry(mut item: Item) -> StoreResult<KeyedEntry> {
         _ => Err(StoreError::Internal(format!("keyed entry without {name}"))),
     };
     let (fingerprint, attempt) = (text(OUTCOME_FINGERPRINT)?, text(OUTCOME_ATTEMPT)?);
-    let position = item.get(keys::SK).and_then(|v| v.as_s().ok()).and_then(|sk| keys::entry_position(sk));
-    let mut entry: Entry = from_item(item)?;
-    entry.position = position.unwrap_or_default();
-    Ok(KeyedEntry { entry, fingerprint, attempt })
+    Ok(KeyedEntry { entry: super::ledger::entry_from_item(item)?, fingerprint, attempt })
 }
 
 /// What one action of a move writes: an entry or the idempotency record of the record at an

@@ -9,6 +9,14 @@ use crate::domain::journal::Append;
 use crate::store::keys::{self, ENTRY_PREFIX, PURCHASES_PREFIX};
 use crate::store::{Claim, EntryPage, KeyedEntry, LedgerStore, MovedRecord, StoreResult, Trim, Written};
 
+/// A ledger entry's item as the entry, its position read from its sort key.
+pub(super) fn entry_from_item(item: Item) -> StoreResult<Entry> {
+    let position = item.get(keys::SK).and_then(|v| v.as_s().ok()).and_then(|sk| keys::entry_position(sk));
+    let mut entry: Entry = from_item(item)?;
+    entry.position = position.unwrap_or_default();
+    Ok(entry)
+}
+
 impl DynamoStore {
     async fn query_partition(
         &self,
@@ -126,9 +134,7 @@ impl LedgerStore for DynamoStore {
                     return Ok((entries, last_sk));
                 }
                 last_sk = item.get(keys::SK).and_then(|v| v.as_s().ok()).cloned();
-                let mut entry: Entry = from_item(item)?;
-                entry.position = last_sk.as_deref().and_then(keys::entry_position).unwrap_or_default();
-                entries.push(entry);
+                entries.push(entry_from_item(item)?);
             }
             match next {
                 Some(next) if entries.len() < page.limit => start = Some(next),
